@@ -1,0 +1,652 @@
+// Scalar activation functions, shared by every kernel family.
+//
+// Every activation is `fn act_NAME(x: f32, p: vec4<f32>) -> f32`, where `p` holds the op's
+// parameters in the order the op table in src/op.rs declares them. Kernels call these
+// through a generated wrapper that passes a NaN input straight through (see `pass_nan`),
+// so no function here needs to care about NaN inputs.
+//
+// Why a math library of our own: WGSL's `exp` is only specified to 3 + 2|x| ULP (measured
+// 61 ULP on lavapipe), `tanh` to whatever `sinh/cosh` gives (3,901 ULP near 0 on lavapipe,
+// NaN from overflow on some GPUs), and there is no `expm1`, `log1p` or `erf` at all. So the
+// transcendentals below are computed from exactly split arguments and fitted polynomials
+// (tools/fit_coefficients.py regenerates and audits every coefficient), and give the same
+// bounds on every adapter. Nothing relies on WGSL's own transcendental builtins.
+//
+// Conventions: `*_parts` functions return (m, k) with the value m * 2^k, so callers can
+// multiply by a small factor before the final scaling and keep results that are normal
+// even when exp(x) alone would be subnormal. A pair (h, l) is an unevaluated sum h + l,
+// with |l| <= ulp(h) / 2; `l` carries the rounding error of an inner argument such as
+// beta * x or x * x, which exp would otherwise amplify in the tails.
+
+// ---------------------------------------------------------------------------------------
+// Bits and exact arithmetic
+
+// A 1.0 the compiler cannot see. Error-free transformations (TwoSum, Dekker's product, the
+// residual of a quotient) compute terms such as (a + b) - a that are mathematically
+// trivial, and shader compilers may simplify them away: naga emits no NoContraction
+// decorations, so Mesa's inexact algebraic rules (a - (a - b) -> b, (a / b) * b -> a)
+// apply, and measured on lavapipe they zeroed every compensation term. `keep(x)` multiplies
+// by this value, which each kernel entry point loads from its uniforms (where it is 1.0
+// at run time), so no such rule can match through it. Every kernel must set it first.
+var<private> opaque_one: f32;
+
+fn keep(x: f32) -> f32 {
+    return x * opaque_one;
+}
+
+fn is_nan_f32(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn is_inf_f32(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+}
+
+// |y| with the sign of x (also for x = -0.0).
+fn copy_sign(y: f32, x: f32) -> f32 {
+    return bitcast<f32>((bitcast<u32>(y) & 0x7fffffffu) | (bitcast<u32>(x) & 0x80000000u));
+}
+
+// 2^k for k in [-126, 127], built from its bits.
+fn pow2i(k: i32) -> f32 {
+    return bitcast<f32>(u32(k + 127) << 23u);
+}
+
+// m * 2^k for k in [-252, 254] in two exact steps, so that neither step overflows or
+// underflows on its own; only the final product rounds (to a subnormal, 0 or inf).
+fn scale2(m: f32, k: i32) -> f32 {
+    let k1 = k / 2;
+    return (m * pow2i(k1)) * pow2i(k - k1);
+}
+
+// Whether WGSL's `fma` rounds once on this adapter. The WGSL spec lets an implementation
+// compute fma(a, b, c) as a rounded a * b plus c (lavapipe does), which would silently
+// zero every error term below; the host probes the adapter once and sets this.
+override FUSED_FMA: bool = true;
+
+// a * b as an unevaluated pair (p, e) with p + e == a * b exactly: with a fused fma when
+// the adapter has one, else by Dekker's product of Veltkamp-split halves (12 + 12 bits),
+// which is exact with plain rounded multiplies. e is 0 where the split would overflow
+// (|a * b| > 1e30, far outside where any caller needs e).
+fn two_prod(a: f32, b: f32) -> vec2<f32> {
+    let p = a * b;
+    var e: f32;
+    if (FUSED_FMA) {
+        e = fma(a, b, -p);
+    } else {
+        let ca = keep(4097.0 * a);
+        let ah = ca - keep(ca - a);
+        let al = a - ah;
+        let cb = keep(4097.0 * b);
+        let bh = cb - keep(cb - b);
+        let bl = b - bh;
+        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+    }
+    return vec2<f32>(p, select(0.0, e, abs(p) < 1.0e30));
+}
+
+// a + b as an unevaluated pair, exactly (Knuth's TwoSum: no ordering needed).
+fn two_sum(a: f32, b: f32) -> vec2<f32> {
+    let s = keep(a + b);
+    let bb = keep(s - a);
+    return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+}
+
+// (num + nl) / (dh + dl), with one correction step: the residual of the quotient is
+// computed exactly (two_prod), so the result is within about half an ULP of the true one.
+fn div_pair(num: f32, nl: f32, dh: f32, dl: f32) -> f32 {
+    let q = keep(num / dh);
+    if (is_inf_f32(q)) {
+        return q;
+    }
+    let p = two_prod(q, dh);
+    let r = (((num - p.x) - p.y) + nl) - q * dl;
+    return q + r / dh;
+}
+
+// ---------------------------------------------------------------------------------------
+// Fitted polynomials: tools/fit_coefficients.py prints these, with their fit errors.
+
+// EXP_P: degree 5 on [-0.3466, 0.3466] in (v - 0.0), max rel err 9.13e-09 (2^-26.7)
+fn poly_exp_p(v: f32) -> f32 {
+    var p = 0.00019890988187398762;
+    p = fma(p, v, 0.001393364742398262);
+    p = fma(p, v, 0.00833331048488617);
+    p = fma(p, v, 0.04166646674275398);
+    p = fma(p, v, 0.1666666716337204);
+    p = fma(p, v, 0.5);
+    return p;
+}
+
+// LOG1P_L: degree 9 on [-0.21, 0.61] in (v - 0.0), max rel err 6.78e-08 (2^-23.8)
+fn poly_log1p_l(v: f32) -> f32 {
+    var p = -0.02008313126862049;
+    p = fma(p, v, 0.06226373091340065);
+    p = fma(p, v, -0.09646251797676086);
+    p = fma(p, v, 0.11301030218601227);
+    p = fma(p, v, -0.12560498714447021);
+    p = fma(p, v, 0.14284560084342957);
+    p = fma(p, v, -0.16664916276931763);
+    p = fma(p, v, 0.19999951124191284);
+    p = fma(p, v, -0.25000011920928955);
+    p = fma(p, v, 0.3333333432674408);
+    return p;
+}
+
+// TANH_T: degree 6 on [0.0, 0.390625] in (v - 0.0), max rel err 3.00e-08 (2^-25.0)
+fn poly_tanh_t(v: f32) -> f32 {
+    var p = -0.0008622168097645044;
+    p = fma(p, v, 0.003306247526779771);
+    p = fma(p, v, -0.008791004307568073);
+    p = fma(p, v, 0.021859895437955856);
+    p = fma(p, v, -0.053967639803886414);
+    p = fma(p, v, 0.13333332538604736);
+    p = fma(p, v, -0.3333333432674408);
+    return p;
+}
+
+// TANHSHRINK_Q: degree 9 on [0.0, 1.0] in (v - 0.0), max rel err 6.36e-08 (2^-23.9)
+fn poly_tanhshrink_q(v: f32) -> f32 {
+    var p = 6.667254638159648e-06;
+    p = fma(p, v, -4.978706419933587e-05);
+    p = fma(p, v, 0.0001936842454597354);
+    p = fma(p, v, -0.000561237393412739);
+    p = fma(p, v, 0.0014440477825701237);
+    p = fma(p, v, -0.0035891158040612936);
+    p = fma(p, v, 0.008862785995006561);
+    p = fma(p, v, -0.02186945453286171);
+    p = fma(p, v, 0.05396825447678566);
+    p = fma(p, v, -0.13333334028720856);
+    return p;
+}
+
+// ERF_E: degree 5 on [0.0, 0.12249999999999998] in (v - 0.0), max rel err 5.52e-08 (2^-24.1)
+fn poly_erf_e(v: f32) -> f32 {
+    var p = -0.0008117639226838946;
+    p = fma(p, v, 0.0052180965431034565);
+    p = fma(p, v, -0.026865798979997635);
+    p = fma(p, v, 0.11283790320158005);
+    p = fma(p, v, -0.37612637877464294);
+    p = fma(p, v, 1.128379225730896);
+    return p;
+}
+
+// ERFCX_NEAR: degree 14 on [0.35, 3.5] in (v - 1.925), max rel err 3.21e-08 (2^-24.9)
+fn poly_erfcx_near(v: f32) -> f32 {
+    var p = 5.720572104905841e-08;
+    p = fma(p, v, -2.2547301625763794e-07);
+    p = fma(p, v, 3.3844881386357883e-07);
+    p = fma(p, v, -1.1926567822229117e-06);
+    p = fma(p, v, 6.038672836439218e-06);
+    p = fma(p, v, -2.1074392861919478e-05);
+    p = fma(p, v, 6.77683565299958e-05);
+    p = fma(p, v, -0.00022084449301473796);
+    p = fma(p, v, 0.0006989843677729368);
+    p = fma(p, v, -0.00212197401560843);
+    p = fma(p, v, 0.006180431693792343);
+    p = fma(p, v, -0.01720098964869976);
+    p = fma(p, v, 0.04547303915023804);
+    p = fma(p, v, -0.11333726346492767);
+    p = fma(p, v, 0.26364725828170776);
+    return p;
+}
+
+// ERFCX_FAR: degree 9 on [0.0, 0.2857142857142857] in (v - 0.0), max rel err 8.71e-10 (2^-30.1)
+const ERFCX_FAR_C0_HI: f32 = 0.564189612865448;
+const ERFCX_FAR_C0_LO: f32 = -2.9365880394038868e-08;
+fn poly_erfcx_far_q(v: f32) -> f32 {
+    var p = -1.369034767150879;
+    p = fma(p, v, 0.4201977849006653);
+    p = fma(p, v, 1.6211514472961426);
+    p = fma(p, v, -1.4318128824234009);
+    p = fma(p, v, 0.049585480242967606);
+    p = fma(p, v, 0.419252872467041);
+    p = fma(p, v, 0.00017299913452006876);
+    p = fma(p, v, -0.2820986807346344);
+    p = fma(p, v, 3.371555834519313e-08);
+    return p;
+}
+
+// ---------------------------------------------------------------------------------------
+// exp and expm1
+
+const LOG2E: f32 = 1.4426950408889634;
+// ln 2 split so that k * LN2_HI is exact for |k| < 512 (LN2_HI has 15 significant bits)
+// and x - k * LN2_HI is exact by Sterbenz's lemma.
+const LN2_HI: f32 = 0.693145751953125;
+const LN2_LO: f32 = 1.428606765330187e-06;
+
+// exp(x) as (hi, lo, k) with exp(x) = (hi + lo) * 2^k, hi in [0.70, 1.42] and |lo| within
+// an ULP of hi: the mantissa is kept as an exact pair, because half an ULP of exp(x) can be
+// almost a whole ULP of a result in another binade (sigmoid, softplus). x is clamped to
+// [-104, 89], past which exp is 0 or inf in f32 anyway; the clamp maps +-inf there too.
+fn exp_parts(x_in: f32) -> vec3<f32> {
+    let x = clamp(x_in, -104.0, 89.0);
+    let k = round(x * LOG2E);
+    let hi = x - k * LN2_HI;
+    let lo = k * LN2_LO;
+    let r = keep(hi - lo);
+    let rl = (hi - r) - lo;
+    // exp(r + rl) = 1 + r + r^2 P(r) + rl (1 + r) + O(rl^2)
+    let q = r + fma(r * r, poly_exp_p(r), fma(rl, r, rl));
+    let m = keep(1.0 + q);
+    return vec3<f32>(m, (1.0 - m) + q, k);
+}
+
+fn exp_f32(x: f32) -> f32 {
+    let e = exp_parts(x);
+    return scale2(e.x, i32(e.z));
+}
+
+// exp(h + l) as parts, for a pair (h, l) with |l| << 1.
+fn exp_pair_parts(h: f32, l: f32) -> vec3<f32> {
+    let e = exp_parts(h);
+    return vec3<f32>(e.x, fma(e.x, l, e.y), e.z);
+}
+
+// exp(x) - 1 without cancellation near 0.
+fn expm1_f32(x_in: f32) -> f32 {
+    // Below -30, expm1 is -1 in f32; the clamp keeps 2^k normal.
+    let x = clamp(x_in, -30.0, 89.0);
+    if (abs(x) <= 0.34657) {
+        return fma(x * x, poly_exp_p(x), x);
+    }
+    let k = round(x * LOG2E);
+    let hi = x - k * LN2_HI;
+    let lo = k * LN2_LO;
+    let r = keep(hi - lo);
+    let rl = (hi - r) - lo;
+    // q = expm1(r + rl), |r| <= ln2/2
+    let q = r + fma(r * r, poly_exp_p(r), fma(rl, r, rl));
+    if (k > 60.0) {
+        return scale2(1.0 + q, i32(k));
+    }
+    // expm1(x) = (2^k - 1) + 2^k q; 2^k - 1 is exact for -24 <= k <= 24.
+    let t = pow2i(i32(k));
+    return (t - 1.0) + t * q;
+}
+
+// ---------------------------------------------------------------------------------------
+// log1p on [0, 1], the only range the activations need (log1p(exp(-|h|))).
+
+const LN2_F32_HI: f32 = 0.6931471824645996;
+const LN2_F32_LO: f32 = -1.9046542121259336e-09;
+
+// log1p(f) for f in [-0.21, 0.61]
+fn log1p_core(f: f32) -> f32 {
+    return fma(f * f, fma(f, poly_log1p_l(f), -0.5), f);
+}
+
+// log1p(e) for e in [0, 1]
+fn log1p_unit(e: f32) -> f32 {
+    if (e <= 0.6) {
+        return log1p_core(e);
+    }
+    // 1 + e = 2 (1 + f) with f = (e - 1) / 2 exact, f in (-0.2, 0]
+    let f = (e - 1.0) * 0.5;
+    return LN2_F32_HI + (log1p_core(f) + LN2_F32_LO);
+}
+
+// softplus(h + l) / beta = log1p(exp(h + l)) / beta, finite everywhere, no cancellation.
+fn softplus_pair_div(h: f32, l: f32, beta: f32) -> f32 {
+    if (h > 0.0) {
+        // h + log1p(exp(-h)): the low part of exp and the l term (weight sigmoid(h))
+        // both enter through d log1p(e) = de / (1 + e).
+        let parts = exp_parts(-h);
+        let e = scale2(parts.x, i32(parts.z));
+        let el = scale2(parts.y, i32(parts.z));
+        let tail = log1p_unit(e) + (el + l) / (1.0 + e);
+        return (h + tail) / beta;
+    }
+    if (h < -20.0) {
+        // log1p(e) rounds to e; scale last so a normal result survives a subnormal exp.
+        let e = exp_pair_parts(h, l);
+        return scale2((e.x + e.y) / beta, i32(e.z));
+    }
+    // log1p(e + el) = log1p(e) + el / (1 + e)
+    let parts = exp_pair_parts(h, l);
+    let e = scale2(parts.x, i32(parts.z));
+    let el = scale2(parts.y, i32(parts.z));
+    return (log1p_unit(e) + el / (1.0 + e)) / beta;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sigmoid family
+
+// x * sigmoid(h + l), finite everywhere: sigmoid(z) = 1 / (1 + e^-z) for z >= 0 and
+// e^z / (1 + e^z) for z < 0, with e, 1 + e and x * e each kept as an exact pair, so the
+// result rounds about once.
+fn mul_sigmoid_pair(x: f32, h: f32, l: f32) -> f32 {
+    if (h < -20.0) {
+        if (h < -200.0) {
+            // |x| e^h < 3.4e38 * 1.4e-87: zero, also for x = -inf (the limit is 0).
+            return copy_sign(0.0, x);
+        }
+        // 1 + e^h rounds to 1: the result is x e^h, scaled last.
+        let e = exp_pair_parts(h, l);
+        return scale2(x * (e.x + e.y), i32(e.z));
+    }
+    let neg = h < 0.0;
+    let parts = exp_pair_parts(-abs(h), select(-l, l, neg));
+    let e = scale2(parts.x, i32(parts.z));
+    let el = scale2(parts.y, i32(parts.z));
+    let d = two_sum(1.0, e);
+    let xe = two_prod(x, e);
+    let num = select(x, xe.x, neg);
+    let num_lo = select(0.0, fma(x, el, xe.y), neg);
+    return div_pair(num, num_lo, d.x, d.y + el);
+}
+
+fn scale2_parts(e: vec3<f32>) -> f32 {
+    return scale2(e.x + e.y, i32(e.z));
+}
+
+// tanh(|x|) for |x| >= 0.625: 1 - 2 / (expm1(2|x|) + 2)
+fn tanh_far(a: f32) -> f32 {
+    let d = two_sum(expm1_f32(2.0 * a), 2.0);
+    return 1.0 - div_pair(2.0, 0.0, d.x, d.y);
+}
+
+fn tanh_f32(x: f32) -> f32 {
+    let a = abs(x);
+    if (a < 0.625) {
+        return fma(x * (x * x), poly_tanh_t(x * x), x);
+    }
+    if (a > 9.5) {
+        return copy_sign(1.0, x);
+    }
+    return copy_sign(tanh_far(a), x);
+}
+
+// ---------------------------------------------------------------------------------------
+// erf / erfc, for GELU
+
+// erfcx(a) = exp(a^2) erfc(a) for a >= 0.35
+fn erfcx_f32(a: f32) -> f32 {
+    if (a <= 3.5) {
+        return poly_erfcx_near(a - 1.925);
+    }
+    let w = 1.0 / a;
+    return (ERFCX_FAR_C0_HI + fma(w, poly_erfcx_far_q(w), ERFCX_FAR_C0_LO)) / a;
+}
+
+const FRAC_1_SQRT_2_HI: f32 = 0.7071067690849304;
+const FRAC_1_SQRT_2_LO: f32 = 1.2101617485882343e-08;
+const FRAC_2_SQRT_PI: f32 = 1.1283791670955126;
+
+// x Phi(x) = x/2 erfc(-x / sqrt 2)
+fn gelu_erf(x: f32) -> f32 {
+    // t = x / sqrt(2) as a pair (th, tl)
+    let p = two_prod(x, FRAC_1_SQRT_2_HI);
+    let th = p.x;
+    let tl = fma(x, FRAC_1_SQRT_2_LO, p.y);
+    let a = abs(th);
+    if (a < 0.35) {
+        // 1 + erf(t) is in [0.62, 1.38]: no cancellation.
+        let erf_t = th * poly_erf_e(th * th);
+        return 0.5 * x + 0.5 * x * erf_t;
+    }
+    if (a > 15.0) {
+        // erfc(15) ~ 1e-99: the result is x or -0.
+        return select(x, -0.0, x < 0.0);
+    }
+    // erfc(a + al) = exp(-(a + al)^2) erfcx(a + al), with (a + al)^2 = a^2 + 2 a al
+    let al = select(tl, -tl, th < 0.0);
+    let sq = two_prod(a, a);
+    let sl = fma(2.0 * a, al, sq.y);
+    let f0 = erfcx_f32(a);
+    // d/da erfcx(a) = 2 a erfcx(a) - 2/sqrt(pi)
+    let f = fma(al, fma(2.0 * a, f0, -FRAC_2_SQRT_PI), f0);
+    let e = exp_pair_parts(-sq.x, -sl);
+    let ef = fma(e.x, f, e.y * f);
+    if (x < 0.0) {
+        return scale2(0.5 * x * ef, i32(e.z));
+    }
+    let half_erfc = scale2(0.5 * ef, i32(e.z));
+    return x - x * half_erfc;
+}
+
+const SQRT_8_OVER_PI_HI: f32 = 1.5957691669464111;
+const SQRT_8_OVER_PI_LO: f32 = -4.534068054340423e-08;
+const GELU_TANH_C3_HI: f32 = 0.07135481387376785;
+const GELU_TANH_C3_LO: f32 = 2.3988324659995897e-09;
+
+// x/2 (1 + tanh(u)) = x sigmoid(2u), 2u = x (sqrt(8/pi) + sqrt(8/pi) 0.044715 x^2)
+fn gelu_tanh(x: f32) -> f32 {
+    let a = abs(x);
+    if (a > 100.0) {
+        // |2u| > 7e4: sigmoid is 0 (or 1) far beyond f32's range.
+        return select(x, -0.0, x < 0.0);
+    }
+    // v = x (c1 + c3 x^2) in pair arithmetic: the constants and x^2 each carry a low part,
+    // because exp(v) turns an error of e in v into a relative error of e in the result.
+    let sq = two_prod(x, x);
+    let c = two_prod(GELU_TANH_C3_HI, sq.x);
+    let cl = fma(GELU_TANH_C3_HI, sq.y, fma(GELU_TANH_C3_LO, sq.x, c.y));
+    let s = two_sum(SQRT_8_OVER_PI_HI, c.x);
+    let sl = s.y + (cl + SQRT_8_OVER_PI_LO);
+    let v = two_prod(x, s.x);
+    let vl = fma(x, sl, v.y);
+    return mul_sigmoid_pair(x, v.x, vl);
+}
+
+// ---------------------------------------------------------------------------------------
+// The activations. `p` holds parameters in the op table's order.
+
+fn act_identity(x: f32, p: vec4<f32>) -> f32 {
+    return x;
+}
+
+fn act_binary_step(x: f32, p: vec4<f32>) -> f32 {
+    return select(0.0, 1.0, x >= 0.0);
+}
+
+fn act_sigmoid(x: f32, p: vec4<f32>) -> f32 {
+    return mul_sigmoid_pair(1.0, x, 0.0);
+}
+
+fn act_tanh(x: f32, p: vec4<f32>) -> f32 {
+    return tanh_f32(x);
+}
+
+fn act_relu(x: f32, p: vec4<f32>) -> f32 {
+    return select(x, 0.0, x < 0.0);
+}
+
+// clamp that keeps NaN (WGSL's clamp may drop it) and is exact.
+fn clamp_keep(x: f32, lo: f32, hi: f32) -> f32 {
+    return select(select(x, lo, x < lo), hi, x > hi);
+}
+
+fn act_relu6(x: f32, p: vec4<f32>) -> f32 {
+    return clamp_keep(x, 0.0, 6.0);
+}
+
+fn act_leaky_relu(x: f32, p: vec4<f32>) -> f32 {
+    return select(x * p.x, x, x > 0.0);
+}
+
+fn act_elu(x: f32, p: vec4<f32>) -> f32 {
+    return select(p.x * expm1_f32(x), x, x > 0.0);
+}
+
+// SELU's scale and scale * alpha, each as a pair so the product rounds once.
+const SELU_SCALE_HI: f32 = 1.0507010221481323;
+const SELU_SCALE_LO: f32 = -3.479265231476347e-08;
+const SELU_SCALE_ALPHA_HI: f32 = 1.7580993175506592;
+const SELU_SCALE_ALPHA_LO: f32 = 2.3296717444054593e-08;
+
+fn act_selu(x: f32, p: vec4<f32>) -> f32 {
+    // (c_hi + c_lo) * v with the product c_hi * v kept exact: one rounding at the end.
+    let v = select(expm1_f32(x), x, x > 0.0);
+    if (is_inf_f32(v)) {
+        return v;
+    }
+    let hi = select(SELU_SCALE_ALPHA_HI, SELU_SCALE_HI, x > 0.0);
+    let lo = select(SELU_SCALE_ALPHA_LO, SELU_SCALE_LO, x > 0.0);
+    let prod = two_prod(hi, v);
+    return prod.x + fma(lo, v, prod.y);
+}
+
+fn act_celu(x: f32, p: vec4<f32>) -> f32 {
+    if (x > 0.0) {
+        return x;
+    }
+    let alpha = p.x;
+    // u = x / alpha as a pair (u, ul): the remainder x - u alpha is exact.
+    let u = keep(x / alpha);
+    let ua = two_prod(u, alpha);
+    let ul = select(0.0, ((x - ua.x) - ua.y) / alpha, u > -30.0);
+    let m = expm1_f32(u);
+    // expm1(u + ul) = expm1(u) + ul exp(u)
+    return alpha * fma(ul, m + 1.0, m);
+}
+
+fn act_gelu(x: f32, p: vec4<f32>) -> f32 {
+    return gelu_erf(x);
+}
+
+fn act_gelu_tanh(x: f32, p: vec4<f32>) -> f32 {
+    return gelu_tanh(x);
+}
+
+fn act_silu(x: f32, p: vec4<f32>) -> f32 {
+    return mul_sigmoid_pair(x, x, 0.0);
+}
+
+fn act_swish(x: f32, p: vec4<f32>) -> f32 {
+    let h = two_prod(p.x, x);
+    if (is_inf_f32(h.x)) {
+        return mul_sigmoid_pair(x, h.x, 0.0);
+    }
+    return mul_sigmoid_pair(x, h.x, h.y);
+}
+
+fn act_mish(x: f32, p: vec4<f32>) -> f32 {
+    // tanh(softplus(x)) = (1 + 2e) / (1 + 2e + 2e^2) with e = exp(-x), for x >= 0,
+    //                   = n / (n + 2) with n = e (e + 2), e = exp(x), for x < 0.
+    if (x > 15.0) {
+        // 2e^2 / (1 + 2e + 2e^2) < 2^-40: tanh(softplus(x)) rounds to 1.
+        return x;
+    }
+    if (x >= 0.0) {
+        let e = exp_f32(-x);
+        let ee = 2.0 * e * e;
+        let d = two_sum(1.0, 2.0 * e);
+        let dd = two_sum(d.x, ee);
+        return x - x * div_pair(ee, 0.0, dd.x, dd.y + d.y);
+    }
+    if (x < -20.0) {
+        // n / (n + 2) rounds to e: the result is x e^x, scaled last (0 below -200,
+        // also for x = -inf, whose limit is 0).
+        if (x < -200.0) {
+            return -0.0;
+        }
+        let e = exp_parts(x);
+        return scale2(x * (e.x + e.y), i32(e.z));
+    }
+    let e = exp_f32(x);
+    let n = e * (e + 2.0);
+    let d = two_sum(n, 2.0);
+    return div_pair(x * n, 0.0, d.x, d.y);
+}
+
+fn act_softplus(x: f32, p: vec4<f32>) -> f32 {
+    let beta = p.x;
+    let h = two_prod(beta, x);
+    // PyTorch's linear region: beta * x (rounded to f32) > threshold
+    if (h.x > p.y) {
+        return x;
+    }
+    if (is_inf_f32(h.x)) {
+        return softplus_pair_div(h.x, 0.0, beta);
+    }
+    return softplus_pair_div(h.x, h.y, beta);
+}
+
+fn act_softsign(x: f32, p: vec4<f32>) -> f32 {
+    if (is_inf_f32(x)) {
+        return copy_sign(1.0, x);
+    }
+    return x / (1.0 + abs(x));
+}
+
+fn act_hardsigmoid(x: f32, p: vec4<f32>) -> f32 {
+    return clamp_keep((x + 3.0) / 6.0, 0.0, 1.0);
+}
+
+fn act_hardswish(x: f32, p: vec4<f32>) -> f32 {
+    if (x <= -3.0) {
+        return 0.0;
+    }
+    if (x >= 3.0) {
+        return x;
+    }
+    return x * (x + 3.0) / 6.0;
+}
+
+fn act_hardtanh(x: f32, p: vec4<f32>) -> f32 {
+    return clamp_keep(x, p.x, p.y);
+}
+
+fn act_logsigmoid(x: f32, p: vec4<f32>) -> f32 {
+    return -softplus_pair_div(-x, 0.0, 1.0);
+}
+
+const THIRD_HI: f32 = 0.3333333432674408;
+const THIRD_LO: f32 = -9.934107481068821e-09;
+
+fn act_tanhshrink(x: f32, p: vec4<f32>) -> f32 {
+    let a = abs(x);
+    if (a < 1.0) {
+        // x^3 (1/3 + s Q(s)), s = x^2, with x^3 and 1/3 each carried as a pair, so the
+        // result rounds about once (tanh itself would cancel here).
+        let s = two_prod(x, x);
+        let c = two_prod(x, s.x);
+        let cl = fma(x, s.y, c.y);
+        let t = two_prod(c.x, THIRD_HI);
+        let rest = fma(s.x, poly_tanhshrink_q(s.x), THIRD_LO);
+        return t.x + (t.y + fma(cl, THIRD_HI, c.x * rest));
+    }
+    if (a > 9.5) {
+        return copy_sign(a - 1.0, x);
+    }
+    // |x| - tanh|x| = (|x| - 1) + 2 / (expm1(2|x|) + 2), |x| - 1 exact for |x| < 2^24
+    let d = two_sum(expm1_f32(2.0 * a), 2.0);
+    return copy_sign((a - 1.0) + div_pair(2.0, 0.0, d.x, d.y), x);
+}
+
+fn act_softshrink(x: f32, p: vec4<f32>) -> f32 {
+    let l = p.x;
+    return select(select(0.0, x + l, x < -l), x - l, x > l);
+}
+
+fn act_hardshrink(x: f32, p: vec4<f32>) -> f32 {
+    let l = p.x;
+    return select(x, 0.0, x >= -l && x <= l);
+}
+
+fn act_threshold(x: f32, p: vec4<f32>) -> f32 {
+    return select(p.y, x, x > p.x);
+}
+
+fn act_gaussian(x: f32, p: vec4<f32>) -> f32 {
+    if (abs(x) > 10.5) {
+        // exp(-110) is below f32's smallest subnormal.
+        return 0.0;
+    }
+    let sq = two_prod(x, x);
+    return scale2_parts(exp_pair_parts(-sq.x, -sq.y));
+}
+
+fn act_rrelu(x: f32, p: vec4<f32>) -> f32 {
+    // Evaluation mode: a fixed slope (lower + upper) / 2; the halving is exact.
+    let slope = (p.x + p.y) * 0.5;
+    return select(x * slope, x, x > 0.0);
+}
+
+// NaN in, NaN out, whatever the function does: tested by bits, because WGSL allows a
+// compiler to fold `x != x` away.
+fn pass_nan(x: f32, y: f32) -> f32 {
+    return select(y, x, is_nan_f32(x));
+}

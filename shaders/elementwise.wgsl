@@ -1,0 +1,56 @@
+// Elementwise kernel: dst[out_offset + i] = ACT(src[in_offset + i]) for i in [0, n).
+//
+// Bindings: 0 = input (read-only storage), 1 = output (read-write storage), 2 = uniforms.
+// The host prepends activations.wgsl and replaces ACT with the op's `act_*` function.
+// When input and output are the same buffer, the host builds the "shared" variant of this
+// module, in which the input is read through binding 1 (one buffer may not be bound both
+// read-only and writable in one dispatch).
+//
+// Two entry points share the bindings:
+// - `main_vec4` covers whole vec4s [0, n / 4); used when both offsets are multiples of 4
+//   elements, it moves 16 bytes per load and store.
+// - `main_scalar` covers [scalar_start, n): the 0-3 element tail after main_vec4, or the
+//   whole range when an offset is not a multiple of 4 elements.
+// Both loop with a grid stride, so any n runs within the adapter's workgroup-count limit.
+
+struct Params {
+    n: u32,             // elements in this chunk
+    in_offset: u32,     // element offset of the chunk in the input binding
+    out_offset: u32,    // element offset of the chunk in the output binding
+    scalar_start: u32,  // first element main_scalar handles
+    p: vec4<f32>,       // the op's parameters, in the op table's order
+}
+
+@group(0) @binding(0) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> src1: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dst1: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+fn apply(x: f32) -> f32 {
+    return pass_nan(x, ACT(x, params.p));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(min(params.n, 1u)); // 1.0: n > 0 whenever the host dispatches
+    let stride = groups.x * WORKGROUP_SIZE;
+    let n4 = params.n / 4u;
+    let in4 = params.in_offset / 4u;
+    let out4 = params.out_offset / 4u;
+    for (var i = gid.x; i < n4; i += stride) {
+        let x = SRC4[in4 + i];
+        dst4[out4 + i] = vec4<f32>(apply(x.x), apply(x.y), apply(x.z), apply(x.w));
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main_scalar(@builtin(global_invocation_id) gid: vec3<u32>,
+               @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(min(params.n, 1u)); // 1.0: n > 0 whenever the host dispatches
+    let stride = groups.x * WORKGROUP_SIZE;
+    for (var i = params.scalar_start + gid.x; i < params.n; i += stride) {
+        dst1[params.out_offset + i] = apply(SRC1[params.in_offset + i]);
+    }
+}

@@ -1,0 +1,143 @@
+//! Measuring a GPU result against the CPU reference, in ULPs.
+//!
+//! The policy, applied per element:
+//! - a NaN reference needs a NaN result, and a NaN result needs a NaN reference;
+//! - where the reference is a normal float (or infinite), the error is the distance in
+//!   ULPs between the result and the correctly rounded reference (+0 and -0 are equal);
+//! - where the reference is subnormal or zero, WGSL lets an adapter flush subnormals, so
+//!   any result within one smallest normal (2^-126) of it counts as 0 ULP;
+//! - a subnormal *input* may likewise be flushed to zero before the op sees it, so the
+//!   result is also accepted when it matches the op at +-0.
+//!
+//! ```
+//! use wgpu_activations::{accuracy, cpu, Activation};
+//! let sigmoid: Activation = "sigmoid".parse().unwrap();
+//! let x = [0.5f32, -3.0];
+//! let y = cpu::reference(&sigmoid, &x);
+//! let report = accuracy::compare(&sigmoid, &x, &y);
+//! assert_eq!(report.max_ulp, 0);
+//! ```
+
+use crate::{cpu, Activation};
+
+/// The distance between two finite-or-infinite f32 values in units in the last place:
+/// how many representable floats lie between them (+0 and -0 are the same point).
+pub fn ulp_distance(a: f32, b: f32) -> u64 {
+    fn ordered(x: f32) -> i64 {
+        let bits = x.to_bits() as i32;
+        i64::from(if bits < 0 { i32::MIN - bits } else { bits })
+    }
+    ordered(a).abs_diff(ordered(b))
+}
+
+/// The worst element of a comparison.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Largest error in ULPs (`u64::MAX` for a NaN mismatch).
+    pub max_ulp: u64,
+    /// The input where it occurred.
+    pub worst_input: f32,
+    /// The result there.
+    pub worst_output: f32,
+    /// The correctly rounded reference there.
+    pub worst_expected: f32,
+    /// Elements compared.
+    pub count: usize,
+}
+
+/// The error of one result element against the reference, under the module's policy.
+pub fn element_error(activation: &Activation, x: f32, y: f32) -> u64 {
+    let expected = cpu::reference_f64(activation, x) as f32;
+    let err = error_against(expected, y);
+    if err > 0 && x != 0.0 && x.abs() < f32::MIN_POSITIVE {
+        let flushed = cpu::reference_f64(activation, 0.0f32.copysign(x)) as f32;
+        return err.min(error_against(flushed, y));
+    }
+    err
+}
+
+fn error_against(expected: f32, y: f32) -> u64 {
+    match (expected.is_nan(), y.is_nan()) {
+        (true, true) => 0,
+        (true, false) | (false, true) => u64::MAX,
+        (false, false) => {
+            if expected.abs() < f32::MIN_POSITIVE && (y - expected).abs() <= f32::MIN_POSITIVE {
+                0
+            } else {
+                ulp_distance(expected, y)
+            }
+        }
+    }
+}
+
+/// Compares `output` (the GPU's) with the reference for `input`, element by element.
+pub fn compare(activation: &Activation, input: &[f32], output: &[f32]) -> Report {
+    let mut report = Report {
+        count: input.len().min(output.len()),
+        ..Report::default()
+    };
+    for (&x, &y) in input.iter().zip(output) {
+        let err = element_error(activation, x, y);
+        if err > report.max_ulp {
+            report.max_ulp = err;
+            report.worst_input = x;
+            report.worst_output = y;
+            report.worst_expected = cpu::reference_f64(activation, x) as f32;
+        }
+    }
+    report
+}
+
+/// Inputs that cover the whole f32 range: every `stride`-th bit pattern of each sign
+/// (so every binade gets the same share), a dense grid on [-20, 20] where most
+/// activations change shape, and the extremal values.
+pub fn sweep_inputs(stride: u32, grid_step: f32) -> Vec<f32> {
+    let mut v = Vec::new();
+    let mut bits = 0u32;
+    while bits < 0x7f80_0000 {
+        v.push(f32::from_bits(bits));
+        v.push(-f32::from_bits(bits));
+        bits += stride;
+    }
+    let steps = (40.0 / grid_step) as i64;
+    v.extend((0..=steps).map(|i| -20.0 + i as f32 * grid_step));
+    v.extend_from_slice(&extremal_inputs());
+    v
+}
+
+/// The values where activations break: signed zeros, infinities, NaN, the ends of the
+/// range, subnormals, where exp overflows and underflows, and big and tiny arguments.
+pub fn extremal_inputs() -> Vec<f32> {
+    let mut v = vec![
+        f32::NAN,
+        f32::INFINITY,
+        f32::MAX,
+        3.4e38,
+        1.0e30,
+        1.0e4,
+        1.0e3,
+        103.97,
+        100.0,
+        88.8,
+        88.72284,
+        88.7,
+        87.3,
+        20.0,
+        9.01,
+        9.0,
+        3.0,
+        1.0,
+        0.5,
+        1.0e-3,
+        1.0e-8,
+        1.0e-20,
+        1.0e-37,
+        f32::MIN_POSITIVE,
+        1.0e-40,
+        1.0e-45,
+        0.0,
+    ];
+    let negated: Vec<f32> = v.iter().map(|x| -x).collect();
+    v.extend(negated);
+    v
+}

@@ -1,0 +1,339 @@
+//! [`Activation`]: an op with its parameter values, and the spec grammar that names one.
+//!
+//! Grammar: `NAME` or `NAME(KEY=VALUE, ...)`, values are numbers or bare words. Parsing is
+//! [`FromStr`], printing is [`Display`], and the two round-trip.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::op::{Op, MAX_PARAMS};
+use crate::{Error, Result};
+
+/// Other names users know, mapped to the table's name (Keras and TF spellings).
+const ALIASES: &[(&str, &str)] = &[
+    ("linear", "identity"),
+    ("heaviside", "binary_step"),
+    ("hard_sigmoid", "hardsigmoid"),
+    ("hard_swish", "hardswish"),
+    ("log_sigmoid", "logsigmoid"),
+];
+
+/// An op and its parameters, ready to run.
+///
+/// ```
+/// use wgpu_activations::{Activation, Op};
+/// let a: Activation = "leaky_relu(negative_slope=0.2)".parse().unwrap();
+/// assert_eq!(a.op(), Op::LeakyRelu);
+/// assert_eq!(a.param("negative_slope"), Some(0.2));
+/// assert_eq!(a.to_string(), "leaky_relu(negative_slope=0.2)");
+/// assert_eq!(Activation::new(Op::Elu).unwrap().to_string(), "elu");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Activation {
+    op: Op,
+    params: [f32; MAX_PARAMS],
+}
+
+impl Activation {
+    /// The op with its default parameters; an error if it has a required one
+    /// (`threshold`), which [`Activation::with`] or a spec string must give.
+    pub fn new(op: Op) -> Result<Self> {
+        let info = op.info();
+        let mut params = [0.0; MAX_PARAMS];
+        for (slot, param) in params.iter_mut().zip(info.params) {
+            *slot = param.default.ok_or_else(|| Error::Spec {
+                spec: info.name.to_string(),
+                reason: format!("`{}` is required", param.name),
+            })?;
+        }
+        Ok(Activation { op, params })
+    }
+
+    /// Builds from an op and all its parameter values in table order, validating them.
+    pub fn from_params(op: Op, values: &[f32]) -> Result<Self> {
+        let info = op.info();
+        if values.len() != info.params.len() {
+            return Err(Error::Spec {
+                spec: info.name.to_string(),
+                reason: format!(
+                    "expects {} parameter(s) ({}), got {}",
+                    info.params.len(),
+                    param_names(op),
+                    values.len()
+                ),
+            });
+        }
+        let mut params = [0.0; MAX_PARAMS];
+        params[..values.len()].copy_from_slice(values);
+        let a = Activation { op, params };
+        a.validate()?;
+        Ok(a)
+    }
+
+    /// The same activation with one parameter changed.
+    pub fn with(self, name: &str, value: f32) -> Result<Self> {
+        let info = self.op.info();
+        let index = info
+            .params
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| Error::Spec {
+                spec: self.to_string(),
+                reason: unknown_key(self.op, name),
+            })?;
+        let mut a = self;
+        a.params[index] = value;
+        a.validate()?;
+        Ok(a)
+    }
+
+    /// The op.
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The parameter values, in the op table's order.
+    pub fn params(&self) -> &[f32] {
+        &self.params[..self.op.info().params.len()]
+    }
+
+    /// The four parameter slots as the shader receives them (unused ones are 0).
+    pub fn param_slots(&self) -> [f32; MAX_PARAMS] {
+        self.params
+    }
+
+    /// One parameter by its PyTorch name.
+    pub fn param(&self, name: &str) -> Option<f32> {
+        let info = self.op.info();
+        let i = info.params.iter().position(|p| p.name == name)?;
+        Some(self.params[i])
+    }
+
+    /// Whether every parameter has its default value (the ULP bound can depend on it).
+    pub fn has_default_params(&self) -> bool {
+        self.op
+            .info()
+            .params
+            .iter()
+            .zip(self.params())
+            .all(|(p, &v)| p.default == Some(v))
+    }
+
+    fn validate(&self) -> Result<()> {
+        let info = self.op.info();
+        for (p, v) in info.params.iter().zip(self.params()) {
+            if !v.is_finite() {
+                return Err(Error::Spec {
+                    spec: self.to_string(),
+                    reason: format!("`{}` must be finite, got {v}", p.name),
+                });
+            }
+        }
+        (info.check)(self.params()).map_err(|reason| Error::Spec {
+            spec: self.to_string(),
+            reason,
+        })
+    }
+}
+
+fn param_names(op: Op) -> String {
+    let names: Vec<_> = op.info().params.iter().map(|p| p.name).collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn unknown_key(op: Op, key: &str) -> String {
+    let info = op.info();
+    let mut keys: Vec<&str> = info.params.iter().map(|p| p.name).collect();
+    if let Some((k, _)) = info.variant {
+        keys.push(k);
+    }
+    if keys.is_empty() {
+        format!("`{}` takes no parameters, got `{key}`", info.name)
+    } else {
+        format!(
+            "`{}` has no parameter `{key}`; it takes {}",
+            info.name,
+            keys.join(", ")
+        )
+    }
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let info = self.op.info();
+        let mut parts = Vec::new();
+        // The word selector is printed only when it is not the name's first (default) row.
+        if let Some((key, word)) = info.variant {
+            let first = Op::ALL.iter().find(|o| o.name() == info.name);
+            if first != Some(&self.op) {
+                parts.push(format!("{key}={word}"));
+            }
+        }
+        for (p, v) in info.params.iter().zip(self.params()) {
+            if p.default != Some(*v) {
+                parts.push(format!("{}={v}", p.name));
+            }
+        }
+        if parts.is_empty() {
+            write!(f, "{}", info.name)
+        } else {
+            write!(f, "{}({})", info.name, parts.join(", "))
+        }
+    }
+}
+
+impl FromStr for Activation {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<Self> {
+        let err = |reason: String| Error::Spec {
+            spec: spec.to_string(),
+            reason,
+        };
+        let text = spec.trim();
+        let (name, args) = match text.find('(') {
+            None => (text, None),
+            Some(open) => {
+                let inner = text[open + 1..]
+                    .strip_suffix(')')
+                    .ok_or_else(|| err("expected `)` at the end".into()))?;
+                if inner.contains(['(', ')']) {
+                    return Err(err("unbalanced parentheses".into()));
+                }
+                (text[..open].trim(), Some(inner))
+            }
+        };
+        if name.is_empty() {
+            return Err(err(
+                "empty name; expected e.g. `relu` or `leaky_relu(negative_slope=0.2)`".into(),
+            ));
+        }
+        let canonical = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, target)| *target);
+        let rows: Vec<Op> = Op::ALL
+            .iter()
+            .copied()
+            .filter(|o| o.name() == canonical)
+            .collect();
+        if rows.is_empty() {
+            return Err(err(match suggest(name) {
+                Some(s) => format!("unknown activation `{name}`; did you mean `{s}`?"),
+                None => format!("unknown activation `{name}`"),
+            }));
+        }
+
+        // KEY=VALUE pairs
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if let Some(inner) = args {
+            for item in inner.split(',').map(str::trim) {
+                if item.is_empty() {
+                    if inner.trim().is_empty() {
+                        break;
+                    }
+                    return Err(err("empty argument between commas".into()));
+                }
+                let (k, v) = item
+                    .split_once('=')
+                    .ok_or_else(|| err(format!("expected KEY=VALUE, got `{item}`")))?;
+                let (k, v) = (k.trim(), v.trim());
+                if v.is_empty() {
+                    return Err(err(format!("missing value for `{k}`")));
+                }
+                if pairs.iter().any(|(seen, _)| *seen == k) {
+                    return Err(err(format!("`{k}` is given twice")));
+                }
+                pairs.push((k, v));
+            }
+        }
+
+        // A word selector (gelu's `approximate`) picks the row.
+        let mut op = rows[0];
+        if let Some((vkey, _)) = op.info().variant {
+            if let Some(&(_, word)) = pairs.iter().find(|(k, _)| *k == vkey) {
+                op = *rows
+                    .iter()
+                    .find(|o| o.info().variant.map(|(_, w)| w) == Some(word))
+                    .ok_or_else(|| {
+                        let words: Vec<_> =
+                            rows.iter().filter_map(|o| o.info().variant).map(|v| v.1).collect();
+                        err(format!(
+                            "`{vkey}` must be one of {}, got `{word}`",
+                            words.join(", ")
+                        ))
+                    })?;
+                pairs.retain(|(k, _)| *k != vkey);
+            }
+        }
+
+        let info = op.info();
+        let mut values: Vec<Option<f32>> = info.params.iter().map(|p| p.default).collect();
+        for (k, v) in pairs {
+            let i = info
+                .params
+                .iter()
+                .position(|p| p.name == k)
+                .ok_or_else(|| err(unknown_key(op, k)))?;
+            let value: f32 = v
+                .parse()
+                .map_err(|_| err(format!("`{k}` must be a number, got `{v}`")))?;
+            values[i] = Some(value);
+        }
+        let mut params = Vec::with_capacity(values.len());
+        for (p, v) in info.params.iter().zip(values) {
+            params.push(v.ok_or_else(|| err(format!("`{}` is required", p.name)))?);
+        }
+        Activation::from_params(op, &params).map_err(|e| match e {
+            Error::Spec { reason, .. } => err(reason),
+            other => other,
+        })
+    }
+}
+
+/// The closest name (or alias) to a misspelling, if any is close enough to be a guess.
+fn suggest(name: &str) -> Option<&'static str> {
+    let candidates = Op::ALL
+        .iter()
+        .map(|o| o.name())
+        .chain(ALIASES.iter().map(|(a, _)| *a));
+    let lower = name.to_ascii_lowercase();
+    candidates
+        .map(|c| (edit_distance(&lower, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("gelu", "gelu"), 0);
+        assert_eq!(edit_distance("gleu", "gelu"), 2);
+        assert_eq!(edit_distance("relu", "relu6"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

@@ -1,0 +1,108 @@
+//! The pipeline cache: each (kernel, op, variant) compiled once per context, shared across
+//! threads.
+//!
+//! Lookups take a read lock; a miss takes the compile lock, checks again (another thread
+//! may have compiled the same key meanwhile), compiles, and publishes. Compilation runs in
+//! a wgpu error scope, so a shader or pipeline error comes back as [`Error::Wgpu`] instead
+//! of reaching the device's uncaptured-error handler.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::op::Op;
+use crate::{Error, Result};
+
+/// Which bind-group layout a kernel uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Input read-only at binding 0, output read-write at binding 1.
+    Separate,
+    /// One read-write buffer at binding 1 holds input and output (in place).
+    Shared,
+}
+
+/// A kernel entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Entry {
+    Vec4,
+    Scalar,
+}
+
+impl Entry {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Entry::Vec4 => "main_vec4",
+            Entry::Scalar => "main_scalar",
+        }
+    }
+}
+
+/// What distinguishes one compiled pipeline from another. Parameters are not part of it:
+/// they travel in a uniform buffer, so changing `alpha` compiles nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub op: Op,
+    pub layout: Layout,
+    pub entry: Entry,
+}
+
+/// Hit and miss counts since the context was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups served from the cache.
+    pub hits: u64,
+    /// Lookups that compiled a pipeline (each key misses exactly once).
+    pub misses: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    pipelines: RwLock<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    modules: Mutex<HashMap<(Op, Layout), wgpu::ShaderModule>>,
+    compile: Mutex<()>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl PipelineCache {
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The pipeline for `key`, compiling it with `build` on the first request.
+    pub(crate) fn get_or_compile(
+        &self,
+        key: PipelineKey,
+        build: impl FnOnce(&mut HashMap<(Op, Layout), wgpu::ShaderModule>) -> Result<wgpu::ComputePipeline>,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.read(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(p);
+        }
+        let _guard = self.compile.lock().map_err(|_| poisoned())?;
+        if let Some(p) = self.read(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(p);
+        }
+        let mut modules = self.modules.lock().map_err(|_| poisoned())?;
+        let pipeline = Arc::new(build(&mut modules)?);
+        self.pipelines
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(key, pipeline.clone());
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(pipeline)
+    }
+
+    fn read(&self, key: PipelineKey) -> Option<Arc<wgpu::ComputePipeline>> {
+        self.pipelines.read().ok()?.get(&key).cloned()
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Wgpu("a thread panicked while compiling a pipeline".into())
+}

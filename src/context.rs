@@ -1,0 +1,360 @@
+//! [`Context`]: a device, its queue, the bind-group layouts and the pipeline cache.
+
+use crate::cache::{CacheStats, Entry, Layout, PipelineCache, PipelineKey};
+use crate::op::Op;
+use crate::shader;
+use crate::{Error, Result};
+
+/// Options for [`Context::with_options`].
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// Features the device must have; creation fails with [`Error::MissingFeature`] if
+    /// the chosen adapter lacks one.
+    pub required_features: wgpu::Features,
+    /// Backends to consider (default: every compiled-in backend, or `WGPU_BACKEND`).
+    pub backends: Option<wgpu::Backends>,
+    /// Take a software adapter (such as lavapipe) even when a GPU is present.
+    pub prefer_software: bool,
+}
+
+/// Features this crate uses when the adapter has them; requested opportunistically.
+const USEFUL_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::PIPELINE_CACHE);
+
+/// The largest workgroup this crate asks for; smaller when the device allows less.
+const PREFERRED_WORKGROUP_SIZE: u32 = 256;
+
+/// A device and queue with everything needed to run activations on them.
+///
+/// `Context` is `Send + Sync`: share one across threads (for example in an `Arc`); its
+/// pipeline cache compiles each pipeline once.
+pub struct Context {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter_info: Option<wgpu::AdapterInfo>,
+    limits: wgpu::Limits,
+    workgroup_size: u32,
+    layouts: Layouts,
+    cache: PipelineCache,
+    /// Whether WGSL `fma` rounds once here; passed to every shader as `FUSED_FMA`.
+    fused_fma: bool,
+}
+
+struct Layouts {
+    separate: wgpu::BindGroupLayout,
+    shared: wgpu::BindGroupLayout,
+    separate_pipeline: wgpu::PipelineLayout,
+    shared_pipeline: wgpu::PipelineLayout,
+}
+
+impl Context {
+    /// A headless context on the best adapter: a discrete GPU first, then integrated,
+    /// virtual, and last a software one such as lavapipe. Blocks until the device exists.
+    pub fn new() -> Result<Self> {
+        Self::with_options(ContextOptions::default())
+    }
+
+    /// A headless context with options.
+    pub fn with_options(options: ContextOptions) -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        if let Some(backends) = options.backends {
+            desc.backends = backends;
+        }
+        let instance = wgpu::Instance::new(desc);
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let adapter = adapters
+            .into_iter()
+            .min_by_key(|a| adapter_rank(&a.get_info(), options.prefer_software))
+            .ok_or_else(|| {
+                Error::NoAdapter("wgpu enumerated no Vulkan, Metal, DX12 or GL adapter".into())
+            })?;
+        let info = adapter.get_info();
+        let available = adapter.features();
+        let missing = options.required_features - available;
+        if !missing.is_empty() {
+            return Err(Error::MissingFeature { missing, available });
+        }
+        let features = options.required_features | (available & USEFUL_FEATURES);
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgpu-activations"),
+            required_features: features,
+            // The adapter's own limits, not wgpu's conservative defaults: larger buffers and
+            // bindings mean fewer chunks.
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::RequestDevice {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::build(device, queue, Some(info)))
+    }
+
+    /// A context on the caller's own device and queue (for pipelines that already own
+    /// them). The caller's uncaptured-error handler is left alone: this crate validates
+    /// its inputs and runs its own wgpu calls inside error scopes.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        Self::build(device, queue, None)
+    }
+
+    fn build(device: wgpu::Device, queue: wgpu::Queue, adapter_info: Option<wgpu::AdapterInfo>) -> Self {
+        let limits = device.limits();
+        let workgroup_size = PREFERRED_WORKGROUP_SIZE
+            .min(limits.max_compute_workgroup_size_x)
+            .min(limits.max_compute_invocations_per_workgroup);
+        let layouts = Layouts::new(&device);
+        let mut ctx = Context {
+            device,
+            queue,
+            adapter_info,
+            limits,
+            workgroup_size,
+            layouts,
+            cache: PipelineCache::default(),
+            fused_fma: false,
+        };
+        // If the probe itself fails, Dekker's product is exact either way.
+        ctx.fused_fma = ctx.probe_fused_fma().unwrap_or(false);
+        ctx
+    }
+
+    /// Whether this adapter's WGSL `fma` rounds once (lavapipe's does not). The shaders
+    /// use it for exact products when it does, and Dekker's algorithm when not.
+    pub fn fused_fma(&self) -> bool {
+        self.fused_fma
+    }
+
+    /// Runs `fma(a, a, -(a * a))` for an `a` whose square is inexact: a fused fma returns
+    /// the rounding error (2^-44 here), an unfused one 0.
+    fn probe_fused_fma(&self) -> Result<bool> {
+        use wgpu::util::DeviceExt;
+        const PROBE: &str = "@group(0) @binding(0) var<storage, read_write> buf: array<f32>;\n\
+            @compute @workgroup_size(1) fn main() { let a = buf[0]; buf[1] = fma(a, a, -(a * a)); }";
+        let a = 1.0f32 + 3.0 * f32::EPSILON;
+        let buffer = self.scoped(|| {
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("fma probe"),
+                source: wgpu::ShaderSource::Wgsl(PROBE.into()),
+            });
+            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some("fma probe"),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("fma probe"),
+                contents: bytemuck::cast_slice(&[a, 0.0f32]),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            });
+            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("fma probe"),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: buffer.as_entire_binding(),
+                }],
+            });
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+            self.queue.submit([encoder.finish()]);
+            buffer
+        })?;
+        let out = self.download(crate::BufferRegion::new(&buffer), 2)?;
+        Ok(out[1] != 0.0)
+    }
+
+    /// The device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The adapter's description, when this context chose the adapter.
+    pub fn adapter_info(&self) -> Option<&wgpu::AdapterInfo> {
+        self.adapter_info.as_ref()
+    }
+
+    /// A one-line description of the adapter, for logs and the `activate` tool.
+    pub fn adapter_name(&self) -> String {
+        match &self.adapter_info {
+            Some(i) => format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type),
+            None => "caller-provided device".to_string(),
+        }
+    }
+
+    /// The device's limits, as this crate plans dispatches and chunks with them.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The workgroup size of this context's kernels.
+    pub fn workgroup_size(&self) -> u32 {
+        self.workgroup_size
+    }
+
+    /// An error unless the device has every one of `features`.
+    pub fn require_features(&self, features: wgpu::Features) -> Result<()> {
+        let available = self.device.features();
+        let missing = features - available;
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingFeature { missing, available })
+        }
+    }
+
+    /// Pipeline cache hits and misses so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Compiles every pipeline the given ops can need (all ops when `ops` is empty), so
+    /// the first real call pays no compile time.
+    pub fn warm_up(&self, ops: &[Op]) -> Result<()> {
+        let ops = if ops.is_empty() { Op::ALL } else { ops };
+        for &op in ops {
+            for layout in [Layout::Separate, Layout::Shared] {
+                for entry in [Entry::Vec4, Entry::Scalar] {
+                    self.pipeline(PipelineKey { op, layout, entry })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
+        match layout {
+            Layout::Separate => &self.layouts.separate,
+            Layout::Shared => &self.layouts.shared,
+        }
+    }
+
+    pub(crate) fn pipeline(&self, key: PipelineKey) -> Result<std::sync::Arc<wgpu::ComputePipeline>> {
+        self.cache.get_or_compile(key, |modules| {
+            self.scoped(|| {
+                let module = modules.entry((key.op, key.layout)).or_insert_with(|| {
+                    let source = shader::elementwise_source(key.op, key.layout, self.workgroup_size);
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(key.op.info().wgsl),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    })
+                });
+                let layout = match key.layout {
+                    Layout::Separate => &self.layouts.separate_pipeline,
+                    Layout::Shared => &self.layouts.shared_pipeline,
+                };
+                self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(key.op.info().wgsl),
+                    layout: Some(layout),
+                    module,
+                    entry_point: Some(key.entry.name()),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &[("FUSED_FMA", if self.fused_fma { 1.0 } else { 0.0 })],
+                        ..Default::default()
+                    },
+                    cache: None,
+                })
+            })
+        })
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes, turning anything wgpu
+    /// reports into [`Error::Wgpu`] instead of letting it reach the uncaptured handler.
+    pub(crate) fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        match v.or(o) {
+            Some(e) => Err(Error::Wgpu(e.to_string())),
+            None => Ok(out),
+        }
+    }
+
+    /// Waits until the queue has finished all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Wgpu(e.to_string()))
+    }
+}
+
+/// Lower is better: hardware before software, Vulkan/Metal/DX12 before GL.
+fn adapter_rank(info: &wgpu::AdapterInfo, prefer_software: bool) -> (u8, u8) {
+    use wgpu::DeviceType::*;
+    let kind = match info.device_type {
+        DiscreteGpu => 0,
+        IntegratedGpu => 1,
+        VirtualGpu => 2,
+        Cpu => 3,
+        Other => 4,
+    };
+    let kind = if prefer_software && info.device_type == Cpu { 0 } else { kind + 1 };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (kind, backend)
+}
+
+impl Layouts {
+    fn new(device: &wgpu::Device) -> Self {
+        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let uniform = wgpu::BindGroupLayoutEntry {
+            binding: 2,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let separate = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("elementwise separate"),
+            entries: &[storage(0, true), storage(1, false), uniform],
+        });
+        let shared = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("elementwise shared"),
+            entries: &[storage(1, false), uniform],
+        });
+        let pipeline_layout = |bgl: &wgpu::BindGroupLayout| {
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(bgl)],
+                immediate_size: 0,
+            })
+        };
+        Layouts {
+            separate_pipeline: pipeline_layout(&separate),
+            shared_pipeline: pipeline_layout(&shared),
+            separate,
+            shared,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong, with messages that say what was expected and what was
+/// found. No public function panics on user input; they return this instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A spec string that does not parse or names an invalid value.
+    #[error("invalid activation spec `{spec}`: {reason}")]
+    Spec { spec: String, reason: String },
+
+    /// No adapter at all: neither a GPU nor a software rasteriser.
+    #[error(
+        "no GPU adapter found ({0}); on Debian/Ubuntu without a GPU install Mesa's software \
+         Vulkan driver: `apt-get install -y mesa-vulkan-drivers libvulkan1`"
+    )]
+    NoAdapter(String),
+
+    /// The adapter refused to create a device.
+    #[error("could not create a device on `{adapter}`: {reason}")]
+    RequestDevice { adapter: String, reason: String },
+
+    /// The device lacks features this call needs.
+    #[error("the device lacks required features {missing:?} (it has {available:?})")]
+    MissingFeature {
+        missing: wgpu::Features,
+        available: wgpu::Features,
+    },
+
+    /// A buffer was created without a usage flag this call needs.
+    #[error("the {role} buffer lacks {missing:?} usage (it has {actual:?}); create it with {missing:?}")]
+    MissingUsage {
+        role: &'static str,
+        missing: wgpu::BufferUsages,
+        actual: wgpu::BufferUsages,
+    },
+
+    /// A buffer is too small for the requested range.
+    #[error(
+        "the {role} buffer is too small: offset {offset} + {len} f32 elements needs {needed} \
+         bytes, the buffer has {size}"
+    )]
+    BufferTooSmall {
+        role: &'static str,
+        offset: u64,
+        len: u64,
+        needed: u64,
+        size: u64,
+    },
+
+    /// A byte offset that is not a multiple of 4 (the size of an f32).
+    #[error("the {role} offset {offset} is not a multiple of 4 bytes")]
+    Misaligned { role: &'static str, offset: u64 },
+
+    /// Input and output share a buffer and overlap without being the same range.
+    #[error(
+        "input range {input:?} and output range {output:?} of the same buffer overlap; \
+         use identical ranges for in-place, or disjoint ones"
+    )]
+    Overlap {
+        input: std::ops::Range<u64>,
+        output: std::ops::Range<u64>,
+    },
+
+    /// Input and output lengths differ.
+    #[error("length mismatch: input has {input} elements, output has room for {output}")]
+    LengthMismatch { input: usize, output: usize },
+
+    /// A request this crate cannot serve on this device, with the reason.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    /// wgpu reported an error for an operation of this crate (caught in an error scope).
+    #[error("wgpu error: {0}")]
+    Wgpu(String),
+
+    /// Reading results back from the GPU failed.
+    #[error("reading results back failed: {0}")]
+    Readback(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,382 @@
+//! The elementwise family: `y[i] = f(x[i])`.
+//!
+//! Host side of `shaders/elementwise.wgsl`: validates the caller's buffers, splits the
+//! range into chunks that fit the device's storage-binding limit (binding offsets aligned
+//! to `min_storage_buffer_offset_alignment`, the remainder passed as an element offset),
+//! and records one vec4 dispatch for the body and one scalar dispatch for the tail of each.
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use crate::cache::{Entry, Layout, PipelineKey};
+use crate::{Activation, Context, Error, Result};
+
+/// A place in a buffer: `buffer` starting at byte `offset`.
+#[derive(Clone, Copy, Debug)]
+pub struct BufferRegion<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+}
+
+impl<'a> BufferRegion<'a> {
+    /// The start of `buffer`.
+    pub fn new(buffer: &'a wgpu::Buffer) -> Self {
+        BufferRegion { buffer, offset: 0 }
+    }
+
+    /// `buffer` from byte `offset` (a multiple of 4).
+    pub fn at(buffer: &'a wgpu::Buffer, offset: u64) -> Self {
+        BufferRegion { buffer, offset }
+    }
+}
+
+/// The uniform block of `shaders/elementwise.wgsl` (`Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Uniforms {
+    n: u32,
+    in_offset: u32,
+    out_offset: u32,
+    scalar_start: u32,
+    p: [f32; 4],
+}
+
+const F32: u64 = 4;
+
+impl Context {
+    /// Records `output[i] = activation(input[i])` for `len` f32 elements into the
+    /// caller's encoder. Nothing is submitted or read back.
+    ///
+    /// `input` and `output` may be the same region (in place) or disjoint regions of one
+    /// buffer. Both buffers need `STORAGE` usage; offsets must be multiples of 4 bytes.
+    /// Ranges longer than the device's `max_storage_buffer_binding_size` are processed
+    /// in chunks; `len == 0` records nothing.
+    ///
+    /// ```no_run
+    /// # use wgpu_activations::{Context, BufferRegion};
+    /// # fn demo(ctx: &Context, x: &wgpu::Buffer, y: &wgpu::Buffer) -> wgpu_activations::Result<()> {
+    /// let gelu = "gelu".parse()?;
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// ctx.encode(&mut encoder, &gelu, BufferRegion::new(x), BufferRegion::new(y), 1024)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<()> {
+        let plan = self.plan(input, output, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let key = |entry| PipelineKey {
+            op: activation.op(),
+            layout: plan.layout,
+            entry,
+        };
+        let vec4 = self.pipeline(key(Entry::Vec4))?;
+        let scalar = self.pipeline(key(Entry::Scalar))?;
+        let bgl = self.bind_group_layout(plan.layout);
+
+        // Create every bind group first (inside an error scope), then record the pass.
+        let mut dispatches = Vec::new();
+        self.scoped(|| {
+            let mut start = 0;
+            while start < len {
+                let count = plan.chunk.min(len - start);
+                let in_byte = input.offset + start * F32;
+                let out_byte = output.offset + start * F32;
+                let inw = window(in_byte, count, plan.align);
+                let outw = window(out_byte, count, plan.align);
+                // (binding, window) pairs, and each range's byte offset inside its window.
+                let (bindings, in_delta, out_delta) = match plan.layout {
+                    Layout::Separate => (
+                        vec![(0, input.buffer, inw), (1, output.buffer, outw)],
+                        inw.delta,
+                        outw.delta,
+                    ),
+                    Layout::Shared => {
+                        // One window covering both ranges of the one buffer.
+                        let begin = inw.start.min(outw.start);
+                        let end = (inw.start + inw.size).max(outw.start + outw.size);
+                        let w = Window { start: begin, size: end - begin, delta: 0 };
+                        (vec![(1, input.buffer, w)], in_byte - begin, out_byte - begin)
+                    }
+                };
+                let vectorised = in_delta % 16 == 0 && out_delta % 16 == 0;
+                let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
+                let uniforms = Uniforms {
+                    n: count as u32,
+                    in_offset: (in_delta / F32) as u32,
+                    out_offset: (out_delta / F32) as u32,
+                    scalar_start: scalar_start as u32,
+                    p: activation.param_slots(),
+                };
+                let ubuf = self.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("elementwise params"),
+                    contents: bytemuck::bytes_of(&uniforms),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+                let mut entries: Vec<_> = bindings
+                    .into_iter()
+                    .map(|(binding, buffer, w)| wgpu::BindGroupEntry {
+                        binding,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer,
+                            offset: w.start,
+                            size: wgpu::BufferSize::new(w.size),
+                        }),
+                    })
+                    .collect();
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: ubuf.as_entire_binding(),
+                });
+                let bind_group = self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("elementwise"),
+                    layout: bgl,
+                    entries: &entries,
+                });
+                dispatches.push((bind_group, vectorised, count, scalar_start));
+                start += count;
+            }
+        })?;
+
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-activations elementwise"),
+            timestamp_writes: None,
+        });
+        let wg = u64::from(self.workgroup_size());
+        let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension);
+        let groups = |items: u64| items.div_ceil(wg).clamp(1, max_groups) as u32;
+        for (bind_group, vectorised, count, scalar_start) in &dispatches {
+            pass.set_bind_group(0, bind_group, &[]);
+            if *vectorised && count / 4 > 0 {
+                pass.set_pipeline(&vec4);
+                pass.dispatch_workgroups(groups(count / 4), 1, 1);
+            }
+            if scalar_start < count {
+                pass.set_pipeline(&scalar);
+                pass.dispatch_workgroups(groups(count - scalar_start), 1, 1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a call is split up.
+struct Plan {
+    layout: Layout,
+    /// Elements per chunk (a multiple of 4).
+    chunk: u64,
+    align: u64,
+}
+
+/// A bound window of a buffer: `size` bytes from `start`, the range beginning `delta`
+/// bytes in.
+#[derive(Clone, Copy)]
+struct Window {
+    start: u64,
+    size: u64,
+    delta: u64,
+}
+
+fn window(byte: u64, count: u64, align: u64) -> Window {
+    let start = byte / align * align;
+    let delta = byte - start;
+    Window { start, size: delta + count * F32, delta }
+}
+
+impl Context {
+    /// Validates the regions and decides layout and chunk size.
+    fn plan(&self, input: BufferRegion<'_>, output: BufferRegion<'_>, len: u64) -> Result<Plan> {
+        check_region("input", input, len)?;
+        check_region("output", output, len)?;
+        let limits = self.limits();
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let max_binding = u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+        let same = input.buffer == output.buffer;
+        let (layout, reach) = if same {
+            let bytes = len * F32;
+            let (a, b) = (input.offset, output.offset);
+            if a != b && a < b + bytes && b < a + bytes {
+                return Err(Error::Overlap {
+                    input: a..a + bytes,
+                    output: b..b + bytes,
+                });
+            }
+            // Both ranges share one binding, so the distance between them eats into it.
+            (Layout::Shared, a.abs_diff(b))
+        } else {
+            (Layout::Separate, 0)
+        };
+        let room = max_binding.saturating_sub(align + reach);
+        let chunk = room / 16 * 4;
+        if chunk == 0 && len > 0 {
+            return Err(Error::Unsupported(format!(
+                "input and output are {reach} bytes apart in one buffer, more than one \
+                 binding can span (max_storage_buffer_binding_size = {max_binding})"
+            )));
+        }
+        Ok(Plan { layout, chunk, align })
+    }
+}
+
+fn check_region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
+    let usage = region.buffer.usage();
+    if !usage.contains(wgpu::BufferUsages::STORAGE) {
+        return Err(Error::MissingUsage {
+            role,
+            missing: wgpu::BufferUsages::STORAGE,
+            actual: usage,
+        });
+    }
+    if region.offset % F32 != 0 {
+        return Err(Error::Misaligned { role, offset: region.offset });
+    }
+    let needed = len
+        .checked_mul(F32)
+        .and_then(|b| b.checked_add(region.offset))
+        .ok_or(Error::BufferTooSmall {
+            role,
+            offset: region.offset,
+            len,
+            needed: u64::MAX,
+            size: region.buffer.size(),
+        })?;
+    if needed > region.buffer.size() {
+        return Err(Error::BufferTooSmall {
+            role,
+            offset: region.offset,
+            len,
+            needed,
+            size: region.buffer.size(),
+        });
+    }
+    Ok(())
+}
+
+impl Context {
+    /// Applies `activation` to `input` on the GPU and returns the result: the blocking
+    /// convenience API, for tests, examples and quick use.
+    ///
+    /// ```no_run
+    /// use wgpu_activations::{Activation, Context};
+    /// let ctx = Context::new()?;
+    /// let mish: Activation = "mish".parse()?;
+    /// let y = ctx.run(&mish, &[-1.0, 0.0, 1.0])?;
+    /// assert_eq!(y.len(), 3);
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn run(&self, activation: &Activation, input: &[f32]) -> Result<Vec<f32>> {
+        let mut output = vec![0.0; input.len()];
+        self.run_into(activation, input, &mut output)?;
+        Ok(output)
+    }
+
+    /// Like [`Context::run`], writing into `output` (which must have `input.len()`
+    /// elements).
+    pub fn run_into(&self, activation: &Activation, input: &[f32], output: &mut [f32]) -> Result<()> {
+        if input.len() != output.len() {
+            return Err(Error::LengthMismatch {
+                input: input.len(),
+                output: output.len(),
+            });
+        }
+        // Pieces small enough for one buffer each (and at most 1 GiB of host staging).
+        let piece = (self.limits().max_buffer_size / F32).min(1 << 28).max(4) as usize;
+        for (x, y) in input.chunks(piece).zip(output.chunks_mut(piece)) {
+            self.run_piece(activation, x, y)?;
+        }
+        Ok(())
+    }
+
+    fn run_piece(&self, activation: &Activation, input: &[f32], output: &mut [f32]) -> Result<()> {
+        let len = input.len() as u64;
+        let (src, dst) = self.scoped(|| {
+            let src = self.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("run input"),
+                contents: bytemuck::cast_slice(input),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+            let dst = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("run output"),
+                size: len * F32,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (src, dst)
+        })?;
+        let mut encoder = self.device().create_command_encoder(&Default::default());
+        self.encode(&mut encoder, activation, BufferRegion::new(&src), BufferRegion::new(&dst), len)?;
+        self.scoped(|| self.queue().submit([encoder.finish()]))?;
+        let result = self.download(BufferRegion::new(&dst), len)?;
+        output.copy_from_slice(&result);
+        Ok(())
+    }
+
+    /// Reads `len` f32 elements of a buffer (which needs `COPY_SRC` usage) back to the
+    /// host, waiting for all submitted work first.
+    pub fn download(&self, region: BufferRegion<'_>, len: u64) -> Result<Vec<f32>> {
+        let usage = region.buffer.usage();
+        if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::MissingUsage {
+                role: "download source",
+                missing: wgpu::BufferUsages::COPY_SRC,
+                actual: usage,
+            });
+        }
+        if region.offset % F32 != 0 {
+            return Err(Error::Misaligned { role: "download source", offset: region.offset });
+        }
+        let bytes = len * F32;
+        if region.offset + bytes > region.buffer.size() {
+            return Err(Error::BufferTooSmall {
+                role: "download source",
+                offset: region.offset,
+                len,
+                needed: region.offset + bytes,
+                size: region.buffer.size(),
+            });
+        }
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        // Copies must be multiples of 4 bytes: f32 data always is.
+        let staging = self.scoped(|| {
+            let staging = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("download staging"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.device().create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(region.buffer, region.offset, &staging, 0, bytes);
+            self.queue().submit([encoder.finish()]);
+            staging
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            // The receiver outlives the wait below; a send error cannot happen.
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| Error::Readback(e.to_string()))?
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let data = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            // the view drops here, before unmap
+        };
+        staging.unmap();
+        Ok(data)
+    }
+}

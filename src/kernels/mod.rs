@@ -1,0 +1,3 @@
+//! Kernel families: host code that plans chunks and dispatches for each.
+
+pub mod elementwise;
