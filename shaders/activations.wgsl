@@ -80,7 +80,7 @@ fn two_prod(a: f32, b: f32) -> vec2<f32> {
         let cb = keep(4097.0 * b);
         let bh = cb - keep(cb - b);
         let bl = b - bh;
-        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+        e = ((keep(ah * bh - p) + ah * bl) + al * bh) + al * bl;
     }
     return vec2<f32>(p, select(0.0, e, abs(p) < 1.0e30));
 }
@@ -89,7 +89,9 @@ fn two_prod(a: f32, b: f32) -> vec2<f32> {
 fn two_sum(a: f32, b: f32) -> vec2<f32> {
     let s = keep(a + b);
     let bb = keep(s - a);
-    return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+    // Each partial difference is opaque too: with s and bb alone kept, reassociation can
+    // still cancel +bb against -bb and return (a + b) - s = 0 (seen on lavapipe).
+    return vec2<f32>(s, (a - keep(s - bb)) + keep(b - bb));
 }
 
 // (num + nl) / (dh + dl), with one correction step: the residual of the quotient is
@@ -100,7 +102,7 @@ fn div_pair(num: f32, nl: f32, dh: f32, dl: f32) -> f32 {
         return q;
     }
     let p = two_prod(q, dh);
-    let r = (((num - p.x) - p.y) + nl) - q * dl;
+    let r = ((keep(num - p.x) - p.y) + nl) - q * dl;
     return q + r / dh;
 }
 
@@ -226,11 +228,11 @@ fn exp_parts(x_in: f32) -> vec3<f32> {
     let hi = x - k * LN2_HI;
     let lo = k * LN2_LO;
     let r = keep(hi - lo);
-    let rl = (hi - r) - lo;
+    let rl = keep(hi - r) - lo;
     // exp(r + rl) = 1 + r + r^2 P(r) + rl (1 + r) + O(rl^2)
     let q = r + fma(r * r, poly_exp_p(r), fma(rl, r, rl));
     let m = keep(1.0 + q);
-    return vec3<f32>(m, (1.0 - m) + q, k);
+    return vec3<f32>(m, keep(1.0 - m) + q, k);
 }
 
 fn exp_f32(x: f32) -> f32 {
@@ -255,7 +257,7 @@ fn expm1_f32(x_in: f32) -> f32 {
     let hi = x - k * LN2_HI;
     let lo = k * LN2_LO;
     let r = keep(hi - lo);
-    let rl = (hi - r) - lo;
+    let rl = keep(hi - r) - lo;
     // q = expm1(r + rl), |r| <= ln2/2
     let q = r + fma(r * r, poly_exp_p(r), fma(rl, r, rl));
     if (k > 60.0) {
@@ -496,7 +498,7 @@ fn act_celu(x: f32, p: vec4<f32>) -> f32 {
     // u = x / alpha as a pair (u, ul): the remainder x - u alpha is exact.
     let u = keep(x / alpha);
     let ua = two_prod(u, alpha);
-    let ul = select(0.0, ((x - ua.x) - ua.y) / alpha, u > -30.0);
+    let ul = select(0.0, (keep(x - ua.x) - ua.y) / alpha, u > -30.0);
     let m = expm1_f32(u);
     // expm1(u + ul) = expm1(u) + ul exp(u)
     return alpha * fma(ul, m + 1.0, m);
