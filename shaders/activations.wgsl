@@ -363,13 +363,15 @@ fn tanh_f32(x: f32) -> f32 {
 // ---------------------------------------------------------------------------------------
 // erf / erfc, for GELU
 
-// erfcx(a) = exp(a^2) erfc(a) for a >= 0.35
-fn erfcx_f32(a: f32) -> f32 {
-    if (a <= 3.5) {
-        return poly_erfcx_near(a - 1.925);
-    }
+// erfcx(a) = exp(a^2) erfc(a) for 0.35 <= a <= 3.5
+fn erfcx_near(a: f32) -> f32 {
+    return poly_erfcx_near(a - 1.925);
+}
+
+// G(a) = a erfcx(a) for a >= 3.5, with its constant 1/sqrt(pi) carried as a pair
+fn a_erfcx_far(a: f32) -> f32 {
     let w = 1.0 / a;
-    return (ERFCX_FAR_C0_HI + fma(w, poly_erfcx_far_q(w), ERFCX_FAR_C0_LO)) / a;
+    return ERFCX_FAR_C0_HI + fma(w, poly_erfcx_far_q(w), ERFCX_FAR_C0_LO);
 }
 
 const FRAC_1_SQRT_2_HI: f32 = 0.7071067690849304;
@@ -396,15 +398,32 @@ fn gelu_erf(x: f32) -> f32 {
     let al = select(tl, -tl, th < 0.0);
     let sq = two_prod(a, a);
     let sl = fma(2.0 * a, al, sq.y);
-    let f0 = erfcx_f32(a);
-    // d/da erfcx(a) = 2 a erfcx(a) - 2/sqrt(pi)
-    let f = fma(al, fma(2.0 * a, f0, -FRAC_2_SQRT_PI), f0);
     let e = exp_pair_parts(-sq.x, -sl);
-    let ef = fma(e.x, f, e.y * f);
-    if (x < 0.0) {
-        return scale2(0.5 * x * ef, i32(e.z));
+    var half_erfc_m: f32;
+    if (a > 3.5) {
+        // erfc(t) = exp(-t^2) G(t) / t, and x / (2t) = -1/sqrt(2) exactly for x < 0, so the
+        // division by t (and its rounding) cancels out of x/2 erfc(t).
+        let g = a_erfcx_far(a);
+        let eg = two_prod(e.x, g);
+        let m = eg.x + fma(e.y, g, eg.y);
+        let r = two_prod(FRAC_1_SQRT_2_HI, m);
+        let v = r.x + fma(FRAC_1_SQRT_2_LO, m, r.y);
+        if (x < 0.0) {
+            return -scale2(v, i32(e.z));
+        }
+        // 0.5 erfc(t) = v / (sqrt(2) t) = v / x
+        half_erfc_m = v / x;
+    } else {
+        let f0 = erfcx_near(a);
+        // d/da erfcx(a) = 2 a erfcx(a) - 2/sqrt(pi)
+        let f = fma(al, fma(2.0 * a, f0, -FRAC_2_SQRT_PI), f0);
+        let ef = fma(e.x, f, e.y * f);
+        if (x < 0.0) {
+            return scale2(0.5 * x * ef, i32(e.z));
+        }
+        half_erfc_m = 0.5 * ef;
     }
-    let half_erfc = scale2(0.5 * ef, i32(e.z));
+    let half_erfc = scale2(half_erfc_m, i32(e.z));
     return x - x * half_erfc;
 }
 

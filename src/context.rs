@@ -15,6 +15,9 @@ pub struct ContextOptions {
     pub backends: Option<wgpu::Backends>,
     /// Take a software adapter (such as lavapipe) even when a GPU is present.
     pub prefer_software: bool,
+    /// Request these limits instead of the adapter's own (each must be within the
+    /// adapter's): to emulate a smaller device, or to test chunking on small inputs.
+    pub limits: Option<wgpu::Limits>,
 }
 
 /// Features this crate uses when the adapter has them; requested opportunistically.
@@ -82,7 +85,7 @@ impl Context {
             required_features: features,
             // The adapter's own limits, not wgpu's conservative defaults: larger buffers and
             // bindings mean fewer chunks.
-            required_limits: adapter.limits(),
+            required_limits: options.limits.unwrap_or_else(|| adapter.limits()),
             ..Default::default()
         }))
         .map_err(|e| Error::RequestDevice {

@@ -73,6 +73,31 @@ impl Context {
         if len == 0 {
             return Ok(());
         }
+        // Disjoint ranges of one buffer too far apart for one binding: read the input from
+        // a copy (a buffer may not be bound read-only and writable in one dispatch).
+        let staged;
+        let input = if plan.copy_input {
+            let usage = input.buffer.usage();
+            if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
+                return Err(Error::MissingUsage {
+                    role: "input (sharing a buffer with the output, too far from it to bind both)",
+                    missing: wgpu::BufferUsages::COPY_SRC,
+                    actual: usage,
+                });
+            }
+            staged = self.scoped(|| {
+                self.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("elementwise staged input"),
+                    size: len * F32,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })?;
+            encoder.copy_buffer_to_buffer(input.buffer, input.offset, &staged, 0, len * F32);
+            BufferRegion::new(&staged)
+        } else {
+            input
+        };
         let key = |entry| PipelineKey {
             op: activation.op(),
             layout: plan.layout,
@@ -171,6 +196,8 @@ impl Context {
 /// How a call is split up.
 struct Plan {
     layout: Layout,
+    /// Copy the input to a temporary buffer first (same buffer, ranges too far apart).
+    copy_input: bool,
     /// Elements per chunk (a multiple of 4).
     chunk: u64,
     align: u64,
@@ -214,15 +241,30 @@ impl Context {
         } else {
             (Layout::Separate, 0)
         };
+        // A shared binding spans both ranges; if the distance leaves no room for a useful
+        // chunk (a quarter of a binding), stage the input in a copy instead.
         let room = max_binding.saturating_sub(align + reach);
-        let chunk = room / 16 * 4;
-        if chunk == 0 && len > 0 {
+        let separate_chunk = max_binding.saturating_sub(align) / 16 * 4;
+        if layout == Layout::Shared && room / 16 * 4 < separate_chunk / 4 {
+            return Ok(Plan {
+                layout: Layout::Separate,
+                copy_input: true,
+                chunk: separate_chunk,
+                align,
+            });
+        }
+        if separate_chunk == 0 {
             return Err(Error::Unsupported(format!(
-                "input and output are {reach} bytes apart in one buffer, more than one \
-                 binding can span (max_storage_buffer_binding_size = {max_binding})"
+                "max_storage_buffer_binding_size {max_binding} leaves no room past the \
+                 offset alignment {align}"
             )));
         }
-        Ok(Plan { layout, chunk, align })
+        Ok(Plan {
+            layout,
+            copy_input: false,
+            chunk: room / 16 * 4,
+            align,
+        })
     }
 }
 

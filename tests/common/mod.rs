@@ -1,0 +1,128 @@
+//! Shared test helpers: one context per test binary, runs through the encode API with
+//! poisoned outputs, and comparisons under the accuracy policy.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use wgpu::util::DeviceExt;
+use wgpu_activations::{accuracy, Activation, BufferRegion, Context, Op};
+
+/// A quiet NaN with a payload no op produces: an element left unwritten shows as this.
+pub const POISON_BITS: u32 = 0x7fa5_a5a5;
+
+/// The shared context. With no adapter at all this fails loudly, saying how to get one;
+/// a GPU test never passes silently.
+pub fn ctx() -> &'static Context {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    CTX.get_or_init(|| {
+        Context::new().unwrap_or_else(|e| {
+            panic!(
+                "GPU tests need an adapter: {e}\n(on a machine without a GPU, install Mesa's \
+                 Vulkan drivers: apt-get install -y mesa-vulkan-drivers libvulkan1)"
+            )
+        })
+    })
+}
+
+/// The op with default parameters, or (threshold) with 0.5 and -2.
+pub fn activation(op: Op) -> Activation {
+    Activation::new(op).unwrap_or_else(|_| Activation::from_params(op, &[0.5, -2.0]).unwrap())
+}
+
+pub fn storage_buffer(ctx: &Context, data: &[f32]) -> wgpu::Buffer {
+    ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("test data"),
+        contents: bytemuck::cast_slice(data),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
+pub fn poisoned_buffer(ctx: &Context, len: usize) -> wgpu::Buffer {
+    let poison = vec![f32::from_bits(POISON_BITS); len.max(1)];
+    storage_buffer(ctx, &poison)
+}
+
+/// Applies `a` through the encode API into a poisoned output buffer and reads it back.
+pub fn gpu_apply(ctx: &Context, a: &Activation, input: &[f32]) -> Vec<f32> {
+    let src = storage_buffer(ctx, if input.is_empty() { &[0.0] } else { input });
+    let dst = poisoned_buffer(ctx, input.len());
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode(&mut encoder, a, BufferRegion::new(&src), BufferRegion::new(&dst), input.len() as u64)
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    ctx.download(BufferRegion::new(&dst), input.len() as u64).unwrap()
+}
+
+/// Panics with the worst element unless `output` is within `max_ulp` of the reference
+/// everywhere, and no element kept the poison.
+pub fn assert_within(a: &Activation, input: &[f32], output: &[f32], max_ulp: u64, what: &str) {
+    assert_eq!(input.len(), output.len(), "{a}: {what}: length");
+    if let Some(i) = output.iter().position(|y| y.to_bits() == POISON_BITS) {
+        panic!("{a}: {what}: element {i} of {} was never written", output.len());
+    }
+    let r = accuracy::compare(a, input, output);
+    assert!(
+        r.max_ulp <= max_ulp,
+        "{a}: {what}: {} ULP (bound {max_ulp}) at x = {:e}: got {:e}, expected {:e}",
+        if r.max_ulp == u64::MAX { "NaN mismatch".to_string() } else { r.max_ulp.to_string() },
+        r.worst_input,
+        r.worst_output,
+        r.worst_expected
+    );
+}
+
+/// The bound the op table gives this activation.
+pub fn bound(a: &Activation) -> u64 {
+    u64::from(a.op().info().accuracy.max_ulp(a.has_default_params()))
+}
+
+/// A small deterministic generator (SplitMix64), so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+
+    /// Log-uniform magnitude in [lo, hi) with a random sign.
+    pub fn log_uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let m = (lo.ln() + (hi.ln() - lo.ln()) * self.uniform(0.0, 1.0)).exp();
+        if self.next_u64() & 1 == 0 {
+            m
+        } else {
+            -m
+        }
+    }
+}
+
+/// The input categories PyTorch's unary-op tests use.
+pub fn normal_inputs(n: usize) -> Vec<f32> {
+    let mut rng = Rng::new(1);
+    (0..n).map(|_| rng.uniform(-10.0, 10.0)).collect()
+}
+
+pub fn small_inputs(n: usize) -> Vec<f32> {
+    let mut rng = Rng::new(2);
+    (0..n)
+        .map(|i| if i % 2 == 0 { rng.uniform(-1.0, 1.0) } else { rng.log_uniform(1e-30, 1.0) })
+        .collect()
+}
+
+pub fn large_inputs(n: usize) -> Vec<f32> {
+    let mut rng = Rng::new(3);
+    (0..n).map(|_| rng.log_uniform(1e3, 3.4e38)).collect()
+}
