@@ -309,20 +309,29 @@ fn suggest(name: &str) -> Option<&'static str> {
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance.
+/// Edit distance counting an insertion, deletion, substitution or swap of two adjacent
+/// letters as one edit (optimal string alignment): "gleu" is one swap from "gelu".
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -332,7 +341,7 @@ mod tests {
     #[test]
     fn edit_distance_counts_edits() {
         assert_eq!(edit_distance("gelu", "gelu"), 0);
-        assert_eq!(edit_distance("gleu", "gelu"), 2);
+        assert_eq!(edit_distance("gleu", "gelu"), 1);
         assert_eq!(edit_distance("relu", "relu6"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
     }

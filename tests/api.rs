@@ -1,0 +1,164 @@
+//! The API's contracts: error variants for bad input, thread safety, the pipeline cache.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use wgpu_activations::{Activation, BufferRegion, Context, Error, Op};
+
+fn buffer(ctx: &Context, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: bytes,
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+fn encode(ctx: &Context, input: BufferRegion<'_>, output: BufferRegion<'_>, len: u64) -> Result<(), Error> {
+    let relu: Activation = "relu".parse().unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let r = ctx.encode(&mut encoder, &relu, input, output, len);
+    // Whatever was recorded must be valid: a wgpu validation error would panic here.
+    ctx.queue().submit([encoder.finish()]);
+    ctx.wait().unwrap();
+    r
+}
+
+const RW: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
+
+#[test]
+fn encode_rejects_buffer_without_storage_usage() {
+    let ctx = ctx();
+    let good = buffer(ctx, 64, RW);
+    let bad = buffer(ctx, 64, wgpu::BufferUsages::COPY_DST);
+    let e = encode(ctx, BufferRegion::new(&bad), BufferRegion::new(&good), 16).unwrap_err();
+    assert!(matches!(e, Error::MissingUsage { role: "input", .. }), "{e}");
+    let e = encode(ctx, BufferRegion::new(&good), BufferRegion::new(&bad), 16).unwrap_err();
+    assert!(matches!(e, Error::MissingUsage { role: "output", .. }), "{e}");
+    assert!(e.to_string().contains("STORAGE"), "{e}");
+}
+
+#[test]
+fn encode_rejects_an_output_too_short() {
+    let ctx = ctx();
+    let a = buffer(ctx, 64, RW);
+    let b = buffer(ctx, 60, RW);
+    let e = encode(ctx, BufferRegion::new(&a), BufferRegion::new(&b), 16).unwrap_err();
+    assert!(matches!(e, Error::BufferTooSmall { role: "output", needed: 64, size: 60, .. }), "{e}");
+    let e = encode(ctx, BufferRegion::at(&a, 8), BufferRegion::new(&b), 15).unwrap_err();
+    assert!(matches!(e, Error::BufferTooSmall { role: "input", .. }), "{e}");
+    let e = encode(ctx, BufferRegion::new(&a), BufferRegion::new(&b), u64::MAX).unwrap_err();
+    assert!(matches!(e, Error::BufferTooSmall { .. }), "{e}");
+}
+
+#[test]
+fn encode_rejects_a_misaligned_offset() {
+    let ctx = ctx();
+    let a = buffer(ctx, 64, RW);
+    let b = buffer(ctx, 64, RW);
+    let e = encode(ctx, BufferRegion::at(&a, 2), BufferRegion::new(&b), 4).unwrap_err();
+    assert!(matches!(e, Error::Misaligned { role: "input", offset: 2 }), "{e}");
+}
+
+#[test]
+fn encode_rejects_overlapping_ranges_of_one_buffer() {
+    let ctx = ctx();
+    let a = buffer(ctx, 256, RW);
+    let e = encode(ctx, BufferRegion::new(&a), BufferRegion::at(&a, 16), 16).unwrap_err();
+    assert!(matches!(e, Error::Overlap { .. }), "{e}");
+}
+
+#[test]
+fn encode_of_zero_elements_records_nothing_but_still_validates() {
+    let ctx = ctx();
+    let a = buffer(ctx, 16, RW);
+    encode(ctx, BufferRegion::new(&a), BufferRegion::new(&a), 0).unwrap();
+    let bad = buffer(ctx, 16, wgpu::BufferUsages::COPY_DST);
+    assert!(encode(ctx, BufferRegion::new(&bad), BufferRegion::new(&a), 0).is_err());
+}
+
+#[test]
+fn run_into_rejects_a_length_mismatch() {
+    let relu: Activation = "relu".parse().unwrap();
+    let mut out = [0.0; 2];
+    let e = ctx().run_into(&relu, &[1.0, 2.0, 3.0], &mut out).unwrap_err();
+    assert!(matches!(e, Error::LengthMismatch { input: 3, output: 2 }), "{e}");
+}
+
+#[test]
+fn download_rejects_a_buffer_it_cannot_copy() {
+    let ctx = ctx();
+    let a = buffer(ctx, 16, wgpu::BufferUsages::STORAGE);
+    let e = ctx.download(BufferRegion::new(&a), 4).unwrap_err();
+    assert!(matches!(e, Error::MissingUsage { .. }), "{e}");
+}
+
+#[test]
+fn require_features_names_what_the_device_lacks() {
+    // A device created without SHADER_F16, whatever the adapter supports.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&Default::default())).unwrap();
+    let ctx = Context::from_device(device, queue);
+    let e = ctx.require_features(wgpu::Features::SHADER_F16).unwrap_err();
+    assert!(matches!(e, Error::MissingFeature { .. }), "{e}");
+    assert!(e.to_string().contains("SHADER_F16"), "{e}");
+    ctx.require_features(wgpu::Features::empty()).unwrap();
+    // The caller's device works like an owned one.
+    let gelu: Activation = "gelu".parse().unwrap();
+    let input = normal_inputs(1001);
+    let out = gpu_apply(&ctx, &gelu, &input);
+    assert_within(&gelu, &input, &out, bound(&gelu), "caller's device");
+}
+
+#[test]
+fn threads_sharing_a_context_get_identical_results_and_compile_once() {
+    let ctx = Arc::new(Context::new().unwrap());
+    let ops = [Op::Gelu, Op::Mish, Op::Softplus, Op::Tanh];
+    let input = Arc::new(normal_inputs(50_001));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (ctx, input) = (ctx.clone(), input.clone());
+            std::thread::spawn(move || {
+                ops.iter()
+                    .map(|&op| ctx.run(&Activation::new(op).unwrap(), &input).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for r in &results[1..] {
+        for (a, b) in r.iter().zip(&results[0]) {
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+    // 4 ops x 2 entry points (vec4 body, scalar tail), each compiled exactly once.
+    let stats = ctx.cache_stats();
+    assert_eq!(stats.misses, 8, "{stats:?}");
+    assert_eq!(stats.hits, 8 * 4 * 2 - 8, "{stats:?}");
+}
+
+#[test]
+fn changing_a_parameter_compiles_nothing() {
+    let ctx = Context::new().unwrap();
+    let x = normal_inputs(1000);
+    ctx.run(&"leaky_relu(negative_slope=0.1)".parse().unwrap(), &x).unwrap();
+    let before = ctx.cache_stats().misses;
+    let a: Activation = "leaky_relu(negative_slope=0.3)".parse().unwrap();
+    let y = ctx.run(&a, &x).unwrap();
+    assert_eq!(ctx.cache_stats().misses, before);
+    assert_within(&a, &x, &y, 0, "new parameter");
+}
+
+#[test]
+fn warm_up_compiles_every_variant_once() {
+    let ctx = Context::new().unwrap();
+    ctx.warm_up(&[Op::Gelu]).unwrap();
+    assert_eq!(ctx.cache_stats().misses, 4);
+    ctx.run(&"gelu".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+    assert_eq!(ctx.cache_stats().misses, 4);
+    ctx.warm_up(&[]).unwrap();
+    assert_eq!(ctx.cache_stats().misses, 4 * Op::ALL.len() as u64);
+}

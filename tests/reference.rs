@@ -1,0 +1,43 @@
+//! The CPU reference itself, at the values the numerics policy names, against
+//! 40-digit values computed with mpmath.
+
+use wgpu_activations::{cpu, Activation};
+
+fn value(spec: &str, x: f32) -> f64 {
+    cpu::reference_f64(&spec.parse::<Activation>().unwrap(), x)
+}
+
+fn close(got: f64, want: f64) {
+    assert!(((got - want) / want).abs() < 1e-12, "got {got:e}, want {want:e}");
+}
+
+#[test]
+fn reference_is_right_in_the_tails() {
+    close(value("gelu", -8.0), -4.976_768_459_417_427_3e-15);
+    close(value("softplus", -50.0), 1.928_749_847_963_917_8e-22);
+    close(value("selu", -1e-8), -1.758_099_321_372_082_6e-8);
+    close(value("tanhshrink", 1e-3), 3.333_332_474_974_758_6e-10);
+    close(value("gaussian", 9.0), 6.639_677_199_580_734_4e-36);
+    assert_eq!(value("logsigmoid", -100.0), -100.0);
+}
+
+#[test]
+fn reference_gives_limits_and_propagates_nan() {
+    for spec in ["sigmoid", "tanh", "softplus", "mish", "gelu(approximate=tanh)", "gelu", "silu"] {
+        for x in [88.8f32, -88.8, 1e4, -1e4, 3.4e38, -3.4e38, f32::INFINITY, f32::NEG_INFINITY] {
+            assert!(!value(spec, x).is_nan(), "{spec}({x})");
+        }
+        assert!(value(spec, f32::NAN).is_nan());
+    }
+    assert_eq!(value("sigmoid", f32::NEG_INFINITY), 0.0);
+    assert_eq!(value("tanh", f32::INFINITY), 1.0);
+    assert_eq!(value("softsign", f32::NEG_INFINITY), -1.0);
+    assert_eq!(value("mish", f32::NEG_INFINITY), 0.0);
+}
+
+#[test]
+fn softplus_follows_pytorchs_threshold() {
+    // beta * x > threshold gives x exactly, like torch.nn.functional.softplus.
+    assert_eq!(value("softplus(beta=1, threshold=1)", 1.5), 1.5);
+    assert!(value("softplus(beta=1, threshold=1)", 0.5) > 0.5);
+}
