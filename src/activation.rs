@@ -260,8 +260,11 @@ impl FromStr for Activation {
                     .iter()
                     .find(|o| o.info().variant.map(|(_, w)| w) == Some(word))
                     .ok_or_else(|| {
-                        let words: Vec<_> =
-                            rows.iter().filter_map(|o| o.info().variant).map(|v| v.1).collect();
+                        let words: Vec<_> = rows
+                            .iter()
+                            .filter_map(|o| o.info().variant)
+                            .map(|v| v.1)
+                            .collect();
                         err(format!(
                             "`{vkey}` must be one of {}, got `{word}`",
                             words.join(", ")
@@ -318,13 +321,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }

@@ -77,7 +77,9 @@ impl PipelineCache {
     pub(crate) fn get_or_compile(
         &self,
         key: PipelineKey,
-        build: impl FnOnce(&mut HashMap<(Op, Layout), wgpu::ShaderModule>) -> Result<wgpu::ComputePipeline>,
+        build: impl FnOnce(
+            &mut HashMap<(Op, Layout), wgpu::ShaderModule>,
+        ) -> Result<wgpu::ComputePipeline>,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         if let Some(p) = self.read(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);

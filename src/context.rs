@@ -102,7 +102,11 @@ impl Context {
         Self::build(device, queue, None)
     }
 
-    fn build(device: wgpu::Device, queue: wgpu::Queue, adapter_info: Option<wgpu::AdapterInfo>) -> Self {
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter_info: Option<wgpu::AdapterInfo>,
+    ) -> Self {
         let limits = device.limits();
         let workgroup_size = PREFERRED_WORKGROUP_SIZE
             .min(limits.max_compute_workgroup_size_x)
@@ -137,23 +141,29 @@ impl Context {
             @compute @workgroup_size(1) fn main() { let a = buf[0]; buf[1] = fma(a, a, -(a * a)); }";
         let a = 1.0f32 + 3.0 * f32::EPSILON;
         let buffer = self.scoped(|| {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("fma probe"),
-                source: wgpu::ShaderSource::Wgsl(PROBE.into()),
-            });
-            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some("fma probe"),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-            let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("fma probe"),
-                contents: bytemuck::cast_slice(&[a, 0.0f32]),
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            });
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("fma probe"),
+                    source: wgpu::ShaderSource::Wgsl(PROBE.into()),
+                });
+            let pipeline = self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some("fma probe"),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+            let buffer = self
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("fma probe"),
+                    contents: bytemuck::cast_slice(&[a, 0.0f32]),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                });
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("fma probe"),
                 layout: &pipeline.get_bind_group_layout(0),
@@ -246,31 +256,37 @@ impl Context {
         }
     }
 
-    pub(crate) fn pipeline(&self, key: PipelineKey) -> Result<std::sync::Arc<wgpu::ComputePipeline>> {
+    pub(crate) fn pipeline(
+        &self,
+        key: PipelineKey,
+    ) -> Result<std::sync::Arc<wgpu::ComputePipeline>> {
         self.cache.get_or_compile(key, |modules| {
             self.scoped(|| {
                 let module = modules.entry((key.op, key.layout)).or_insert_with(|| {
-                    let source = shader::elementwise_source(key.op, key.layout, self.workgroup_size);
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(key.op.info().wgsl),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    })
+                    let source =
+                        shader::elementwise_source(key.op, key.layout, self.workgroup_size);
+                    self.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(key.op.info().wgsl),
+                            source: wgpu::ShaderSource::Wgsl(source.into()),
+                        })
                 });
                 let layout = match key.layout {
                     Layout::Separate => &self.layouts.separate_pipeline,
                     Layout::Shared => &self.layouts.shared_pipeline,
                 };
-                self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(key.op.info().wgsl),
-                    layout: Some(layout),
-                    module,
-                    entry_point: Some(key.entry.name()),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &[("FUSED_FMA", if self.fused_fma { 1.0 } else { 0.0 })],
-                        ..Default::default()
-                    },
-                    cache: None,
-                })
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(key.op.info().wgsl),
+                        layout: Some(layout),
+                        module,
+                        entry_point: Some(key.entry.name()),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &[("FUSED_FMA", if self.fused_fma { 1.0 } else { 0.0 })],
+                            ..Default::default()
+                        },
+                        cache: None,
+                    })
             })
         })
     }
@@ -308,7 +324,11 @@ fn adapter_rank(info: &wgpu::AdapterInfo, prefer_software: bool) -> (u8, u8) {
         Cpu => 3,
         Other => 4,
     };
-    let kind = if prefer_software && info.device_type == Cpu { 0 } else { kind + 1 };
+    let kind = if prefer_software && info.device_type == Cpu {
+        0
+    } else {
+        kind + 1
+    };
     let backend = match info.backend {
         wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
         _ => 1,

@@ -28,7 +28,9 @@ pub enum Error {
     },
 
     /// A buffer was created without a usage flag this call needs.
-    #[error("the {role} buffer lacks {missing:?} usage (it has {actual:?}); create it with {missing:?}")]
+    #[error(
+        "the {role} buffer lacks {missing:?} usage (it has {actual:?}); create it with {missing:?}"
+    )]
     MissingUsage {
         role: &'static str,
         missing: wgpu::BufferUsages,

@@ -99,10 +99,16 @@ fn check_ordered(p: &[f32]) -> Result<(), String> {
 
 macro_rules! param {
     ($name:literal) => {
-        Param { name: $name, default: None }
+        Param {
+            name: $name,
+            default: None,
+        }
     };
     ($name:literal = $default:literal) => {
-        Param { name: $name, default: Some($default) }
+        Param {
+            name: $name,
+            default: Some($default),
+        }
     };
 }
 

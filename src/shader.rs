@@ -32,7 +32,12 @@ pub fn validate_wgsl(source: &str) -> Result<()> {
         naga::valid::Capabilities::empty(),
     )
     .validate(&module)
-    .map_err(|e| Error::Wgpu(format!("WGSL validation error: {}", e.emit_to_string(source))))?;
+    .map_err(|e| {
+        Error::Wgpu(format!(
+            "WGSL validation error: {}",
+            e.emit_to_string(source)
+        ))
+    })?;
     Ok(())
 }
 

@@ -16,7 +16,12 @@ fn buffer(ctx: &Context, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer 
     })
 }
 
-fn encode(ctx: &Context, input: BufferRegion<'_>, output: BufferRegion<'_>, len: u64) -> Result<(), Error> {
+fn encode(
+    ctx: &Context,
+    input: BufferRegion<'_>,
+    output: BufferRegion<'_>,
+    len: u64,
+) -> Result<(), Error> {
     let relu: Activation = "relu".parse().unwrap();
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let r = ctx.encode(&mut encoder, &relu, input, output, len);
@@ -34,9 +39,15 @@ fn encode_rejects_buffer_without_storage_usage() {
     let good = buffer(ctx, 64, RW);
     let bad = buffer(ctx, 64, wgpu::BufferUsages::COPY_DST);
     let e = encode(ctx, BufferRegion::new(&bad), BufferRegion::new(&good), 16).unwrap_err();
-    assert!(matches!(e, Error::MissingUsage { role: "input", .. }), "{e}");
+    assert!(
+        matches!(e, Error::MissingUsage { role: "input", .. }),
+        "{e}"
+    );
     let e = encode(ctx, BufferRegion::new(&good), BufferRegion::new(&bad), 16).unwrap_err();
-    assert!(matches!(e, Error::MissingUsage { role: "output", .. }), "{e}");
+    assert!(
+        matches!(e, Error::MissingUsage { role: "output", .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("STORAGE"), "{e}");
 }
 
@@ -46,9 +57,23 @@ fn encode_rejects_an_output_too_short() {
     let a = buffer(ctx, 64, RW);
     let b = buffer(ctx, 60, RW);
     let e = encode(ctx, BufferRegion::new(&a), BufferRegion::new(&b), 16).unwrap_err();
-    assert!(matches!(e, Error::BufferTooSmall { role: "output", needed: 64, size: 60, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::BufferTooSmall {
+                role: "output",
+                needed: 64,
+                size: 60,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = encode(ctx, BufferRegion::at(&a, 8), BufferRegion::new(&b), 15).unwrap_err();
-    assert!(matches!(e, Error::BufferTooSmall { role: "input", .. }), "{e}");
+    assert!(
+        matches!(e, Error::BufferTooSmall { role: "input", .. }),
+        "{e}"
+    );
     let e = encode(ctx, BufferRegion::new(&a), BufferRegion::new(&b), u64::MAX).unwrap_err();
     assert!(matches!(e, Error::BufferTooSmall { .. }), "{e}");
 }
@@ -59,7 +84,16 @@ fn encode_rejects_a_misaligned_offset() {
     let a = buffer(ctx, 64, RW);
     let b = buffer(ctx, 64, RW);
     let e = encode(ctx, BufferRegion::at(&a, 2), BufferRegion::new(&b), 4).unwrap_err();
-    assert!(matches!(e, Error::Misaligned { role: "input", offset: 2 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Misaligned {
+                role: "input",
+                offset: 2
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -83,8 +117,19 @@ fn encode_of_zero_elements_records_nothing_but_still_validates() {
 fn run_into_rejects_a_length_mismatch() {
     let relu: Activation = "relu".parse().unwrap();
     let mut out = [0.0; 2];
-    let e = ctx().run_into(&relu, &[1.0, 2.0, 3.0], &mut out).unwrap_err();
-    assert!(matches!(e, Error::LengthMismatch { input: 3, output: 2 }), "{e}");
+    let e = ctx()
+        .run_into(&relu, &[1.0, 2.0, 3.0], &mut out)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::LengthMismatch {
+                input: 3,
+                output: 2
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -98,11 +143,14 @@ fn download_rejects_a_buffer_it_cannot_copy() {
 #[test]
 fn require_features_names_what_the_device_lacks() {
     // A device created without SHADER_F16, whatever the adapter supports.
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).unwrap();
     let (device, queue) = pollster::block_on(adapter.request_device(&Default::default())).unwrap();
     let ctx = Context::from_device(device, queue);
-    let e = ctx.require_features(wgpu::Features::SHADER_F16).unwrap_err();
+    let e = ctx
+        .require_features(wgpu::Features::SHADER_F16)
+        .unwrap_err();
     assert!(matches!(e, Error::MissingFeature { .. }), "{e}");
     assert!(e.to_string().contains("SHADER_F16"), "{e}");
     ctx.require_features(wgpu::Features::empty()).unwrap();
@@ -144,7 +192,8 @@ fn threads_sharing_a_context_get_identical_results_and_compile_once() {
 fn changing_a_parameter_compiles_nothing() {
     let ctx = Context::new().unwrap();
     let x = normal_inputs(1000);
-    ctx.run(&"leaky_relu(negative_slope=0.1)".parse().unwrap(), &x).unwrap();
+    ctx.run(&"leaky_relu(negative_slope=0.1)".parse().unwrap(), &x)
+        .unwrap();
     let before = ctx.cache_stats().misses;
     let a: Activation = "leaky_relu(negative_slope=0.3)".parse().unwrap();
     let y = ctx.run(&a, &x).unwrap();
@@ -157,7 +206,8 @@ fn warm_up_compiles_every_variant_once() {
     let ctx = Context::new().unwrap();
     ctx.warm_up(&[Op::Gelu]).unwrap();
     assert_eq!(ctx.cache_stats().misses, 4);
-    ctx.run(&"gelu".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+    ctx.run(&"gelu".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0])
+        .unwrap();
     assert_eq!(ctx.cache_stats().misses, 4);
     ctx.warm_up(&[]).unwrap();
     assert_eq!(ctx.cache_stats().misses, 4 * Op::ALL.len() as u64);

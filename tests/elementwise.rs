@@ -59,14 +59,27 @@ fn tails_named_in_the_numerics_policy_are_right() {
     for (spec, x) in cases {
         let a: Activation = spec.parse().unwrap();
         let y = gpu_apply(ctx(), &a, &[*x]);
-        assert!(y[0] != 0.0 && y[0].is_finite(), "{spec} at {x} gave {}", y[0]);
+        assert!(
+            y[0] != 0.0 && y[0].is_finite(),
+            "{spec} at {x} gave {}",
+            y[0]
+        );
         assert_within(&a, &[*x], &y, bound(&a), "tail");
     }
 }
 
 #[test]
 fn no_op_overflows_to_nan_and_infinities_give_limits() {
-    let xs = [88.8f32, -88.8, 1e4, -1e4, 3.4e38, -3.4e38, f32::INFINITY, f32::NEG_INFINITY];
+    let xs = [
+        88.8f32,
+        -88.8,
+        1e4,
+        -1e4,
+        3.4e38,
+        -3.4e38,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ];
     for &op in Op::ALL {
         let a = activation(op);
         let y = gpu_apply(ctx(), &a, &xs);
@@ -84,9 +97,16 @@ fn nan_in_gives_nan_out_for_every_op() {
         let a = activation(op);
         let y = gpu_apply(ctx(), &a, &xs);
         for i in [0, 2, 3] {
-            assert!(y[i].is_nan() && y[i].to_bits() != POISON_BITS, "{a}: NaN at {i} gave {}", y[i]);
+            assert!(
+                y[i].is_nan() && y[i].to_bits() != POISON_BITS,
+                "{a}: NaN at {i} gave {}",
+                y[i]
+            );
         }
-        assert!(!y[1].is_nan() && !y[4].is_nan(), "{a}: NaN leaked into neighbours");
+        assert!(
+            !y[1].is_nan() && !y[4].is_nan(),
+            "{a}: NaN leaked into neighbours"
+        );
     }
 }
 
@@ -148,7 +168,10 @@ fn every_op_covers_more_than_65535_workgroups() {
 #[test]
 fn input_larger_than_the_binding_limit_is_processed_in_chunks() {
     let ctx = ctx();
-    let limit = u64::from(ctx.limits().max_storage_buffer_binding_size).min(ctx.limits().max_buffer_size);
+    let limit = ctx
+        .limits()
+        .max_storage_buffer_binding_size
+        .min(ctx.limits().max_buffer_size);
     let n = (limit / 4 + 5) as usize;
     if (n as u64) * 4 > ctx.limits().max_buffer_size {
         eprintln!("skipping: the adapter's buffers cannot exceed its binding limit");
@@ -191,7 +214,14 @@ fn chunks_and_grid_stride_cover_every_element_on_a_small_device() {
 
 /// Runs `a` on `input` placed at element offset `in_at` of one buffer, writing at `out_at`
 /// of another (or the same) buffer, and returns the whole output buffer.
-fn run_at(ctx: &Context, a: &Activation, input: &[f32], in_at: usize, out_at: usize, same: bool) -> Vec<f32> {
+fn run_at(
+    ctx: &Context,
+    a: &Activation,
+    input: &[f32],
+    in_at: usize,
+    out_at: usize,
+    same: bool,
+) -> Vec<f32> {
     let total = in_at.max(out_at) + input.len() + 8;
     let mut src_data = vec![f32::from_bits(POISON_BITS); total];
     src_data[in_at..in_at + input.len()].copy_from_slice(input);
@@ -208,7 +238,8 @@ fn run_at(ctx: &Context, a: &Activation, input: &[f32], in_at: usize, out_at: us
     )
     .unwrap();
     ctx.queue().submit([encoder.finish()]);
-    ctx.download(BufferRegion::new(out_buf), total as u64).unwrap()
+    ctx.download(BufferRegion::new(out_buf), total as u64)
+        .unwrap()
 }
 
 #[test]
@@ -219,9 +250,18 @@ fn encode_honours_offsets_aligned_or_not() {
             let input = normal_inputs(20_001);
             let out = run_at(ctx, &a, &input, in_at, out_at, false);
             let got = &out[out_at..out_at + input.len()];
-            assert_within(&a, &input, got, bound(&a), &format!("offsets {in_at}, {out_at}"));
+            assert_within(
+                &a,
+                &input,
+                got,
+                bound(&a),
+                &format!("offsets {in_at}, {out_at}"),
+            );
             // Nothing outside the output range was touched.
-            assert!(out[..out_at].iter().chain(&out[out_at + input.len()..]).all(|y| y.to_bits() == POISON_BITS));
+            assert!(out[..out_at]
+                .iter()
+                .chain(&out[out_at + input.len()..])
+                .all(|y| y.to_bits() == POISON_BITS));
         }
     }
 }
@@ -236,7 +276,13 @@ fn encode_in_place_and_on_disjoint_ranges_of_one_buffer() {
         assert_within(&a, &input, &out[5..5 + input.len()], bound(&a), "in place");
         // disjoint ranges of one buffer
         let out = run_at(ctx, &a, &input, 0, input.len() + 3, true);
-        assert_within(&a, &input, &out[input.len() + 3..2 * input.len() + 3], bound(&a), "same buffer");
+        assert_within(
+            &a,
+            &input,
+            &out[input.len() + 3..2 * input.len() + 3],
+            bound(&a),
+            "same buffer",
+        );
     }
 }
 

@@ -13,7 +13,11 @@ fn every_elementwise_variant_validates_with_naga() {
 fn every_op_has_its_wgsl_function() {
     for &op in Op::ALL {
         let f = format!("fn {}(", op.info().wgsl);
-        assert!(shader::ACTIVATIONS_WGSL.contains(&f), "{} missing from activations.wgsl", f);
+        assert!(
+            shader::ACTIVATIONS_WGSL.contains(&f),
+            "{} missing from activations.wgsl",
+            f
+        );
         let src = shader::elementwise_source(op, Layout::Separate, 256);
         assert!(src.contains(&format!("pass_nan(x, {}(x, params.p))", op.info().wgsl)));
     }

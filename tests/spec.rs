@@ -27,12 +27,30 @@ fn every_op_round_trips_through_its_spec() {
 fn specs_parse_with_spaces_aliases_and_word_values() {
     let a: Activation = " leaky_relu( negative_slope = 0.2 ) ".parse().unwrap();
     assert_eq!(a.param("negative_slope"), Some(0.2));
-    assert_eq!("gelu(approximate=tanh)".parse::<Activation>().unwrap().op(), Op::GeluTanh);
-    assert_eq!("gelu(approximate=none)".parse::<Activation>().unwrap().op(), Op::Gelu);
+    assert_eq!(
+        "gelu(approximate=tanh)".parse::<Activation>().unwrap().op(),
+        Op::GeluTanh
+    );
+    assert_eq!(
+        "gelu(approximate=none)".parse::<Activation>().unwrap().op(),
+        Op::Gelu
+    );
     assert_eq!("gelu()".parse::<Activation>().unwrap().op(), Op::Gelu);
-    assert_eq!("hard_swish".parse::<Activation>().unwrap().to_string(), "hardswish");
-    assert_eq!("softplus(beta=2)".parse::<Activation>().unwrap().to_string(), "softplus(beta=2)");
-    assert_eq!(Activation::new(Op::GeluTanh).unwrap().to_string(), "gelu(approximate=tanh)");
+    assert_eq!(
+        "hard_swish".parse::<Activation>().unwrap().to_string(),
+        "hardswish"
+    );
+    assert_eq!(
+        "softplus(beta=2)"
+            .parse::<Activation>()
+            .unwrap()
+            .to_string(),
+        "softplus(beta=2)"
+    );
+    assert_eq!(
+        Activation::new(Op::GeluTanh).unwrap().to_string(),
+        "gelu(approximate=tanh)"
+    );
 }
 
 fn reason(spec: &str) -> String {
@@ -44,7 +62,11 @@ fn reason(spec: &str) -> String {
 
 #[test]
 fn bad_specs_say_what_is_wrong() {
-    assert!(reason("gleu").contains("did you mean `gelu`"), "{}", reason("gleu"));
+    assert!(
+        reason("gleu").contains("did you mean `gelu`"),
+        "{}",
+        reason("gleu")
+    );
     assert!(reason("leaky_rlu").contains("`leaky_relu`"));
     assert!(reason("softmaxx_zz_q").contains("unknown activation"));
     assert!(reason("").contains("empty"));

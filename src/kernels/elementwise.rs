@@ -128,11 +128,19 @@ impl Context {
                         // One window covering both ranges of the one buffer.
                         let begin = inw.start.min(outw.start);
                         let end = (inw.start + inw.size).max(outw.start + outw.size);
-                        let w = Window { start: begin, size: end - begin, delta: 0 };
-                        (vec![(1, input.buffer, w)], in_byte - begin, out_byte - begin)
+                        let w = Window {
+                            start: begin,
+                            size: end - begin,
+                            delta: 0,
+                        };
+                        (
+                            vec![(1, input.buffer, w)],
+                            in_byte - begin,
+                            out_byte - begin,
+                        )
                     }
                 };
-                let vectorised = in_delta % 16 == 0 && out_delta % 16 == 0;
+                let vectorised = in_delta.is_multiple_of(16) && out_delta.is_multiple_of(16);
                 let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
                 let uniforms = Uniforms {
                     n: count as u32,
@@ -141,11 +149,13 @@ impl Context {
                     scalar_start: scalar_start as u32,
                     p: activation.param_slots(),
                 };
-                let ubuf = self.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("elementwise params"),
-                    contents: bytemuck::bytes_of(&uniforms),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                });
+                let ubuf = self
+                    .device()
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("elementwise params"),
+                        contents: bytemuck::bytes_of(&uniforms),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
                 let mut entries: Vec<_> = bindings
                     .into_iter()
                     .map(|(binding, buffer, w)| wgpu::BindGroupEntry {
@@ -215,7 +225,11 @@ struct Window {
 fn window(byte: u64, count: u64, align: u64) -> Window {
     let start = byte / align * align;
     let delta = byte - start;
-    Window { start, size: delta + count * F32, delta }
+    Window {
+        start,
+        size: delta + count * F32,
+        delta,
+    }
 }
 
 impl Context {
@@ -225,7 +239,9 @@ impl Context {
         check_region("output", output, len)?;
         let limits = self.limits();
         let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
-        let max_binding = u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         let same = input.buffer == output.buffer;
         let (layout, reach) = if same {
             let bytes = len * F32;
@@ -277,8 +293,11 @@ fn check_region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Resul
             actual: usage,
         });
     }
-    if region.offset % F32 != 0 {
-        return Err(Error::Misaligned { role, offset: region.offset });
+    if !region.offset.is_multiple_of(F32) {
+        return Err(Error::Misaligned {
+            role,
+            offset: region.offset,
+        });
     }
     let needed = len
         .checked_mul(F32)
@@ -322,7 +341,12 @@ impl Context {
 
     /// Like [`Context::run`], writing into `output` (which must have `input.len()`
     /// elements).
-    pub fn run_into(&self, activation: &Activation, input: &[f32], output: &mut [f32]) -> Result<()> {
+    pub fn run_into(
+        &self,
+        activation: &Activation,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<()> {
         if input.len() != output.len() {
             return Err(Error::LengthMismatch {
                 input: input.len(),
@@ -330,7 +354,7 @@ impl Context {
             });
         }
         // Pieces small enough for one buffer each (and at most 1 GiB of host staging).
-        let piece = (self.limits().max_buffer_size / F32).min(1 << 28).max(4) as usize;
+        let piece = (self.limits().max_buffer_size / F32).clamp(4, 1 << 28) as usize;
         for (x, y) in input.chunks(piece).zip(output.chunks_mut(piece)) {
             self.run_piece(activation, x, y)?;
         }
@@ -340,11 +364,13 @@ impl Context {
     fn run_piece(&self, activation: &Activation, input: &[f32], output: &mut [f32]) -> Result<()> {
         let len = input.len() as u64;
         let (src, dst) = self.scoped(|| {
-            let src = self.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("run input"),
-                contents: bytemuck::cast_slice(input),
-                usage: wgpu::BufferUsages::STORAGE,
-            });
+            let src = self
+                .device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("run input"),
+                    contents: bytemuck::cast_slice(input),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
             let dst = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("run output"),
                 size: len * F32,
@@ -354,7 +380,13 @@ impl Context {
             (src, dst)
         })?;
         let mut encoder = self.device().create_command_encoder(&Default::default());
-        self.encode(&mut encoder, activation, BufferRegion::new(&src), BufferRegion::new(&dst), len)?;
+        self.encode(
+            &mut encoder,
+            activation,
+            BufferRegion::new(&src),
+            BufferRegion::new(&dst),
+            len,
+        )?;
         self.scoped(|| self.queue().submit([encoder.finish()]))?;
         let result = self.download(BufferRegion::new(&dst), len)?;
         output.copy_from_slice(&result);
@@ -372,8 +404,11 @@ impl Context {
                 actual: usage,
             });
         }
-        if region.offset % F32 != 0 {
-            return Err(Error::Misaligned { role: "download source", offset: region.offset });
+        if !region.offset.is_multiple_of(F32) {
+            return Err(Error::Misaligned {
+                role: "download source",
+                offset: region.offset,
+            });
         }
         let bytes = len * F32;
         if region.offset + bytes > region.buffer.size() {

@@ -30,11 +30,14 @@ pub fn activation(op: Op) -> Activation {
 }
 
 pub fn storage_buffer(ctx: &Context, data: &[f32]) -> wgpu::Buffer {
-    ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("test data"),
-        contents: bytemuck::cast_slice(data),
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-    })
+    ctx.device()
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("test data"),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        })
 }
 
 pub fn poisoned_buffer(ctx: &Context, len: usize) -> wgpu::Buffer {
@@ -47,10 +50,17 @@ pub fn gpu_apply(ctx: &Context, a: &Activation, input: &[f32]) -> Vec<f32> {
     let src = storage_buffer(ctx, if input.is_empty() { &[0.0] } else { input });
     let dst = poisoned_buffer(ctx, input.len());
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode(&mut encoder, a, BufferRegion::new(&src), BufferRegion::new(&dst), input.len() as u64)
-        .unwrap();
+    ctx.encode(
+        &mut encoder,
+        a,
+        BufferRegion::new(&src),
+        BufferRegion::new(&dst),
+        input.len() as u64,
+    )
+    .unwrap();
     ctx.queue().submit([encoder.finish()]);
-    ctx.download(BufferRegion::new(&dst), input.len() as u64).unwrap()
+    ctx.download(BufferRegion::new(&dst), input.len() as u64)
+        .unwrap()
 }
 
 /// Panics with the worst element unless `output` is within `max_ulp` of the reference
@@ -58,13 +68,20 @@ pub fn gpu_apply(ctx: &Context, a: &Activation, input: &[f32]) -> Vec<f32> {
 pub fn assert_within(a: &Activation, input: &[f32], output: &[f32], max_ulp: u64, what: &str) {
     assert_eq!(input.len(), output.len(), "{a}: {what}: length");
     if let Some(i) = output.iter().position(|y| y.to_bits() == POISON_BITS) {
-        panic!("{a}: {what}: element {i} of {} was never written", output.len());
+        panic!(
+            "{a}: {what}: element {i} of {} was never written",
+            output.len()
+        );
     }
     let r = accuracy::compare(a, input, output);
     assert!(
         r.max_ulp <= max_ulp,
         "{a}: {what}: {} ULP (bound {max_ulp}) at x = {:e}: got {:e}, expected {:e}",
-        if r.max_ulp == u64::MAX { "NaN mismatch".to_string() } else { r.max_ulp.to_string() },
+        if r.max_ulp == u64::MAX {
+            "NaN mismatch".to_string()
+        } else {
+            r.max_ulp.to_string()
+        },
         r.worst_input,
         r.worst_output,
         r.worst_expected
@@ -118,7 +135,13 @@ pub fn normal_inputs(n: usize) -> Vec<f32> {
 pub fn small_inputs(n: usize) -> Vec<f32> {
     let mut rng = Rng::new(2);
     (0..n)
-        .map(|i| if i % 2 == 0 { rng.uniform(-1.0, 1.0) } else { rng.log_uniform(1e-30, 1.0) })
+        .map(|i| {
+            if i % 2 == 0 {
+                rng.uniform(-1.0, 1.0)
+            } else {
+                rng.log_uniform(1e-30, 1.0)
+            }
+        })
         .collect()
 }
 

@@ -1,0 +1,179 @@
+//! Activate a buffer on the GPU from a terminal.
+//!
+//! ```text
+//! cargo run --release --example activate -- SPEC [--shape D0,D1,...] [--input FILE] [--output FILE]
+//! ```
+//!
+//! - No `--input`: activates a small sample buffer and prints the input, the GPU output,
+//!   the CPU reference and the largest difference, with the adapter's name.
+//! - `--input FILE`: raw little-endian f32 values. `--output FILE`: the results, raw
+//!   little-endian f32, in the same order (written whole or not at all).
+//! - `--shape`: the tensor shape (default: one dimension, the input's length); it must
+//!   hold as many elements as the input.
+//! - Any error: one line on stderr and a non-zero exit status (2 for usage, 1 otherwise).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use wgpu_activations::{accuracy, cpu, Activation, Context};
+
+const USAGE: &str =
+    "usage: activate SPEC [--shape D0,D1,...] [--input FILE] [--output FILE]  (e.g. activate 'gelu(approximate=tanh)')";
+
+const SAMPLE: [f32; 13] = [
+    -10.0, -8.0, -4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0,
+];
+
+struct Args {
+    spec: String,
+    shape: Option<Vec<usize>>,
+    input: Option<PathBuf>,
+    output: Option<PathBuf>,
+}
+
+enum Failure {
+    Usage(String),
+    Run(String),
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, Failure> {
+    let usage = |m: String| Failure::Usage(format!("{m}\n{USAGE}"));
+    let mut spec = None;
+    let (mut shape, mut input, mut output) = (None, None, None);
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| {
+            args.next()
+                .ok_or_else(|| usage(format!("{flag} needs a value")))
+        };
+        match arg.as_str() {
+            "--shape" => {
+                let v = value("--shape")?;
+                let dims = v
+                    .split(',')
+                    .map(|d| d.trim().parse::<usize>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        usage(format!("--shape must be comma-separated sizes, got `{v}`"))
+                    })?;
+                shape = Some(dims);
+            }
+            "--input" => input = Some(PathBuf::from(value("--input")?)),
+            "--output" => output = Some(PathBuf::from(value("--output")?)),
+            "-h" | "--help" => return Err(Failure::Usage(USAGE.to_string())),
+            flag if flag.starts_with("--") => return Err(usage(format!("unknown flag `{flag}`"))),
+            _ if spec.is_none() => spec = Some(arg),
+            _ => return Err(usage(format!("unexpected argument `{arg}`"))),
+        }
+    }
+    let spec = spec.ok_or_else(|| usage("missing SPEC".to_string()))?;
+    Ok(Args {
+        spec,
+        shape,
+        input,
+        output,
+    })
+}
+
+fn read_f32s(path: &Path) -> Result<Vec<f32>, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::Run(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.len() % 4 != 0 {
+        return Err(Failure::Run(format!(
+            "{} holds {} bytes, not a whole number of f32 values (4 bytes each)",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// Writes beside the target and renames, so a failure leaves no partial file.
+fn write_f32s(path: &Path, values: &[f32]) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Failure::Run(format!("cannot write {}: {e}", path.display()));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let activation: Activation = args
+        .spec
+        .parse()
+        .map_err(|e| Failure::Usage(format!("{e}")))?;
+    let input = match &args.input {
+        Some(path) => read_f32s(path)?,
+        None => SAMPLE.to_vec(),
+    };
+    if let Some(shape) = &args.shape {
+        let elements: usize = shape.iter().product();
+        if elements != input.len() {
+            return Err(Failure::Usage(format!(
+                "--shape {shape:?} holds {elements} elements, the input has {}",
+                input.len()
+            )));
+        }
+    }
+    let ctx = Context::new().map_err(|e| Failure::Run(e.to_string()))?;
+    let output = ctx
+        .run(&activation, &input)
+        .map_err(|e| Failure::Run(e.to_string()))?;
+    let report = accuracy::compare(&activation, &input, &output);
+    if let Some(path) = &args.output {
+        write_f32s(path, &output)?;
+    }
+    if args.input.is_none() {
+        let reference = cpu::reference(&activation, &input);
+        println!("{activation} on {}", ctx.adapter_name());
+        println!(
+            "{:>14} {:>16} {:>16} {:>6}",
+            "input", "gpu", "cpu reference", "ULP"
+        );
+        for ((x, y), r) in input.iter().zip(&output).zip(&reference) {
+            let ulp = accuracy::element_error(&activation, *x, *y);
+            println!("{x:>14e} {y:>16e} {r:>16e} {ulp:>6}");
+        }
+    } else {
+        println!(
+            "{activation} on {}: {} values",
+            ctx.adapter_name(),
+            input.len()
+        );
+    }
+    let worst = if report.max_ulp == u64::MAX {
+        "NaN mismatch".to_string()
+    } else {
+        format!("{} ULP", report.max_ulp)
+    };
+    println!(
+        "largest difference from the CPU reference: {worst} (at x = {:e}: gpu {:e}, reference {:e})",
+        report.worst_input, report.worst_output, report.worst_expected
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let result = parse_args(std::env::args().skip(1)).and_then(run);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("activate: {}", m.replace('\n', " -- "));
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(m)) => {
+            eprintln!("activate: {}", m.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
