@@ -59,8 +59,8 @@ pub struct CacheStats {
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     pipelines: RwLock<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-    modules: Mutex<HashMap<(Op, Layout), wgpu::ShaderModule>>,
-    compile: Mutex<()>,
+    /// Held while compiling; guards the shader modules, which only compiles touch.
+    compile: Mutex<HashMap<(Op, Layout), wgpu::ShaderModule>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -85,12 +85,11 @@ impl PipelineCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(p);
         }
-        let _guard = self.compile.lock().map_err(|_| poisoned())?;
+        let mut modules = self.compile.lock().map_err(|_| poisoned())?;
         if let Some(p) = self.read(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(p);
         }
-        let mut modules = self.modules.lock().map_err(|_| poisoned())?;
         let pipeline = Arc::new(build(&mut modules)?);
         self.pipelines
             .write()
