@@ -42,8 +42,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     for &op in Op::ALL {
-        let a = Activation::new(op)
-            .unwrap_or_else(|_| Activation::from_params(op, &[0.5, -2.0]).unwrap());
+        let a = Activation::example(op);
         group.bench_function(a.to_string(), |b| {
             b.iter(|| {
                 let mut encoder = ctx.device().create_command_encoder(&Default::default());

@@ -14,10 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let markdown = args.iter().any(|a| a == "--markdown");
     let specs: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let activations: Vec<Activation> = if specs.is_empty() {
-        Op::ALL
-            .iter()
-            .map(|&op| Activation::new(op).or_else(|_| Activation::from_params(op, &[0.5, -2.0])))
-            .collect::<Result<_, _>>()?
+        Op::ALL.iter().map(|&op| Activation::example(op)).collect()
     } else {
         specs.iter().map(|s| s.parse()).collect::<Result<_, _>>()?
     };

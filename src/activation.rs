@@ -49,6 +49,17 @@ impl Activation {
         Ok(Activation { op, params })
     }
 
+    /// The op with its defaults, and the table's sample values for required parameters
+    /// (`threshold(threshold=0.5, value=-2)`): one instance of every op, for tests,
+    /// benchmarks and tables.
+    pub fn example(op: Op) -> Self {
+        let mut params = [0.0; MAX_PARAMS];
+        for (slot, param) in params.iter_mut().zip(op.info().params) {
+            *slot = param.example;
+        }
+        Activation { op, params }
+    }
+
     /// Builds from an op and all its parameter values in table order, validating them.
     pub fn from_params(op: Op, values: &[f32]) -> Result<Self> {
         let info = op.info();

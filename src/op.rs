@@ -36,11 +36,14 @@ impl Accuracy {
 }
 
 /// One parameter: PyTorch's name and default (`None` when the value is required; in the
-/// table a parameter without `= default` is required).
+/// table a required parameter is written `"name" ~ sample`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Param {
     pub name: &'static str,
     pub default: Option<f32>,
+    /// The default, or for a required parameter a sample value (what
+    /// [`Activation::example`](crate::Activation::example) uses).
+    pub example: f32,
 }
 
 /// Everything the crate knows about one op; see [`Op::info`].
@@ -98,16 +101,18 @@ fn check_ordered(p: &[f32]) -> Result<(), String> {
 }
 
 macro_rules! param {
-    ($name:literal) => {
+    ($name:literal ~ $example:literal) => {
         Param {
             name: $name,
             default: None,
+            example: $example,
         }
     };
     ($name:literal = $default:literal) => {
         Param {
             name: $name,
             default: Some($default),
+            example: $default,
         }
     };
 }
@@ -116,7 +121,7 @@ macro_rules! op_table {
     ($(
         $(#[doc = $doc:literal])*
         $variant:ident: $name:literal $([$vkey:literal = $vword:literal])?
-            ($($pname:literal $(= $pdefault:literal)?),*)
+            ($($pname:literal $($pkind:tt $pvalue:literal)?),*)
             => $wgsl:literal, $cpu:path, $accuracy:expr, $check:path, $formula:literal;
     )*) => {
         /// Every activation this crate implements; see [`Op::info`] for its table row.
@@ -130,7 +135,7 @@ macro_rules! op_table {
             OpInfo {
                 name: $name,
                 variant: op_table!(@variant $($vkey, $vword)?),
-                params: &[$(param!($pname $(= $pdefault)?)),*],
+                params: &[$(param!($pname $($pkind $pvalue)?)),*],
                 formula: $formula,
                 wgsl: $wgsl,
                 cpu: $cpu,
@@ -222,7 +227,7 @@ op_table! {
     Hardshrink: "hardshrink" ("lambd" = 0.5) => "act_hardshrink", cpu::hardshrink, EXACT,
         check_lambd, "x if |x| > lambd else 0";
     /// x if x > threshold else value (both required)
-    Threshold: "threshold" ("threshold", "value") => "act_threshold",
+    Threshold: "threshold" ("threshold" ~ 0.5, "value" ~ -2.0) => "act_threshold",
         cpu::threshold, EXACT, no_check, "x if x > threshold else value";
     /// exp(-x^2)
     Gaussian: "gaussian" () => "act_gaussian", cpu::gaussian, ulp(4, 4), no_check,

@@ -3,7 +3,7 @@
 use wgpu_activations::{Activation, Error, Op};
 
 fn default_of(op: Op) -> Activation {
-    Activation::new(op).unwrap_or_else(|_| Activation::from_params(op, &[0.5, -2.0]).unwrap())
+    Activation::example(op)
 }
 
 #[test]

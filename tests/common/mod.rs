@@ -26,7 +26,7 @@ pub fn ctx() -> &'static Context {
 
 /// The op with default parameters, or (threshold) with 0.5 and -2.
 pub fn activation(op: Op) -> Activation {
-    Activation::new(op).unwrap_or_else(|_| Activation::from_params(op, &[0.5, -2.0]).unwrap())
+    Activation::example(op)
 }
 
 pub fn storage_buffer(ctx: &Context, data: &[f32]) -> wgpu::Buffer {
