@@ -536,10 +536,8 @@ fn act_silu(x: f32, p: vec4<f32>) -> f32 {
 }
 
 fn act_swish(x: f32, p: vec4<f32>) -> f32 {
+    // two_prod's error term is 0 where beta * x is huge or infinite.
     let h = two_prod(p.x, x);
-    if (is_inf_f32(h.x)) {
-        return mul_sigmoid_pair(x, h.x, 0.0);
-    }
     return mul_sigmoid_pair(x, h.x, h.y);
 }
 
@@ -578,9 +576,6 @@ fn act_softplus(x: f32, p: vec4<f32>) -> f32 {
     // PyTorch's linear region: beta * x (rounded to f32) > threshold
     if (h.x > p.y) {
         return x;
-    }
-    if (is_inf_f32(h.x)) {
-        return softplus_pair_div(h.x, 0.0, beta);
     }
     return softplus_pair_div(h.x, h.y, beta);
 }
