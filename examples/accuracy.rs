@@ -6,7 +6,7 @@
 //! `--markdown` prints the README's op table (name, formula, parameters with defaults,
 //! bound and measured error), derived from the op table in src/op.rs.
 
-use wgpu_activations::{accuracy, Accuracy, Activation, Context, Op};
+use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context, Op};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = Context::new()?;
@@ -34,12 +34,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     for a in &activations {
-        let output = ctx.run(a, &input)?;
-        let r = accuracy::compare(a, &input, &output);
-        let ulp = if r.max_ulp == u64::MAX {
-            "NaN!".to_string()
+        let (ulp, worst) = if let Accuracy::Relative { rel, abs } = a.op().info().accuracy {
+            let (err, worst) = softmax_error(&ctx, a, rel, abs)?;
+            (format!("{err:.1e} rel"), worst)
         } else {
-            r.max_ulp.to_string()
+            let output = ctx.run(a, &input)?;
+            let r = accuracy::compare(a, &input, &output);
+            let ulp = if r.max_ulp == u64::MAX {
+                "NaN!".to_string()
+            } else {
+                r.max_ulp.to_string()
+            };
+            let worst = format!(
+                "{:e} -> {:e} ({:e})",
+                r.worst_input, r.worst_output, r.worst_expected
+            );
+            (ulp, worst)
         };
         if markdown {
             let info = a.op().info();
@@ -55,6 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Accuracy::Exact => "exact".to_string(),
                 Accuracy::Ulp { default, any } if default == any => default.to_string(),
                 Accuracy::Ulp { default, any } => format!("{default} ({any} for other params)"),
+                Accuracy::Relative { rel, abs } => format!("{rel:e} rel ({abs:e} abs)"),
             };
             let name = if info.params.iter().any(|p| p.default.is_none()) {
                 format!("`{}(...)`", info.name)
@@ -71,15 +82,56 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             );
         } else {
-            println!(
-                "{:<40} {:>8}  {:e} -> {:e} ({:e})",
-                a.to_string(),
-                ulp,
-                r.worst_input,
-                r.worst_output,
-                r.worst_expected
-            );
+            println!("{:<40} {:>8}  {worst}", a.to_string(), ulp);
         }
     }
     Ok(())
+}
+
+/// The largest relative error of a softmax-family op over rows of 1 to 1,048,576
+/// elements with logits uniform in [-s, s) for s = 1, 10, 100, along the last axis and a
+/// strided one, with the strategy `Auto` picks.
+fn softmax_error(
+    ctx: &Context,
+    a: &Activation,
+    rel: f64,
+    abs: f64,
+) -> Result<(f64, String), Box<dyn std::error::Error>> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut uniform = |scale: f32| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        scale * ((state >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+    };
+    let mut worst = (0.0, String::new());
+    for (shape, dim) in [
+        (vec![3usize, 1], -1i64),
+        (vec![300, 7], -1),
+        (vec![64, 1000], -1),
+        (vec![3, 65_536], -1),
+        (vec![1, 1 << 20], -1),
+        (vec![30, 1000, 3], 1),
+    ] {
+        let n: usize = shape.iter().product();
+        let rows = n / shape[shape.len() - 1];
+        let cols = n / rows;
+        let x: Vec<f32> = (0..n)
+            .map(|i| uniform([1.0, 10.0, 100.0][(i / cols) % 3]))
+            .collect();
+        let a = a.with("dim", dim as f32)?;
+        let y = ctx.run_shaped(&a, &x, &shape)?;
+        let r = cpu::reference_shaped_f64(&a, &x, &shape)?;
+        let report = accuracy::compare_relative(&r, &y, rel, abs);
+        if report.max_error >= worst.0 {
+            worst = (
+                report.max_error,
+                format!(
+                    "{shape:?} dim {dim}: element {} -> {:e} ({:e})",
+                    report.worst_index, report.worst_output, report.worst_expected
+                ),
+            );
+        }
+    }
+    Ok(worst)
 }

@@ -9,13 +9,14 @@
 //! - `--input FILE`: raw little-endian f32 values. `--output FILE`: the results, raw
 //!   little-endian f32, in the same order (written whole or not at all).
 //! - `--shape`: the tensor shape (default: one dimension, the input's length); it must
-//!   hold as many elements as the input.
+//!   hold as many elements as the input. The softmax family normalises along the spec's
+//!   `dim` (`softmax(dim=0) --shape 4,8`); elementwise ops ignore the shape.
 //! - Any error: one line on stderr and a non-zero exit status (2 for usage, 1 otherwise).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use wgpu_activations::{accuracy, cpu, Activation, Context};
+use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context};
 
 const USAGE: &str =
     "usage: activate SPEC [--shape D0,D1,...] [--input FILE] [--output FILE]  (e.g. activate 'gelu(approximate=tanh)')";
@@ -116,50 +117,76 @@ fn run(args: Args) -> Result<(), Failure> {
         Some(path) => read_f32s(path)?,
         None => SAMPLE.to_vec(),
     };
-    if let Some(shape) = &args.shape {
-        let elements: usize = shape.iter().product();
-        if elements != input.len() {
-            return Err(Failure::Usage(format!(
-                "--shape {shape:?} holds {elements} elements, the input has {}",
-                input.len()
-            )));
-        }
+    let shape = args.shape.clone().unwrap_or_else(|| vec![input.len()]);
+    let elements: usize = shape.iter().product();
+    if elements != input.len() {
+        return Err(Failure::Usage(format!(
+            "--shape {shape:?} holds {elements} elements, the input has {}",
+            input.len()
+        )));
     }
+    // A `dim` outside the shape is a usage error, caught before any GPU work.
+    let reference = cpu::reference_shaped_f64(&activation, &input, &shape)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let ctx = Context::new().map_err(|e| Failure::Run(e.to_string()))?;
     let output = ctx
-        .run(&activation, &input)
+        .run_shaped(&activation, &input, &shape)
         .map_err(|e| Failure::Run(e.to_string()))?;
-    let report = accuracy::compare(&activation, &input, &output);
     if let Some(path) = &args.output {
         write_f32s(path, &output)?;
     }
+    let relative = match activation.op().info().accuracy {
+        Accuracy::Relative { rel, abs } => Some((rel, abs)),
+        _ => None,
+    };
     if args.input.is_none() {
-        let reference = cpu::reference(&activation, &input);
         println!("{activation} on {}", ctx.adapter_name());
+        let unit = if relative.is_some() { "rel err" } else { "ULP" };
         println!(
-            "{:>14} {:>16} {:>16} {:>6}",
-            "input", "gpu", "cpu reference", "ULP"
+            "{:>14} {:>16} {:>16} {:>9}",
+            "input", "gpu", "cpu reference", unit
         );
-        for ((x, y), r) in input.iter().zip(&output).zip(&reference) {
-            let ulp = accuracy::element_error(&activation, *x, *y);
-            println!("{x:>14e} {y:>16e} {r:>16e} {ulp:>6}");
+        for (i, (x, y)) in input.iter().zip(&output).enumerate() {
+            let err = match relative {
+                Some((rel, abs)) => {
+                    let r = accuracy::compare_relative(&reference[i..=i], &[*y], rel, abs);
+                    format!("{:.1e}", r.max_error)
+                }
+                None => accuracy::element_error(&activation, *x, *y).to_string(),
+            };
+            let r = reference[i] as f32;
+            println!("{x:>14e} {y:>16e} {r:>16e} {err:>9}");
         }
     } else {
         println!(
-            "{activation} on {}: {} values",
+            "{activation} on {}: {} values, shape {shape:?}",
             ctx.adapter_name(),
             input.len()
         );
     }
-    let worst = if report.max_ulp == u64::MAX {
-        "NaN mismatch".to_string()
-    } else {
-        format!("{} ULP", report.max_ulp)
-    };
-    println!(
-        "largest difference from the CPU reference: {worst} (at x = {:e}: gpu {:e}, reference {:e})",
-        report.worst_input, report.worst_output, report.worst_expected
-    );
+    match relative {
+        Some((rel, abs)) => {
+            let r = accuracy::compare_relative(&reference, &output, rel, abs);
+            println!(
+                "largest error against the f64 CPU reference: {:.2e} relative (bound {rel:e}, \
+                 or {abs:e} absolute) at element {}: gpu {:e}, reference {:e}",
+                r.max_error, r.worst_index, r.worst_output, r.worst_expected
+            );
+        }
+        None => {
+            let report = accuracy::compare(&activation, &input, &output);
+            let worst = if report.max_ulp == u64::MAX {
+                "NaN mismatch".to_string()
+            } else {
+                format!("{} ULP", report.max_ulp)
+            };
+            println!(
+                "largest difference from the CPU reference: {worst} (at x = {:e}: gpu {:e}, \
+                 reference {:e})",
+                report.worst_input, report.worst_output, report.worst_expected
+            );
+        }
+    }
     Ok(())
 }
 

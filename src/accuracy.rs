@@ -1,4 +1,5 @@
-//! Measuring a GPU result against the CPU reference, in ULPs.
+//! Measuring a GPU result against the CPU reference: in ULPs for elementwise ops, as a
+//! relative error for the softmax family ([`compare_relative`]).
 //!
 //! The policy, applied per element:
 //! - a NaN reference needs a NaN result, and a NaN result needs a NaN reference;
@@ -140,4 +141,75 @@ pub fn extremal_inputs() -> Vec<f32> {
     let negated: Vec<f32> = v.iter().map(|x| -x).collect();
     v.extend(negated);
     v
+}
+
+/// The worst element of a relative comparison (the softmax family's measure).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RelativeReport {
+    /// Largest relative error, |y - r| / |r|, where |r| exceeds the absolute floor
+    /// (elsewhere the absolute error divided by the floor); infinite for a NaN mismatch.
+    pub max_error: f64,
+    /// The index where it occurred.
+    pub worst_index: usize,
+    /// The result there.
+    pub worst_output: f32,
+    /// The f64 reference there.
+    pub worst_expected: f64,
+    /// Elements compared.
+    pub count: usize,
+}
+
+impl RelativeReport {
+    /// Whether every element is within `rel` relative, or `abs` absolute for values
+    /// smaller than `abs / rel`.
+    pub fn within(&self, rel: f64) -> bool {
+        self.max_error <= rel
+    }
+}
+
+/// Compares `got` with the f64 reference `expected`: the error of an element is
+/// `|y - r| / max(|r|, abs / rel)`, so it stays below `rel` exactly when the element is
+/// within `rel` relative or `abs` absolute. NaN must meet NaN, and an infinite reference
+/// needs the same infinity.
+///
+/// ```
+/// use wgpu_activations::accuracy::compare_relative;
+/// let r = compare_relative(&[0.5, 1e-20, f64::NAN], &[0.500001, 0.0, f32::NAN], 1e-5, 1e-12);
+/// assert!(r.within(1e-5) && r.max_error > 1e-6);
+/// ```
+pub fn compare_relative(expected: &[f64], got: &[f32], rel: f64, abs: f64) -> RelativeReport {
+    let mut report = RelativeReport {
+        count: expected.len().min(got.len()),
+        ..Default::default()
+    };
+    let floor = abs / rel;
+    for (i, (&r, &y)) in expected.iter().zip(got).enumerate() {
+        let y64 = f64::from(y);
+        let err = if r.is_nan() || y.is_nan() {
+            if r.is_nan() && y.is_nan() {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else if r.is_infinite() || y.is_infinite() {
+            // An f64 reference beyond f32's range rounds to the same infinity.
+            if r as f32 == y {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            (y64 - r).abs() / r.abs().max(floor)
+        };
+        if err > report.max_error || i == 0 {
+            report.max_error = err;
+            report.worst_index = i;
+            report.worst_output = y;
+            report.worst_expected = r;
+        }
+    }
+    if expected.len() != got.len() {
+        report.max_error = f64::INFINITY;
+    }
+    report
 }

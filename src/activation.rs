@@ -120,6 +120,12 @@ impl Activation {
         Some(self.params[i])
     }
 
+    /// The axis a softmax-family op normalises along (its `dim`, negative from the end);
+    /// -1 for ops without one.
+    pub fn dim(&self) -> i64 {
+        self.param("dim").map_or(-1, |d| d as i64)
+    }
+
     /// Whether every parameter has its default value (the ULP bound can depend on it).
     pub fn has_default_params(&self) -> bool {
         self.op

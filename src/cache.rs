@@ -27,6 +27,21 @@ pub enum Layout {
 pub enum Entry {
     Vec4,
     Scalar,
+    /// A softmax-family entry point, reducing with subgroup operations or not.
+    Row {
+        kernel: RowKernel,
+        subgroups: bool,
+    },
+}
+
+/// The entry points of `shaders/softmax.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowKernel {
+    Lane,
+    Workgroup,
+    Resident,
+    SplitStats,
+    SplitWrite,
 }
 
 impl Entry {
@@ -34,9 +49,41 @@ impl Entry {
         match self {
             Entry::Vec4 => "main_vec4",
             Entry::Scalar => "main_scalar",
+            Entry::Row { kernel, .. } => match kernel {
+                RowKernel::Lane => "softmax_lane",
+                RowKernel::Workgroup => "softmax_workgroup",
+                RowKernel::Resident => "softmax_resident",
+                RowKernel::SplitStats => "softmax_split_stats",
+                RowKernel::SplitWrite => "softmax_split_write",
+            },
         }
     }
+
+    /// Whether the entry point reads the split partials (a second bind group).
+    pub(crate) fn uses_partials(self) -> bool {
+        matches!(
+            self,
+            Entry::Row {
+                kernel: RowKernel::SplitStats | RowKernel::SplitWrite,
+                ..
+            }
+        )
+    }
+
+    /// Whether the module is built with subgroup operations.
+    pub(crate) fn subgroups(self) -> bool {
+        matches!(
+            self,
+            Entry::Row {
+                subgroups: true,
+                ..
+            }
+        )
+    }
 }
+
+/// One shader module per (op, layout, subgroups): entry points of a module share it.
+pub(crate) type ModuleKey = (Op, Layout, bool);
 
 /// What distinguishes one compiled pipeline from another. Parameters are not part of it:
 /// they travel in a uniform buffer, so changing `alpha` compiles nothing.
@@ -60,7 +107,7 @@ pub struct CacheStats {
 pub(crate) struct PipelineCache {
     pipelines: RwLock<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     /// Held while compiling; guards the shader modules, which only compiles touch.
-    compile: Mutex<HashMap<(Op, Layout), wgpu::ShaderModule>>,
+    compile: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -77,9 +124,7 @@ impl PipelineCache {
     pub(crate) fn get_or_compile(
         &self,
         key: PipelineKey,
-        build: impl FnOnce(
-            &mut HashMap<(Op, Layout), wgpu::ShaderModule>,
-        ) -> Result<wgpu::ComputePipeline>,
+        build: impl FnOnce(&mut HashMap<ModuleKey, wgpu::ShaderModule>) -> Result<wgpu::ComputePipeline>,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         if let Some(p) = self.read(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! [`Context`]: a device, its queue, the bind-group layouts and the pipeline cache.
 
-use crate::cache::{CacheStats, Entry, Layout, PipelineCache, PipelineKey};
+use crate::cache::{CacheStats, Entry, Layout, PipelineCache, PipelineKey, RowKernel};
 use crate::op::Op;
 use crate::shader;
 use crate::{Error, Result};
@@ -18,6 +18,11 @@ pub struct ContextOptions {
     /// Request these limits instead of the adapter's own (each must be within the
     /// adapter's): to emulate a smaller device, or to test chunking on small inputs.
     pub limits: Option<wgpu::Limits>,
+    /// Features to request when the adapter has them (default: `SUBGROUP`, `SHADER_F16`,
+    /// `TIMESTAMP_QUERY` and `PIPELINE_CACHE`, those this crate can use). `Some(empty)`
+    /// runs without them, for example to test the shared-memory reductions that adapters
+    /// without subgroups use.
+    pub optional_features: Option<wgpu::Features>,
 }
 
 /// Features this crate uses when the adapter has them; requested opportunistically.
@@ -43,13 +48,19 @@ pub struct Context {
     cache: PipelineCache,
     /// Whether WGSL `fma` rounds once here; passed to every shader as `FUSED_FMA`.
     fused_fma: bool,
+    /// Loop iterations one invocation may run, where the adapter stops them early.
+    loop_budget: Option<u64>,
 }
 
 struct Layouts {
     separate: wgpu::BindGroupLayout,
     shared: wgpu::BindGroupLayout,
+    /// Group 1 of the split softmax kernels: their per-chunk statistics.
+    partials: wgpu::BindGroupLayout,
     separate_pipeline: wgpu::PipelineLayout,
     shared_pipeline: wgpu::PipelineLayout,
+    separate_partials_pipeline: wgpu::PipelineLayout,
+    shared_partials_pipeline: wgpu::PipelineLayout,
 }
 
 impl Context {
@@ -79,7 +90,8 @@ impl Context {
         if !missing.is_empty() {
             return Err(Error::MissingFeature { missing, available });
         }
-        let features = options.required_features | (available & USEFUL_FEATURES);
+        let optional = options.optional_features.unwrap_or(USEFUL_FEATURES);
+        let features = options.required_features | (available & optional);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-activations"),
             required_features: features,
@@ -108,9 +120,12 @@ impl Context {
         adapter_info: Option<wgpu::AdapterInfo>,
     ) -> Self {
         let limits = device.limits();
+        // A power of two: the reduction trees halve it.
         let workgroup_size = PREFERRED_WORKGROUP_SIZE
             .min(limits.max_compute_workgroup_size_x)
-            .min(limits.max_compute_invocations_per_workgroup);
+            .min(limits.max_compute_invocations_per_workgroup)
+            .max(1);
+        let workgroup_size = 1 << workgroup_size.ilog2();
         let layouts = Layouts::new(&device);
         let mut ctx = Context {
             device,
@@ -121,9 +136,12 @@ impl Context {
             layouts,
             cache: PipelineCache::default(),
             fused_fma: false,
+            loop_budget: None,
         };
         // If the probe itself fails, Dekker's product is exact either way.
         ctx.fused_fma = ctx.probe_fused_fma().unwrap_or(false);
+        // If this probe fails, assume the smallest budget seen (lavapipe's).
+        ctx.loop_budget = ctx.probe_loop_budget().unwrap_or(Some(65_535));
         ctx
     }
 
@@ -136,21 +154,46 @@ impl Context {
     /// Runs `fma(a, a, -(a * a))` for an `a` whose square is inexact: a fused fma returns
     /// the rounding error (2^-44 here), an unfused one 0.
     fn probe_fused_fma(&self) -> Result<bool> {
-        use wgpu::util::DeviceExt;
         const PROBE: &str = "@group(0) @binding(0) var<storage, read_write> buf: array<f32>;\n\
             @compute @workgroup_size(1) fn main() { let a = buf[0]; buf[1] = fma(a, a, -(a * a)); }";
         let a = 1.0f32 + 3.0 * f32::EPSILON;
+        let out = self.probe(PROBE, &[a.to_bits(), 0])?;
+        Ok(f32::from_bits(out[1]) != 0.0)
+    }
+
+    /// Counts how many iterations one invocation may run. Lavapipe (llvmpipe) stops
+    /// every loop of an invocation once 65,535 iterations have run in all of its loops
+    /// together, silently; a GPU runs them all.
+    fn probe_loop_budget(&self) -> Result<Option<u64>> {
+        const PROBE: &str = "@group(0) @binding(0) var<storage, read_write> buf: array<u32>;\n\
+            @compute @workgroup_size(1) fn main() {\n\
+                var n = 0u;\n\
+                for (var i = 0u; i < buf[0]; i++) { n += 1u; }\n\
+                buf[1] = n;\n\
+                for (var i = 0u; i < buf[0]; i++) { n += 1u; }\n\
+                buf[2] = n;\n\
+            }";
+        const TRIES: u32 = 1 << 20;
+        let out = self.probe(PROBE, &[TRIES, 0, 0])?;
+        // The first loop alone, and both together: a per-loop or a shared limit.
+        let budget = out[1].min(out[2]);
+        Ok((budget < TRIES).then_some(u64::from(budget)))
+    }
+
+    /// Runs a one-invocation probe shader on a buffer holding `words` and returns them.
+    fn probe(&self, source: &str, words: &[u32]) -> Result<Vec<u32>> {
+        use wgpu::util::DeviceExt;
         let buffer = self.scoped(|| {
             let module = self
                 .device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some("fma probe"),
-                    source: wgpu::ShaderSource::Wgsl(PROBE.into()),
+                    label: Some("probe"),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
                 });
             let pipeline = self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some("fma probe"),
+                    label: Some("probe"),
                     layout: None,
                     module: &module,
                     entry_point: Some("main"),
@@ -160,12 +203,12 @@ impl Context {
             let buffer = self
                 .device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("fma probe"),
-                    contents: bytemuck::cast_slice(&[a, 0.0f32]),
+                    label: Some("probe"),
+                    contents: bytemuck::cast_slice(words),
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 });
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("fma probe"),
+                label: Some("probe"),
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &[wgpu::BindGroupEntry {
                     binding: 0,
@@ -182,8 +225,16 @@ impl Context {
             self.queue.submit([encoder.finish()]);
             buffer
         })?;
-        let out = self.download(crate::BufferRegion::new(&buffer), 2)?;
-        Ok(out[1] != 0.0)
+        let out = self.download(crate::BufferRegion::new(&buffer), words.len() as u64)?;
+        Ok(out.into_iter().map(f32::to_bits).collect())
+    }
+
+    /// How many loop iterations one invocation may run on this adapter, in all its loops
+    /// together, when it stops them early (lavapipe: 65,535); `None` when it does not.
+    /// The kernels plan their work within it and refuse what cannot fit, instead of
+    /// returning a silently truncated result.
+    pub fn loop_budget(&self) -> Option<u64> {
+        self.loop_budget
     }
 
     /// The device.
@@ -219,6 +270,12 @@ impl Context {
         self.workgroup_size
     }
 
+    /// Whether the kernels reduce with subgroup operations here (the device has
+    /// `Features::SUBGROUP`); otherwise they use a shared-memory tree.
+    pub fn subgroups(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SUBGROUP)
+    }
+
     /// An error unless the device has every one of `features`.
     pub fn require_features(&self, features: wgpu::Features) -> Result<()> {
         let available = self.device.features();
@@ -240,13 +297,34 @@ impl Context {
     pub fn warm_up(&self, ops: &[Op]) -> Result<()> {
         let ops = if ops.is_empty() { Op::ALL } else { ops };
         for &op in ops {
+            let entries: Vec<Entry> = if op.softmax().is_some() {
+                [
+                    RowKernel::Lane,
+                    RowKernel::Workgroup,
+                    RowKernel::Resident,
+                    RowKernel::SplitStats,
+                    RowKernel::SplitWrite,
+                ]
+                .into_iter()
+                .map(|kernel| Entry::Row {
+                    kernel,
+                    subgroups: self.subgroups(),
+                })
+                .collect()
+            } else {
+                vec![Entry::Vec4, Entry::Scalar]
+            };
             for layout in [Layout::Separate, Layout::Shared] {
-                for entry in [Entry::Vec4, Entry::Scalar] {
+                for &entry in &entries {
                     self.pipeline(PipelineKey { op, layout, entry })?;
                 }
             }
         }
         Ok(())
+    }
+
+    pub(crate) fn partials_layout(&self) -> &wgpu::BindGroupLayout {
+        &self.layouts.partials
     }
 
     pub(crate) fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
@@ -260,24 +338,40 @@ impl Context {
         &self,
         key: PipelineKey,
     ) -> Result<std::sync::Arc<wgpu::ComputePipeline>> {
+        let subgroups = key.entry.subgroups();
+        if subgroups && !self.subgroups() {
+            return Err(Error::MissingFeature {
+                missing: wgpu::Features::SUBGROUP,
+                available: self.device.features(),
+            });
+        }
+        let label = key.op.name();
         self.cache.get_or_compile(key, |modules| {
             self.scoped(|| {
-                let module = modules.entry((key.op, key.layout)).or_insert_with(|| {
-                    let source =
-                        shader::elementwise_source(key.op, key.layout, self.workgroup_size);
-                    self.device
-                        .create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(key.op.info().wgsl),
-                            source: wgpu::ShaderSource::Wgsl(source.into()),
-                        })
-                });
-                let layout = match key.layout {
-                    Layout::Separate => &self.layouts.separate_pipeline,
-                    Layout::Shared => &self.layouts.shared_pipeline,
+                let module = modules
+                    .entry((key.op, key.layout, subgroups))
+                    .or_insert_with(|| {
+                        let wg = self.workgroup_size;
+                        let source = if key.op.softmax().is_some() {
+                            shader::softmax_source(key.op, key.layout, wg, subgroups)
+                        } else {
+                            shader::elementwise_source(key.op, key.layout, wg)
+                        };
+                        self.device
+                            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                                label: Some(label),
+                                source: wgpu::ShaderSource::Wgsl(source.into()),
+                            })
+                    });
+                let layout = match (key.layout, key.entry.uses_partials()) {
+                    (Layout::Separate, false) => &self.layouts.separate_pipeline,
+                    (Layout::Shared, false) => &self.layouts.shared_pipeline,
+                    (Layout::Separate, true) => &self.layouts.separate_partials_pipeline,
+                    (Layout::Shared, true) => &self.layouts.shared_partials_pipeline,
                 };
                 self.device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(key.op.info().wgsl),
+                        label: Some(label),
                         layout: Some(layout),
                         module,
                         entry_point: Some(key.entry.name()),
@@ -366,18 +460,25 @@ impl Layouts {
             label: Some("elementwise shared"),
             entries: &[storage(1, false), uniform],
         });
-        let pipeline_layout = |bgl: &wgpu::BindGroupLayout| {
+        let partials = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("softmax partials"),
+            entries: &[storage(0, false)],
+        });
+        let pipeline_layout = |groups: &[Option<&wgpu::BindGroupLayout>]| {
             device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: None,
-                bind_group_layouts: &[Some(bgl)],
+                bind_group_layouts: groups,
                 immediate_size: 0,
             })
         };
         Layouts {
-            separate_pipeline: pipeline_layout(&separate),
-            shared_pipeline: pipeline_layout(&shared),
+            separate_pipeline: pipeline_layout(&[Some(&separate)]),
+            shared_pipeline: pipeline_layout(&[Some(&shared)]),
+            separate_partials_pipeline: pipeline_layout(&[Some(&separate), Some(&partials)]),
+            shared_partials_pipeline: pipeline_layout(&[Some(&shared), Some(&partials)]),
             separate,
             shared,
+            partials,
         }
     }
 }

@@ -15,19 +15,98 @@
 //! function. The result is NaN exactly when the input is NaN (or the op's mathematics
 //! gives NaN), and `+-inf` inputs give the mathematical limits.
 
-use crate::Activation;
+use crate::op::SoftmaxKind;
+use crate::{Activation, Result, RowView};
 
-/// The activation applied to every element, each correctly rounded to f32 (up to the
-/// accuracy of the f64 evaluation, well below half an f32 ULP).
+/// The activation of a 1-D tensor, each element correctly rounded to f32 (up to the
+/// accuracy of the f64 evaluation, well below half an f32 ULP). Softmax-family ops
+/// normalise the whole slice as one row.
 pub fn reference(activation: &Activation, input: &[f32]) -> Vec<f32> {
-    let f = activation.op().info().cpu;
-    let p = f64_params(activation);
-    input.iter().map(|&x| f(f64::from(x), &p) as f32).collect()
+    match reference_shaped_f64(activation, input, &[input.len()]) {
+        Ok(y) => y.into_iter().map(|y| y as f32).collect(),
+        // Only a softmax `dim` other than 0 or -1 fails on a 1-D shape.
+        Err(_) => vec![f32::NAN; input.len()],
+    }
 }
 
-/// The activation of one value, in f64 (not rounded to f32), for error measurement.
+/// The activation of one value in f64 (not rounded to f32), for error measurement. A
+/// softmax-family op sees a row of one element.
 pub fn reference_f64(activation: &Activation, x: f32) -> f64 {
-    (activation.op().info().cpu)(f64::from(x), &f64_params(activation))
+    match activation.op().elementwise() {
+        Some((_, f)) => f(f64::from(x), &f64_params(activation)),
+        None => reference_shaped_f64(activation, &[x], &[1]).map_or(f64::NAN, |y| y[0]),
+    }
+}
+
+/// The activation of a tensor of `shape` (softmax-family ops normalise along their `dim`;
+/// elementwise ops ignore the shape beyond its element count), in f64.
+///
+/// ```
+/// use wgpu_activations::{cpu, Activation};
+/// let softmax: Activation = "softmax(dim=0)".parse().unwrap();
+/// let y = cpu::reference_shaped_f64(&softmax, &[0.0, 1.0, 0.0, 1.0], &[2, 2]).unwrap();
+/// assert_eq!(y, vec![0.5; 4]);
+/// ```
+pub fn reference_shaped_f64(
+    activation: &Activation,
+    input: &[f32],
+    shape: &[usize],
+) -> Result<Vec<f64>> {
+    let op = activation.op();
+    if let Some((_, f)) = op.elementwise() {
+        RowView::new(shape, -1, input.len())?;
+        let p = f64_params(activation);
+        return Ok(input.iter().map(|&x| f(f64::from(x), &p)).collect());
+    }
+    let kind = op
+        .softmax()
+        .expect("every op is elementwise or softmax-family");
+    let view = RowView::new(shape, activation.dim(), input.len())?;
+    let mut out = vec![0.0; input.len()];
+    let mut row = Vec::with_capacity(view.axis);
+    for r in 0..view.rows() {
+        row.clear();
+        row.extend((0..view.axis).map(|j| f64::from(input[view.index(r, j)])));
+        for (j, y) in softmax_row(kind, &row).into_iter().enumerate() {
+            out[view.index(r, j)] = y;
+        }
+    }
+    Ok(out)
+}
+
+/// One row of the softmax family with PyTorch's semantics: a row holding NaN or `+inf`
+/// (`-inf` for softmin), or only `-inf` (`+inf`), is NaN throughout.
+///
+/// The sum is split into the count of elements equal to the maximum (each contributing
+/// exactly 1) and the rest, so that `log(sum)` is `log1p(count - 1 + rest)` with no
+/// cancellation when one element dominates.
+fn softmax_row(kind: SoftmaxKind, row: &[f64]) -> Vec<f64> {
+    let sign = if kind == SoftmaxKind::Softmin {
+        -1.0
+    } else {
+        1.0
+    };
+    let x: Vec<f64> = row.iter().map(|&v| sign * v).collect();
+    let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if x.iter().any(|v| v.is_nan()) || !max.is_finite() {
+        return vec![f64::NAN; x.len()];
+    }
+    let count = x.iter().filter(|&&v| v == max).count() as f64;
+    let rest: f64 = x
+        .iter()
+        .filter(|&&v| v != max)
+        .map(|&v| (v - max).exp())
+        .sum();
+    let sum = count + rest;
+    match kind {
+        SoftmaxKind::Softmax | SoftmaxKind::Softmin => {
+            x.iter().map(|&v| (v - max).exp() / sum).collect()
+        }
+        SoftmaxKind::LogSoftmax => {
+            let log_sum = ((count - 1.0) + rest).ln_1p();
+            x.iter().map(|&v| (v - max) - log_sum).collect()
+        }
+    }
 }
 
 fn f64_params(activation: &Activation) -> Vec<f64> {

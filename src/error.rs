@@ -68,6 +68,11 @@ pub enum Error {
     #[error("length mismatch: input has {input} elements, output has room for {output}")]
     LengthMismatch { input: usize, output: usize },
 
+    /// A tensor shape that does not fit the data or the op (`dim` out of range, a
+    /// product that differs from the element count).
+    #[error("invalid shape {shape:?}: {reason}")]
+    Shape { shape: Vec<usize>, reason: String },
+
     /// A request this crate cannot serve on this device, with the reason.
     #[error("unsupported: {0}")]
     Unsupported(String),

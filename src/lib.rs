@@ -32,10 +32,13 @@ mod error;
 pub mod kernels;
 pub mod op;
 pub mod shader;
+mod shape;
 
 pub use activation::Activation;
 pub use cache::{CacheStats, Layout};
 pub use context::{Context, ContextOptions};
 pub use error::{Error, Result};
 pub use kernels::elementwise::BufferRegion;
-pub use op::{Accuracy, Op};
+pub use kernels::softmax::Strategy;
+pub use op::{Accuracy, Op, SoftmaxKind};
+pub use shape::RowView;

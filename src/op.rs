@@ -9,10 +9,13 @@
 use crate::cpu;
 
 /// How closely the GPU result must match the correctly rounded reference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Accuracy {
     /// Bit-identical to the correctly rounded result (piecewise-linear ops).
     Exact,
+    /// Within `rel` relative error of the f64 reference, or `abs` absolute error for
+    /// values that small (the softmax family, whose elements share a row's sum).
+    Relative { rel: f64, abs: f64 },
     /// At most `default` ULP with the default parameters and at most `any` ULP with any
     /// parameters (ops that scale their argument before a transcendental, such as
     /// `softplus(beta=2)`, round that product first).
@@ -20,17 +23,13 @@ pub enum Accuracy {
 }
 
 impl Accuracy {
-    /// The ULP bound that applies to an activation with these parameters.
-    pub fn max_ulp(self, default_params: bool) -> u32 {
+    /// The ULP bound that applies to an activation with these parameters (`None` for a
+    /// [`Accuracy::Relative`] bound).
+    pub fn max_ulp(self, default_params: bool) -> Option<u32> {
         match self {
-            Accuracy::Exact => 0,
-            Accuracy::Ulp { default, any } => {
-                if default_params {
-                    default
-                } else {
-                    any
-                }
-            }
+            Accuracy::Exact => Some(0),
+            Accuracy::Ulp { default, any } => Some(if default_params { default } else { any }),
+            Accuracy::Relative { .. } => None,
         }
     }
 }
@@ -59,14 +58,45 @@ pub struct OpInfo {
     pub params: &'static [Param],
     /// The formula, for documentation.
     pub formula: &'static str,
-    /// The WGSL function in `shaders/activations.wgsl`.
-    pub wgsl: &'static str,
-    /// The f64 CPU reference: `f(x, params)`.
-    pub cpu: fn(f64, &[f64]) -> f64,
+    /// The kernel family that runs it, with what the family needs to know.
+    pub kernel: Kernel,
     /// The accuracy this op is held to in the tests.
     pub accuracy: Accuracy,
     /// A parameter check beyond finiteness, returning what is wrong.
     pub check: fn(&[f32]) -> Result<(), String>,
+}
+
+/// The kernel family of an op, and what that family needs from the table row.
+#[derive(Clone, Copy, Debug)]
+pub enum Kernel {
+    /// `y[i] = f(x[i])`: the WGSL function in `shaders/activations.wgsl` (called as
+    /// `f(x, params)`) and the f64 CPU reference `f(x, params)`.
+    Elementwise { wgsl: &'static str, cpu: CpuFn },
+    /// A normalisation along one axis (`dim`), run by the row kernels of
+    /// `shaders/softmax.wgsl`.
+    Softmax(SoftmaxKind),
+}
+
+/// Which member of the softmax family a [`Kernel::Softmax`] row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SoftmaxKind {
+    /// `exp(x - max) / sum(exp(x - max))`
+    Softmax,
+    /// `x - max - log(sum(exp(x - max)))`
+    LogSoftmax,
+    /// `softmax(-x)`
+    Softmin,
+}
+
+/// An f64 reference: `f(x, params)`.
+pub type CpuFn = fn(f64, &[f64]) -> f64;
+
+const fn ew(wgsl: &'static str, cpu: CpuFn) -> Kernel {
+    Kernel::Elementwise { wgsl, cpu }
+}
+
+const fn row(kind: SoftmaxKind) -> Kernel {
+    Kernel::Softmax(kind)
 }
 
 /// At most this many parameters per op (they travel as one `vec4<f32>`).
@@ -79,6 +109,14 @@ fn no_check(_: &[f32]) -> Result<(), String> {
 fn check_nonzero_first(p: &[f32]) -> Result<(), String> {
     if p[0] == 0.0 {
         return Err("must not be 0 (it divides)".into());
+    }
+    Ok(())
+}
+
+fn check_dim(p: &[f32]) -> Result<(), String> {
+    let dim = p[0];
+    if dim.fract() != 0.0 || dim.abs() > 1024.0 {
+        return Err(format!("dim must be an integer axis index, got {dim}"));
     }
     Ok(())
 }
@@ -122,7 +160,7 @@ macro_rules! op_table {
         $(#[doc = $doc:literal])*
         $variant:ident: $name:literal $([$vkey:literal = $vword:literal])?
             ($($pname:literal $($pkind:tt $pvalue:literal)?),*)
-            => $wgsl:literal, $cpu:path, $accuracy:expr, $check:path, $formula:literal;
+            => $kernel:expr, $accuracy:expr, $check:path, $formula:literal;
     )*) => {
         /// Every activation this crate implements; see [`Op::info`] for its table row.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,8 +175,7 @@ macro_rules! op_table {
                 variant: op_table!(@variant $($vkey, $vword)?),
                 params: &[$(param!($pname $($pkind $pvalue)?)),*],
                 formula: $formula,
-                wgsl: $wgsl,
-                cpu: $cpu,
+                kernel: $kernel,
                 accuracy: $accuracy,
                 check: $check,
             },
@@ -154,87 +191,101 @@ macro_rules! op_table {
 }
 
 const EXACT: Accuracy = Accuracy::Exact;
+/// The softmax family's bound: 1e-5 relative, or 1e-12 absolute for tiny values.
+const ROW: Accuracy = Accuracy::Relative {
+    rel: 1e-5,
+    abs: 1e-12,
+};
 const fn ulp(default: u32, any: u32) -> Accuracy {
     Accuracy::Ulp { default, any }
 }
 
 op_table! {
     /// x
-    Identity: "identity" () => "act_identity", cpu::identity, EXACT, no_check, "x";
+    Identity: "identity" () => ew("act_identity", cpu::identity), EXACT, no_check, "x";
     /// 1 for x >= 0, else 0 (numpy's `heaviside(x, 1)`)
-    BinaryStep: "binary_step" () => "act_binary_step", cpu::binary_step, EXACT, no_check,
+    BinaryStep: "binary_step" () => ew("act_binary_step", cpu::binary_step), EXACT, no_check,
         "1 if x >= 0 else 0";
     /// 1 / (1 + exp(-x))
-    Sigmoid: "sigmoid" () => "act_sigmoid", cpu::sigmoid, ulp(2, 2), no_check,
+    Sigmoid: "sigmoid" () => ew("act_sigmoid", cpu::sigmoid), ulp(2, 2), no_check,
         "1 / (1 + exp(-x))";
     /// tanh(x)
-    Tanh: "tanh" () => "act_tanh", cpu::tanh, ulp(2, 2), no_check, "tanh(x)";
+    Tanh: "tanh" () => ew("act_tanh", cpu::tanh), ulp(2, 2), no_check, "tanh(x)";
     /// max(0, x)
-    Relu: "relu" () => "act_relu", cpu::relu, EXACT, no_check, "max(0, x)";
+    Relu: "relu" () => ew("act_relu", cpu::relu), EXACT, no_check, "max(0, x)";
     /// min(max(0, x), 6)
-    Relu6: "relu6" () => "act_relu6", cpu::relu6, EXACT, no_check, "min(max(0, x), 6)";
+    Relu6: "relu6" () => ew("act_relu6", cpu::relu6), EXACT, no_check, "min(max(0, x), 6)";
     /// x if x > 0 else negative_slope * x
-    LeakyRelu: "leaky_relu" ("negative_slope" = 0.01) => "act_leaky_relu", cpu::leaky_relu,
+    LeakyRelu: "leaky_relu" ("negative_slope" = 0.01) => ew("act_leaky_relu", cpu::leaky_relu),
         EXACT, no_check, "x if x > 0 else negative_slope * x";
     /// x if x > 0 else alpha * (exp(x) - 1)
-    Elu: "elu" ("alpha" = 1.0) => "act_elu", cpu::elu, ulp(2, 2), no_check,
+    Elu: "elu" ("alpha" = 1.0) => ew("act_elu", cpu::elu), ulp(2, 2), no_check,
         "x if x > 0 else alpha * (exp(x) - 1)";
     /// scale * elu(x, alpha) with PyTorch's fixed scale and alpha
-    Selu: "selu" () => "act_selu", cpu::selu, ulp(2, 2), no_check,
+    Selu: "selu" () => ew("act_selu", cpu::selu), ulp(2, 2), no_check,
         "scale * (x if x > 0 else alpha * (exp(x) - 1)), scale = 1.0507..., alpha = 1.6733...";
     /// max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
-    Celu: "celu" ("alpha" = 1.0) => "act_celu", cpu::celu, ulp(2, 2), check_nonzero_first,
+    Celu: "celu" ("alpha" = 1.0) => ew("act_celu", cpu::celu), ulp(2, 2), check_nonzero_first,
         "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))";
     /// x * Phi(x), with the exact normal CDF
-    Gelu: "gelu" ["approximate" = "none"] () => "act_gelu", cpu::gelu, ulp(4, 4), no_check,
+    Gelu: "gelu" ["approximate" = "none"] () => ew("act_gelu", cpu::gelu), ulp(4, 4), no_check,
         "x / 2 * (1 + erf(x / sqrt(2)))";
     /// x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))
-    GeluTanh: "gelu" ["approximate" = "tanh"] () => "act_gelu_tanh", cpu::gelu_tanh, ulp(4, 4),
+    GeluTanh: "gelu" ["approximate" = "tanh"] () => ew("act_gelu_tanh", cpu::gelu_tanh), ulp(4, 4),
         no_check, "x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))";
     /// x * sigmoid(x)
-    Silu: "silu" () => "act_silu", cpu::silu, ulp(2, 2), no_check, "x * sigmoid(x)";
+    Silu: "silu" () => ew("act_silu", cpu::silu), ulp(2, 2), no_check, "x * sigmoid(x)";
     /// x * sigmoid(beta * x); beta = 1.702 is the sigmoid form of GELU
-    Swish: "swish" ("beta" = 1.0) => "act_swish", cpu::swish, ulp(2, 4), no_check,
+    Swish: "swish" ("beta" = 1.0) => ew("act_swish", cpu::swish), ulp(2, 4), no_check,
         "x * sigmoid(beta * x)";
     /// x * tanh(softplus(x))
-    Mish: "mish" () => "act_mish", cpu::mish, ulp(4, 4), no_check, "x * tanh(softplus(x))";
+    Mish: "mish" () => ew("act_mish", cpu::mish), ulp(4, 4), no_check, "x * tanh(softplus(x))";
     /// log(1 + exp(beta * x)) / beta, or x where beta * x > threshold
-    Softplus: "softplus" ("beta" = 1.0, "threshold" = 20.0) => "act_softplus", cpu::softplus,
+    Softplus: "softplus" ("beta" = 1.0, "threshold" = 20.0) => ew("act_softplus", cpu::softplus),
         ulp(2, 4), check_nonzero_first,
         "log(1 + exp(beta * x)) / beta, or x where beta * x > threshold";
     /// x / (1 + |x|)
-    Softsign: "softsign" () => "act_softsign", cpu::softsign, ulp(2, 2), no_check,
+    Softsign: "softsign" () => ew("act_softsign", cpu::softsign), ulp(2, 2), no_check,
         "x / (1 + |x|)";
     /// min(max(0, x + 3), 6) / 6
-    Hardsigmoid: "hardsigmoid" () => "act_hardsigmoid", cpu::hardsigmoid, ulp(2, 2), no_check,
+    Hardsigmoid: "hardsigmoid" () => ew("act_hardsigmoid", cpu::hardsigmoid), ulp(2, 2), no_check,
         "min(max(0, x + 3), 6) / 6";
     /// x * min(max(0, x + 3), 6) / 6
-    Hardswish: "hardswish" () => "act_hardswish", cpu::hardswish, ulp(2, 2), no_check,
+    Hardswish: "hardswish" () => ew("act_hardswish", cpu::hardswish), ulp(2, 2), no_check,
         "x * min(max(0, x + 3), 6) / 6";
     /// min(max(min_val, x), max_val)
-    Hardtanh: "hardtanh" ("min_val" = -1.0, "max_val" = 1.0) => "act_hardtanh", cpu::hardtanh,
+    Hardtanh: "hardtanh" ("min_val" = -1.0, "max_val" = 1.0) => ew("act_hardtanh", cpu::hardtanh),
         EXACT, check_ordered, "min(max(min_val, x), max_val)";
     /// log(sigmoid(x)) = -softplus(-x)
-    Logsigmoid: "logsigmoid" () => "act_logsigmoid", cpu::logsigmoid, ulp(2, 2), no_check,
+    Logsigmoid: "logsigmoid" () => ew("act_logsigmoid", cpu::logsigmoid), ulp(2, 2), no_check,
         "log(1 / (1 + exp(-x)))";
     /// x - tanh(x)
-    Tanhshrink: "tanhshrink" () => "act_tanhshrink", cpu::tanhshrink, ulp(2, 2), no_check,
+    Tanhshrink: "tanhshrink" () => ew("act_tanhshrink", cpu::tanhshrink), ulp(2, 2), no_check,
         "x - tanh(x)";
     /// x - lambd if x > lambd, x + lambd if x < -lambd, else 0
-    Softshrink: "softshrink" ("lambd" = 0.5) => "act_softshrink", cpu::softshrink, EXACT,
+    Softshrink: "softshrink" ("lambd" = 0.5) => ew("act_softshrink", cpu::softshrink), EXACT,
         check_lambd, "x - lambd if x > lambd, x + lambd if x < -lambd, else 0";
     /// x if |x| > lambd else 0
-    Hardshrink: "hardshrink" ("lambd" = 0.5) => "act_hardshrink", cpu::hardshrink, EXACT,
+    Hardshrink: "hardshrink" ("lambd" = 0.5) => ew("act_hardshrink", cpu::hardshrink), EXACT,
         check_lambd, "x if |x| > lambd else 0";
     /// x if x > threshold else value (both required)
-    Threshold: "threshold" ("threshold" ~ 0.5, "value" ~ -2.0) => "act_threshold",
-        cpu::threshold, EXACT, no_check, "x if x > threshold else value";
+    Threshold: "threshold" ("threshold" ~ 0.5, "value" ~ -2.0) => ew("act_threshold",
+        cpu::threshold), EXACT, no_check, "x if x > threshold else value";
     /// exp(-x^2)
-    Gaussian: "gaussian" () => "act_gaussian", cpu::gaussian, ulp(4, 4), no_check,
+    Gaussian: "gaussian" () => ew("act_gaussian", cpu::gaussian), ulp(4, 4), no_check,
         "exp(-x^2)";
     /// leaky_relu with slope (lower + upper) / 2 (evaluation mode)
-    Rrelu: "rrelu" ("lower" = 0.125, "upper" = 0.333_333_34) => "act_rrelu", cpu::rrelu,
+    Rrelu: "rrelu" ("lower" = 0.125, "upper" = 0.333_333_34) => ew("act_rrelu", cpu::rrelu),
         EXACT, check_ordered, "x if x >= 0 else x * (lower + upper) / 2 (evaluation mode)";
+    /// exp(x - max) / sum(exp(x - max)) along `dim`
+    Softmax: "softmax" ("dim" = -1.0) => row(SoftmaxKind::Softmax), ROW, check_dim,
+        "exp(x - max) / sum(exp(x - max)) along dim";
+    /// x - max - log(sum(exp(x - max))) along `dim`
+    LogSoftmax: "log_softmax" ("dim" = -1.0) => row(SoftmaxKind::LogSoftmax), ROW, check_dim,
+        "x - max - log(sum(exp(x - max))) along dim";
+    /// softmax(-x) along `dim`
+    Softmin: "softmin" ("dim" = -1.0) => row(SoftmaxKind::Softmin), ROW, check_dim,
+        "softmax(-x) along dim";
 }
 
 impl Op {
@@ -246,5 +297,34 @@ impl Op {
     /// The spec name (`"gelu"` for both GELU rows).
     pub fn name(self) -> &'static str {
         self.info().name
+    }
+
+    /// The WGSL function and CPU reference of an elementwise op; `None` for other families.
+    pub fn elementwise(self) -> Option<(&'static str, CpuFn)> {
+        match self.info().kernel {
+            Kernel::Elementwise { wgsl, cpu } => Some((wgsl, cpu)),
+            _ => None,
+        }
+    }
+
+    /// Which softmax-family op this is; `None` for other families.
+    pub fn softmax(self) -> Option<SoftmaxKind> {
+        match self.info().kernel {
+            Kernel::Softmax(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// Every elementwise op, in table order.
+    pub fn elementwise_ops() -> impl Iterator<Item = Op> {
+        Op::ALL
+            .iter()
+            .copied()
+            .filter(|o| o.elementwise().is_some())
+    }
+
+    /// Every softmax-family op, in table order.
+    pub fn softmax_ops() -> impl Iterator<Item = Op> {
+        Op::ALL.iter().copied().filter(|o| o.softmax().is_some())
     }
 }

@@ -2,25 +2,75 @@
 //! validation of every variant (no GPU needed).
 
 use crate::cache::Layout;
-use crate::op::Op;
+use crate::op::{Op, SoftmaxKind};
 use crate::{Error, Result};
 
 /// The scalar activation functions every kernel family calls.
 pub const ACTIVATIONS_WGSL: &str = include_str!("../shaders/activations.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../shaders/elementwise.wgsl");
+const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
+/// Workgroup reductions through a shared-memory tree (any adapter).
+pub const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
+/// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
+pub const REDUCE_SUBGROUP_WGSL: &str = include_str!("../shaders/reduce_subgroup.wgsl");
+
+/// Elements each invocation holds in registers in the resident softmax strategy.
+pub const RESIDENT_K: u32 = 16;
 
 /// The complete WGSL of the elementwise kernel for `op`, as the pipeline cache compiles it.
+///
+/// # Panics
+/// If `op` is not an elementwise op.
 pub fn elementwise_source(op: Op, layout: Layout, workgroup_size: u32) -> String {
+    let (wgsl, _) = op
+        .elementwise()
+        .expect("elementwise_source needs an elementwise op");
     let (src4, src1) = match layout {
         Layout::Separate => ("src4", "src1"),
         Layout::Shared => ("dst4", "dst1"),
     };
     let kernel = ELEMENTWISE_WGSL
-        .replace("ACT(", &format!("{}(", op.info().wgsl))
+        .replace("ACT(", &format!("{wgsl}("))
         .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
         .replace("SRC4", src4)
         .replace("SRC1", src1);
     format!("{ACTIVATIONS_WGSL}\n{kernel}")
+}
+
+/// The complete WGSL of the softmax-family kernels for `op` (every strategy's entry
+/// point), with subgroup or shared-memory-tree reductions.
+///
+/// # Panics
+/// If `op` is not a softmax-family op.
+pub fn softmax_source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> String {
+    let kind = op
+        .softmax()
+        .expect("softmax_source needs a softmax-family op");
+    let sign = if kind == SoftmaxKind::Softmin {
+        -1.0
+    } else {
+        1.0
+    };
+    let log = kind == SoftmaxKind::LogSoftmax;
+    let src = match layout {
+        Layout::Separate => "src",
+        Layout::Shared => "dst",
+    };
+    let kernel = SOFTMAX_WGSL
+        .replace("SRC[", &format!("{src}["))
+        .replace("RESIDENT_K", &format!("{RESIDENT_K}u"));
+    // naga 30 takes subgroup operations without `enable subgroups;` (which it rejects as
+    // not yet implemented); wgpu gates them on `Features::SUBGROUP` instead.
+    let reduce = if subgroups {
+        REDUCE_SUBGROUP_WGSL
+    } else {
+        REDUCE_TREE_WGSL
+    };
+    format!(
+        "{ACTIVATIONS_WGSL}\n{reduce}\nconst SIGN: f32 = {sign:?};\n\
+         const LOG_OUTPUT: bool = {log};\n{kernel}"
+    )
+    .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
 }
 
 /// Parses and validates WGSL with naga, as wgpu would before compiling it.
@@ -29,7 +79,7 @@ pub fn validate_wgsl(source: &str) -> Result<()> {
         .map_err(|e| Error::Wgpu(format!("WGSL parse error: {}", e.emit_to_string(source))))?;
     naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
+        naga::valid::Capabilities::SUBGROUP,
     )
     .validate(&module)
     .map_err(|e| {
@@ -45,8 +95,18 @@ pub fn validate_wgsl(source: &str) -> Result<()> {
 pub fn validate_all(workgroup_size: u32) -> Result<()> {
     for &op in Op::ALL {
         for layout in [Layout::Separate, Layout::Shared] {
-            validate_wgsl(&elementwise_source(op, layout, workgroup_size))
-                .map_err(|e| Error::Wgpu(format!("{} ({layout:?}): {e}", op.name())))?;
+            let sources = if op.softmax().is_some() {
+                vec![
+                    softmax_source(op, layout, workgroup_size, false),
+                    softmax_source(op, layout, workgroup_size, true),
+                ]
+            } else {
+                vec![elementwise_source(op, layout, workgroup_size)]
+            };
+            for source in sources {
+                validate_wgsl(&source)
+                    .map_err(|e| Error::Wgpu(format!("{} ({layout:?}): {e}", op.name())))?;
+            }
         }
     }
     Ok(())

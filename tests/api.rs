@@ -209,6 +209,14 @@ fn warm_up_compiles_every_variant_once() {
     ctx.run(&"gelu".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0])
         .unwrap();
     assert_eq!(ctx.cache_stats().misses, 4);
+    // softmax: 5 strategy entry points x 2 layouts
+    ctx.warm_up(&[Op::Softmax]).unwrap();
+    assert_eq!(ctx.cache_stats().misses, 4 + 10);
+    ctx.run_shaped(&"softmax".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0], &[2, 2])
+        .unwrap();
+    assert_eq!(ctx.cache_stats().misses, 4 + 10);
     ctx.warm_up(&[]).unwrap();
-    assert_eq!(ctx.cache_stats().misses, 4 * Op::ALL.len() as u64);
+    let elementwise = Op::elementwise_ops().count() as u64;
+    let softmax = Op::softmax_ops().count() as u64;
+    assert_eq!(ctx.cache_stats().misses, 4 * elementwise + 10 * softmax);
 }

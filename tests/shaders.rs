@@ -3,7 +3,7 @@
 use wgpu_activations::{shader, Layout, Op};
 
 #[test]
-fn every_elementwise_variant_validates_with_naga() {
+fn every_shader_variant_validates_with_naga() {
     for wg in [64, 256] {
         shader::validate_all(wg).unwrap();
     }
@@ -11,16 +11,27 @@ fn every_elementwise_variant_validates_with_naga() {
 
 #[test]
 fn every_op_has_its_wgsl_function() {
-    for &op in Op::ALL {
-        let f = format!("fn {}(", op.info().wgsl);
+    for op in Op::elementwise_ops() {
+        let (wgsl, _) = op.elementwise().unwrap();
+        let f = format!("fn {wgsl}(");
         assert!(
             shader::ACTIVATIONS_WGSL.contains(&f),
-            "{} missing from activations.wgsl",
-            f
+            "{f} missing from activations.wgsl"
         );
         let src = shader::elementwise_source(op, Layout::Separate, 256);
-        assert!(src.contains(&format!("pass_nan(x, {}(x, params.p))", op.info().wgsl)));
+        assert!(src.contains(&format!("pass_nan(x, {wgsl}(x, params.p))")));
     }
+}
+
+#[test]
+fn softmax_sources_pick_their_reduction() {
+    let tree = shader::softmax_source(Op::Softmax, Layout::Separate, 256, false);
+    assert!(!tree.contains("enable subgroups") && !tree.contains("subgroupAdd"));
+    let sg = shader::softmax_source(Op::Softmin, Layout::Shared, 256, true);
+    assert!(sg.contains("subgroupAdd"));
+    assert!(sg.contains("const SIGN: f32 = -1.0;"));
+    // in place: the input is read through the read-write binding
+    assert!(sg.contains("dst[shape.in_offset"));
 }
 
 #[test]

@@ -41,7 +41,7 @@ struct Uniforms {
     p: [f32; 4],
 }
 
-const F32: u64 = 4;
+pub(crate) const F32: u64 = 4;
 
 impl Context {
     /// Records `output[i] = activation(input[i])` for `len` f32 elements into the
@@ -69,35 +69,30 @@ impl Context {
         output: BufferRegion<'_>,
         len: u64,
     ) -> Result<()> {
+        if activation.op().elementwise().is_none() {
+            let len = usize::try_from(len).map_err(|_| {
+                Error::Unsupported(format!("{len} elements do not fit this host's usize"))
+            })?;
+            return self.encode_shaped(encoder, activation, input, output, &[len]);
+        }
         let plan = self.plan(input, output, len)?;
         if len == 0 {
             return Ok(());
         }
-        // Disjoint ranges of one buffer too far apart for one binding: read the input from
-        // a copy (a buffer may not be bound read-only and writable in one dispatch).
-        let staged;
-        let input = if plan.copy_input {
-            let usage = input.buffer.usage();
-            if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
-                return Err(Error::MissingUsage {
-                    role: "input (sharing a buffer with the output, too far from it to bind both)",
-                    missing: wgpu::BufferUsages::COPY_SRC,
-                    actual: usage,
-                });
+        let wg = u64::from(self.workgroup_size());
+        let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
+        if let Some(budget) = self.loop_budget() {
+            // The scalar path of a misaligned chunk is the longest loop.
+            let per_invocation = plan.chunk.min(len).div_ceil(wg * max_groups);
+            if per_invocation > budget {
+                return Err(Error::Unsupported(format!(
+                    "{len} elements need {per_invocation} loop iterations per invocation \
+                     with at most {max_groups} workgroups; this adapter stops at {budget}"
+                )));
             }
-            staged = self.scoped(|| {
-                self.device().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("elementwise staged input"),
-                    size: len * F32,
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
-            })?;
-            encoder.copy_buffer_to_buffer(input.buffer, input.offset, &staged, 0, len * F32);
-            BufferRegion::new(&staged)
-        } else {
-            input
-        };
+        }
+        let staged = self.stage_input(encoder, &plan, input, len)?;
+        let input = staged.as_ref().map_or(input, BufferRegion::new);
         let key = |entry| PipelineKey {
             op: activation.op(),
             layout: plan.layout,
@@ -113,33 +108,7 @@ impl Context {
             let mut start = 0;
             while start < len {
                 let count = plan.chunk.min(len - start);
-                let in_byte = input.offset + start * F32;
-                let out_byte = output.offset + start * F32;
-                let inw = window(in_byte, count, plan.align);
-                let outw = window(out_byte, count, plan.align);
-                // (binding, window) pairs, and each range's byte offset inside its window.
-                let (bindings, in_delta, out_delta) = match plan.layout {
-                    Layout::Separate => (
-                        vec![(0, input.buffer, inw), (1, output.buffer, outw)],
-                        inw.delta,
-                        outw.delta,
-                    ),
-                    Layout::Shared => {
-                        // One window covering both ranges of the one buffer.
-                        let begin = inw.start.min(outw.start);
-                        let end = (inw.start + inw.size).max(outw.start + outw.size);
-                        let w = Window {
-                            start: begin,
-                            size: end - begin,
-                            delta: 0,
-                        };
-                        (
-                            vec![(1, input.buffer, w)],
-                            in_byte - begin,
-                            out_byte - begin,
-                        )
-                    }
-                };
+                let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
                 let vectorised = in_delta.is_multiple_of(16) && out_delta.is_multiple_of(16);
                 let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
                 let uniforms = Uniforms {
@@ -149,33 +118,8 @@ impl Context {
                     scalar_start: scalar_start as u32,
                     p: activation.param_slots(),
                 };
-                let ubuf = self
-                    .device()
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some("elementwise params"),
-                        contents: bytemuck::bytes_of(&uniforms),
-                        usage: wgpu::BufferUsages::UNIFORM,
-                    });
-                let mut entries: Vec<_> = bindings
-                    .into_iter()
-                    .map(|(binding, buffer, w)| wgpu::BindGroupEntry {
-                        binding,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer,
-                            offset: w.start,
-                            size: wgpu::BufferSize::new(w.size),
-                        }),
-                    })
-                    .collect();
-                entries.push(wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: ubuf.as_entire_binding(),
-                });
-                let bind_group = self.device().create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("elementwise"),
-                    layout: bgl,
-                    entries: &entries,
-                });
+                let bind_group =
+                    self.bind_group_with_uniforms("elementwise", bgl, entries, &uniforms);
                 dispatches.push((bind_group, vectorised, count, scalar_start));
                 start += count;
             }
@@ -185,8 +129,6 @@ impl Context {
             label: Some("wgpu-activations elementwise"),
             timestamp_writes: None,
         });
-        let wg = u64::from(self.workgroup_size());
-        let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension);
         let groups = |items: u64| items.div_ceil(wg).clamp(1, max_groups) as u32;
         for (bind_group, vectorised, count, scalar_start) in &dispatches {
             pass.set_bind_group(0, bind_group, &[]);
@@ -203,14 +145,135 @@ impl Context {
     }
 }
 
+impl Context {
+    /// A bind group of the storage `entries` plus `uniforms` at binding 2, in a new
+    /// uniform buffer. Call inside `scoped`.
+    pub(crate) fn bind_group_with_uniforms(
+        &self,
+        label: &str,
+        layout: &wgpu::BindGroupLayout,
+        entries: Vec<wgpu::BindGroupEntry<'_>>,
+        uniforms: &impl Pod,
+    ) -> wgpu::BindGroup {
+        let ubuf = self
+            .device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(uniforms),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        // (a shorter lifetime than the caller's entries: the uniform buffer's)
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = entries;
+        entries.push(wgpu::BindGroupEntry {
+            binding: 2,
+            resource: ubuf.as_entire_binding(),
+        });
+        self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout,
+            entries: &entries,
+        })
+    }
+
+    /// When the plan says so, copies the input to a temporary buffer (recorded in
+    /// `encoder`) and returns it: the input then comes from there.
+    pub(crate) fn stage_input(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        plan: &Plan,
+        input: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<Option<wgpu::Buffer>> {
+        if !plan.copy_input {
+            return Ok(None);
+        }
+        // Disjoint ranges of one buffer too far apart for one binding: read the input from
+        // a copy (a buffer may not be bound read-only and writable in one dispatch).
+        let usage = input.buffer.usage();
+        if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::MissingUsage {
+                role: "input (sharing a buffer with the output, too far from it to bind both)",
+                missing: wgpu::BufferUsages::COPY_SRC,
+                actual: usage,
+            });
+        }
+        let staged = self.scoped(|| {
+            self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staged input"),
+                size: len * F32,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        encoder.copy_buffer_to_buffer(input.buffer, input.offset, &staged, 0, len * F32);
+        Ok(Some(staged))
+    }
+}
+
 /// How a call is split up.
-struct Plan {
+pub(crate) struct Plan {
     layout: Layout,
     /// Copy the input to a temporary buffer first (same buffer, ranges too far apart).
     copy_input: bool,
     /// Elements per chunk (a multiple of 4).
-    chunk: u64,
+    pub(crate) chunk: u64,
     align: u64,
+}
+
+impl Plan {
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The group-0 storage bindings for `count` elements from element `start` of both
+    /// regions, and the byte offset of each range inside its bound window.
+    pub(crate) fn bindings<'a>(
+        &self,
+        input: BufferRegion<'a>,
+        output: BufferRegion<'a>,
+        start: u64,
+        count: u64,
+    ) -> (Vec<wgpu::BindGroupEntry<'a>>, u64, u64) {
+        let in_byte = input.offset + start * F32;
+        let out_byte = output.offset + start * F32;
+        let inw = window(in_byte, count, self.align);
+        let outw = window(out_byte, count, self.align);
+        // (binding, window) pairs, and each range's byte offset inside its window.
+        let (bindings, in_delta, out_delta) = match self.layout {
+            Layout::Separate => (
+                vec![(0, input.buffer, inw), (1, output.buffer, outw)],
+                inw.delta,
+                outw.delta,
+            ),
+            Layout::Shared => {
+                // One window covering both ranges of the one buffer.
+                let begin = inw.start.min(outw.start);
+                let end = (inw.start + inw.size).max(outw.start + outw.size);
+                let w = Window {
+                    start: begin,
+                    size: end - begin,
+                    delta: 0,
+                };
+                (
+                    vec![(1, input.buffer, w)],
+                    in_byte - begin,
+                    out_byte - begin,
+                )
+            }
+        };
+        let entries = bindings
+            .into_iter()
+            .map(|(binding, buffer, w)| wgpu::BindGroupEntry {
+                binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: w.start,
+                    size: wgpu::BufferSize::new(w.size),
+                }),
+            })
+            .collect();
+        (entries, in_delta, out_delta)
+    }
 }
 
 /// A bound window of a buffer: `size` bytes from `start`, the range beginning `delta`
@@ -234,7 +297,12 @@ fn window(byte: u64, count: u64, align: u64) -> Window {
 
 impl Context {
     /// Validates the regions and decides layout and chunk size.
-    fn plan(&self, input: BufferRegion<'_>, output: BufferRegion<'_>, len: u64) -> Result<Plan> {
+    pub(crate) fn plan(
+        &self,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<Plan> {
         check_region("input", input, len)?;
         check_region("output", output, len)?;
         let limits = self.limits();
@@ -353,6 +421,12 @@ impl Context {
                 output: output.len(),
             });
         }
+        if activation.op().elementwise().is_none() {
+            // A softmax-family op normalises the slice as one row: no pieces.
+            let y = self.run_shaped(activation, input, &[input.len()])?;
+            output.copy_from_slice(&y);
+            return Ok(());
+        }
         // Pieces small enough for one buffer each (and at most 1 GiB of host staging).
         let piece = (self.limits().max_buffer_size / F32).clamp(4, 1 << 28) as usize;
         for (x, y) in input.chunks(piece).zip(output.chunks_mut(piece)) {
@@ -363,6 +437,24 @@ impl Context {
 
     fn run_piece(&self, activation: &Activation, input: &[f32], output: &mut [f32]) -> Result<()> {
         let len = input.len() as u64;
+        let result = self.run_with_buffers(input, |encoder, src, dst| {
+            self.encode(encoder, activation, src, dst, len)
+        })?;
+        output.copy_from_slice(&result);
+        Ok(())
+    }
+
+    /// Uploads `input`, lets `record` encode from it into an output buffer of the same
+    /// length, submits, and reads the output back.
+    pub(crate) fn run_with_buffers(
+        &self,
+        input: &[f32],
+        record: impl FnOnce(&mut wgpu::CommandEncoder, BufferRegion<'_>, BufferRegion<'_>) -> Result<()>,
+    ) -> Result<Vec<f32>> {
+        let len = input.len() as u64;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
         let (src, dst) = self.scoped(|| {
             let src = self
                 .device()
@@ -380,17 +472,13 @@ impl Context {
             (src, dst)
         })?;
         let mut encoder = self.device().create_command_encoder(&Default::default());
-        self.encode(
+        record(
             &mut encoder,
-            activation,
             BufferRegion::new(&src),
             BufferRegion::new(&dst),
-            len,
         )?;
         self.scoped(|| self.queue().submit([encoder.finish()]))?;
-        let result = self.download(BufferRegion::new(&dst), len)?;
-        output.copy_from_slice(&result);
-        Ok(())
+        self.download(BufferRegion::new(&dst), len)
     }
 
     /// Reads `len` f32 elements of a buffer (which needs `COPY_SRC` usage) back to the

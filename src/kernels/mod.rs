@@ -1,3 +1,4 @@
 //! Kernel families: host code that plans chunks and dispatches for each.
 
 pub mod elementwise;
+pub mod softmax;

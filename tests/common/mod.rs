@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use wgpu::util::DeviceExt;
-use wgpu_activations::{accuracy, Activation, BufferRegion, Context, Op};
+use wgpu_activations::{accuracy, cpu, Accuracy, Activation, BufferRegion, Context, Op, Strategy};
 
 /// A quiet NaN with a payload no op produces: an element left unwritten shows as this.
 pub const POISON_BITS: u32 = 0x7fa5_a5a5;
@@ -90,7 +90,13 @@ pub fn assert_within(a: &Activation, input: &[f32], output: &[f32], max_ulp: u64
 
 /// The bound the op table gives this activation.
 pub fn bound(a: &Activation) -> u64 {
-    u64::from(a.op().info().accuracy.max_ulp(a.has_default_params()))
+    u64::from(
+        a.op()
+            .info()
+            .accuracy
+            .max_ulp(a.has_default_params())
+            .expect("an elementwise op has a ULP bound"),
+    )
 }
 
 /// A small deterministic generator (SplitMix64), so failures reproduce.
@@ -148,4 +154,68 @@ pub fn small_inputs(n: usize) -> Vec<f32> {
 pub fn large_inputs(n: usize) -> Vec<f32> {
     let mut rng = Rng::new(3);
     (0..n).map(|_| rng.log_uniform(1e3, 3.4e38)).collect()
+}
+
+/// Runs a softmax-family op on a tensor of `shape` through the encode API with the given
+/// strategy, into a poisoned output buffer (or in place), and reads it back.
+pub fn gpu_rows(
+    ctx: &Context,
+    a: &Activation,
+    input: &[f32],
+    shape: &[usize],
+    strategy: Strategy,
+    in_place: bool,
+) -> Vec<f32> {
+    let src = storage_buffer(ctx, if input.is_empty() { &[0.0] } else { input });
+    let dst = if in_place {
+        None
+    } else {
+        Some(poisoned_buffer(ctx, input.len()))
+    };
+    let out = dst.as_ref().unwrap_or(&src);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode_rows(
+        &mut encoder,
+        a,
+        BufferRegion::new(&src),
+        BufferRegion::new(out),
+        shape,
+        strategy,
+    )
+    .unwrap_or_else(|e| panic!("{a} {shape:?} {strategy:?}: {e}"));
+    ctx.queue().submit([encoder.finish()]);
+    ctx.download(BufferRegion::new(out), input.len() as u64)
+        .unwrap()
+}
+
+/// Panics with the worst element unless `output` is within the softmax family's bound
+/// (1e-5 relative, 1e-12 absolute) of the f64 reference everywhere, and nothing kept the
+/// poison.
+pub fn assert_rows_close(
+    a: &Activation,
+    input: &[f32],
+    shape: &[usize],
+    output: &[f32],
+    what: &str,
+) {
+    if let Some(i) = output.iter().position(|y| y.to_bits() == POISON_BITS) {
+        panic!(
+            "{a} {shape:?}: {what}: element {i} of {} was never written",
+            output.len()
+        );
+    }
+    let expected = cpu::reference_shaped_f64(a, input, shape).unwrap();
+    let Accuracy::Relative { rel, abs } = a.op().info().accuracy else {
+        panic!("{a} has no relative bound");
+    };
+    let r = accuracy::compare_relative(&expected, output, rel, abs);
+    assert!(
+        r.within(rel),
+        "{a} {shape:?}: {what}: error {:e} at element {} (input {:e}): got {:e}, expected {:e}",
+        r.max_error,
+        r.worst_index,
+        input[r.worst_index.min(input.len().saturating_sub(1))],
+        r.worst_output,
+        r.worst_expected
+    );
 }

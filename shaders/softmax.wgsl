@@ -1,0 +1,322 @@
+// The softmax family along one axis of a tensor viewed as (outer, axis, inner): row r
+// (r < outer * inner) holds the `axis` elements base(r) + j * inner, so rows along the last
+// axis are contiguous and others strided; no transpose.
+//
+// The host prepends activations.wgsl, one of reduce_tree.wgsl / reduce_subgroup.wgsl, and
+//   const SIGN: f32         -1 for softmin (softmax of -x), else 1
+//   const LOG_OUTPUT: bool  log_softmax
+// and replaces WORKGROUP_SIZE, RESIDENT_K and SRC (src, or dst when the input and output
+// share a buffer and so one read-write binding).
+//
+// Statistics of a row, kept the same way by every strategy:
+//   M    the maximum (NaN is read as +inf, so a row with NaN or +inf has M = +inf)
+//   cnt  how many elements equal M; each contributes exactly exp(0) = 1 to the sum
+//   s    the sum of exp(x - M) over the other elements
+// The sum is cnt + s, and log(sum) = log1p((cnt - 1) + s) does not cancel when one element
+// dominates (a log-probability of -1e-9 stays accurate). A row whose M is not finite (NaN,
+// +inf, or only -inf) is NaN throughout, as in PyTorch.
+//
+// Strategies (entry points), chosen by the host from the row length and the adapter:
+//   softmax_lane       one invocation per row: an online pass, then a write pass
+//   softmax_workgroup  one workgroup per row: an online pass per invocation, a workgroup
+//                      reduction, then a write pass
+//   softmax_resident   one workgroup per row holding it in registers (RESIDENT_K elements
+//                      per invocation): one read and one write, the floor
+//   softmax_split_*    rows split into chunks over many workgroups: per-chunk statistics
+//                      to `partials`, then each chunk combines its row's and writes
+
+struct Rows {
+    rows: u32,       // rows in this dispatch (outer * inner)
+    axis: u32,       // elements per row
+    inner: u32,      // stride between a row's elements
+    in_offset: u32,  // element offset of the tensor in the input binding
+    out_offset: u32, // element offset of the tensor in the output binding
+    chunk_len: u32,  // split: elements per chunk
+    chunks: u32,     // split: chunks per row
+    one: u32,        // 1; the source of opaque_one
+}
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> shape: Rows;
+// Split only, in a second bind group: per-(row, chunk) statistics.
+@group(1) @binding(0) var<storage, read_write> partials: array<vec4<f32>>;
+
+var<private> pos_inf: f32;
+var<private> neg_inf: f32;
+var<private> nan: f32;
+
+// Every entry point calls this first.
+fn setup() {
+    opaque_one = f32(shape.one);
+    pos_inf = bitcast<f32>(0x7f800000u * shape.one);
+    neg_inf = -pos_inf;
+    nan = bitcast<f32>(0x7fc00000u * shape.one);
+}
+
+fn row_base(r: u32) -> u32 {
+    let o = r / shape.inner;
+    return o * shape.axis * shape.inner + (r - o * shape.inner);
+}
+
+// Element j of the row at `base`, sign applied, NaN read as +inf.
+fn load(base: u32, j: u32) -> f32 {
+    let x = SIGN * SRC[shape.in_offset + base + j * shape.inner];
+    return select(x, pos_inf, is_nan_f32(x));
+}
+
+fn store(base: u32, j: u32, y: f32) {
+    dst[shape.out_offset + base + j * shape.inner] = y;
+}
+
+// ---------------------------------------------------------------------------------------
+// Online statistics (Milakov and Gimelshein, 2018), with two changes for accuracy. The
+// sum is kept relative to a reference r that moves only when an element exceeds it by more
+// than 8, so a rising row does not rescale the sum at every element (each rescale rounds);
+// what a move rescales is at most e^-8 of the new total. And it is accumulated with a
+// Neumaier compensation term, so a long row summed by one invocation stays accurate.
+
+struct Online {
+    m: f32,   // the maximum so far
+    r: f32,   // the reference: m - 8 <= r <= m
+    cnt: f32, // elements equal to m
+    s: f32,   // sum over the others of exp(x - r) ...
+    c: f32,   // ... and its compensation
+}
+
+fn online_new() -> Online {
+    return Online(neg_inf, neg_inf, 0.0, 0.0, 0.0);
+}
+
+fn online_push(st: Online, x: f32) -> Online {
+    var t = st;
+    if (x > t.r + 8.0) {
+        let f = exp_f32(t.r - x); // 0 while r is -inf
+        t.s *= f;
+        t.c *= f;
+        t.r = x;
+    }
+    let is_new = x > t.m;
+    let is_eq = x == t.m;
+    // x joins the sum, or on a new maximum the old maximum's cnt elements do.
+    let e = exp_f32(select(x, t.m, is_new) - t.r);
+    let add = select(select(e, 0.0, is_eq), t.cnt * e, is_new);
+    let sum = keep(t.s + add);
+    t.c += keep(max(t.s, add) - sum) + min(t.s, add);
+    t.s = sum;
+    t.cnt = select(select(t.cnt, t.cnt + 1.0, is_eq), 1.0, is_new);
+    t.m = max(t.m, x);
+    return t;
+}
+
+// a - b as an exact pair; (+-inf, 0) where the difference overflows or a is infinite.
+fn diff_pair(a: f32, b: f32) -> vec2<f32> {
+    let d = two_sum(a, -b);
+    return vec2<f32>(d.x, select(d.y, 0.0, is_inf_f32(d.x)));
+}
+
+// exp(a - b) for a <= b, the difference carried exactly (0 for a = -inf).
+fn exp_diff(a: f32, b: f32) -> f32 {
+    let d = diff_pair(a, b);
+    return scale2_parts(exp_pair_parts(d.x, d.y));
+}
+
+// (m, cnt, s) with s relative to m.
+fn online_end(t: Online) -> vec3<f32> {
+    let s = t.s + t.c;
+    return vec3<f32>(t.m, t.cnt, select(0.0, s * exp_diff(t.r, t.m), s != 0.0));
+}
+
+// Statistics (m, cnt, s) relative to a larger maximum M: (cnt, s) as counted against M.
+fn rebase(t: vec3<f32>, big_m: f32) -> vec2<f32> {
+    if (t.x == big_m) {
+        return t.yz;
+    }
+    let w = t.y + t.z;
+    return vec2<f32>(0.0, select(0.0, w * exp_diff(t.x, big_m), w != 0.0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing a row from its statistics.
+
+struct Row {
+    m: f32,
+    k: f32,     // softmax: 1 / sum; log_softmax: log(sum)
+    ok: bool,   // M finite
+}
+
+// log1p(t) for t >= 0, accurate for every t.
+fn log1p_pos(t: f32) -> f32 {
+    if (t <= 1.0) {
+        return log1p_unit(t);
+    }
+    // 1 + t = f * 2^e, f in [1, 2): log = e ln2 + log1p(f - 1), f - 1 exact.
+    let u = 1.0 + t;
+    let bits = bitcast<u32>(u);
+    let e = f32(i32(bits >> 23u) - 127);
+    let f = bitcast<f32>((bits & 0x007fffffu) | 0x3f800000u);
+    return fma(e, LN2_F32_HI, fma(e, LN2_F32_LO, log1p_unit(f - 1.0)));
+}
+
+fn row_final(big_m: f32, cs: vec2<f32>) -> Row {
+    let ok = (bitcast<u32>(big_m) & 0x7f800000u) != 0x7f800000u;
+    var k: f32;
+    if (LOG_OUTPUT) {
+        k = log1p_pos((cs.x - 1.0) + cs.y);
+    } else {
+        k = 1.0 / (cs.x + cs.y);
+    }
+    return Row(big_m, k, ok);
+}
+
+// The output for an input x (sign applied) of a row.
+fn finish(x: f32, row: Row) -> f32 {
+    var y: f32;
+    if (LOG_OUTPUT) {
+        // (x - M) - log(sum): both terms <= 0, so nothing cancels.
+        let d = diff_pair(x, row.m);
+        y = (d.x - row.k) + d.y;
+    } else {
+        y = exp_diff(x, row.m) * row.k;
+    }
+    return select(nan, y, row.ok);
+}
+
+// ---------------------------------------------------------------------------------------
+// Strategies
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_lane(@builtin(global_invocation_id) gid: vec3<u32>,
+                @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    for (var r = gid.x; r < shape.rows; r += groups.x * WORKGROUP_SIZE) {
+        let base = row_base(r);
+        var st = online_new();
+        for (var j = 0u; j < shape.axis; j++) {
+            st = online_push(st, load(base, j));
+        }
+        let t = online_end(st);
+        let row = row_final(t.x, t.yz);
+        for (var j = 0u; j < shape.axis; j++) {
+            store(base, j, finish(load(base, j), row));
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_workgroup(inv: Invocation,
+                     @builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    for (var r = wid.x; r < shape.rows; r += groups.x) {
+        let base = row_base(r);
+        var st = online_new();
+        for (var j = inv.lid; j < shape.axis; j += WORKGROUP_SIZE) {
+            st = online_push(st, load(base, j));
+        }
+        let t = online_end(st);
+        let big_m = wg_max(t.x, inv);
+        let row = row_final(big_m, wg_sum2(rebase(t, big_m), inv));
+        for (var j = inv.lid; j < shape.axis; j += WORKGROUP_SIZE) {
+            store(base, j, finish(load(base, j), row));
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_resident(inv: Invocation,
+                    @builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    for (var r = wid.x; r < shape.rows; r += groups.x) {
+        let base = row_base(r);
+        var v: array<f32, RESIDENT_K>;
+        var m = neg_inf;
+        for (var k = 0u; k < RESIDENT_K; k++) {
+            let j = inv.lid + k * WORKGROUP_SIZE;
+            v[k] = neg_inf;
+            if (j < shape.axis) {
+                v[k] = load(base, j);
+            }
+            m = max(m, v[k]);
+        }
+        let big_m = wg_max(m, inv);
+        // The maximum is known exactly: each element's exp is taken once, against it.
+        var e: array<f32, RESIDENT_K>;
+        var cs = vec2<f32>(0.0);
+        for (var k = 0u; k < RESIDENT_K; k++) {
+            let is_max = v[k] == big_m;
+            e[k] = select(exp_diff(v[k], big_m), 1.0, is_max);
+            cs += select(vec2<f32>(0.0, e[k]), vec2<f32>(1.0, 0.0), is_max);
+        }
+        let row = row_final(big_m, wg_sum2(cs, inv));
+        for (var k = 0u; k < RESIDENT_K; k++) {
+            let j = inv.lid + k * WORKGROUP_SIZE;
+            if (j < shape.axis) {
+                var y: f32;
+                if (LOG_OUTPUT) {
+                    y = finish(v[k], row);
+                } else {
+                    y = select(nan, e[k] * row.k, row.ok);
+                }
+                store(base, j, y);
+            }
+        }
+    }
+}
+
+// Pass 1 of split: the statistics of each (row, chunk) to partials[row * chunks + chunk]
+// as (m, cnt, s, 0).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_split_stats(inv: Invocation,
+                       @builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    let items = shape.rows * shape.chunks;
+    for (var item = wid.x; item < items; item += groups.x) {
+        let r = item / shape.chunks;
+        let begin = (item - r * shape.chunks) * shape.chunk_len;
+        let end = min(begin + shape.chunk_len, shape.axis);
+        let base = row_base(r);
+        var st = online_new();
+        for (var j = begin + inv.lid; j < end; j += WORKGROUP_SIZE) {
+            st = online_push(st, load(base, j));
+        }
+        let t = online_end(st);
+        let big_m = wg_max(t.x, inv);
+        let cs = wg_sum2(rebase(t, big_m), inv);
+        if (inv.lid == 0u) {
+            partials[item] = vec4<f32>(big_m, cs, 0.0);
+        }
+    }
+}
+
+// Pass 2 of split: every chunk combines its row's partial statistics (the same way, so
+// every chunk of a row gets the same bits) and writes its elements.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_split_write(inv: Invocation,
+                       @builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    let items = shape.rows * shape.chunks;
+    for (var item = wid.x; item < items; item += groups.x) {
+        let r = item / shape.chunks;
+        let first = r * shape.chunks;
+        var m = neg_inf;
+        for (var i = inv.lid; i < shape.chunks; i += WORKGROUP_SIZE) {
+            m = max(m, partials[first + i].x);
+        }
+        let big_m = wg_max(m, inv);
+        var cs = vec2<f32>(0.0);
+        for (var i = inv.lid; i < shape.chunks; i += WORKGROUP_SIZE) {
+            cs += rebase(partials[first + i].xyz, big_m);
+        }
+        let row = row_final(big_m, wg_sum2(cs, inv));
+        let begin = (item - first) * shape.chunk_len;
+        let end = min(begin + shape.chunk_len, shape.axis);
+        let base = row_base(r);
+        for (var j = begin + inv.lid; j < end; j += WORKGROUP_SIZE) {
+            store(base, j, finish(load(base, j), row));
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The softmax family: `softmax`, `log_softmax` and `softmin` along any axis.
+//!
+//! Host side of `shaders/softmax.wgsl`. A tensor is viewed as (outer, axis, inner)
+//! ([`RowView`]) and each of its `outer * inner` rows is normalised where it lies, strided
+//! when the axis is not the last, so no transpose is needed. A [`Strategy`] picks how rows
+//! map onto invocations; [`Strategy::Auto`] picks one from the row length, the number of
+//! rows and the kind of adapter.
+
+use super::elementwise::F32;
+use crate::cache::{Entry, PipelineKey, RowKernel};
+use crate::shader::RESIDENT_K;
+use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
+use bytemuck::{Pod, Zeroable};
+
+/// How the rows of a softmax are mapped onto the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Chosen by [`Context::softmax_strategy`] from the shape and the adapter.
+    Auto,
+    /// One invocation per row, many rows per workgroup: an online max-and-sum pass, then
+    /// a write pass. No barriers; suits short rows, strided (non-last) axes with many
+    /// rows, and CPU adapters, where a barrier is costly.
+    Lane,
+    /// One workgroup per row: an online pass per invocation over a strided share of the
+    /// row, a workgroup reduction, then a write pass. Any row length.
+    Workgroup,
+    /// One workgroup per row holding the row in registers: one read and one write of the
+    /// tensor. Rows of at most `workgroup_size * 16` elements.
+    Resident,
+    /// Each row split into chunks over many workgroups, so that a few very long rows (a
+    /// 256K vocabulary, a million columns) still fill the device: per-chunk statistics,
+    /// then every chunk combines its row's and writes. Two dispatches and a scratch buffer.
+    Split,
+}
+
+impl Strategy {
+    /// Every concrete strategy (not `Auto`).
+    pub const ALL: [Strategy; 4] = [
+        Strategy::Lane,
+        Strategy::Workgroup,
+        Strategy::Resident,
+        Strategy::Split,
+    ];
+}
+
+/// The uniform block of `shaders/softmax.wgsl` (`Rows`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Uniforms {
+    rows: u32,
+    axis: u32,
+    inner: u32,
+    in_offset: u32,
+    out_offset: u32,
+    chunk_len: u32,
+    chunks: u32,
+    one: u32,
+}
+
+impl Context {
+    /// The longest row [`Strategy::Resident`] can hold.
+    pub fn resident_capacity(&self) -> usize {
+        (self.workgroup_size() * RESIDENT_K) as usize
+    }
+
+    /// The strategy [`Strategy::Auto`] resolves to for `view` on this adapter.
+    pub fn softmax_strategy(&self, view: RowView) -> Strategy {
+        let rows = view.rows();
+        let cpu = self
+            .adapter_info()
+            .is_some_and(|i| i.device_type == wgpu::DeviceType::Cpu);
+        let wg = self.workgroup_size() as usize;
+        let preferred = if cpu {
+            // A CPU adapter runs a workgroup's invocations as SIMD lanes of one thread,
+            // and every barrier switches between them: one row per lane wins whenever
+            // there are rows enough for the cores.
+            if rows >= 64 || view.axis <= 64 {
+                Strategy::Lane
+            } else {
+                Strategy::Split
+            }
+        } else if view.axis <= 32 || (view.inner > 1 && rows >= 64 * wg) {
+            Strategy::Lane
+        } else if view.axis <= self.resident_capacity() {
+            Strategy::Resident
+        } else if rows >= 512 {
+            Strategy::Workgroup
+        } else {
+            Strategy::Split
+        };
+        // Within the adapter's loop budget (lavapipe's cuts long rows short in Lane).
+        [preferred, Strategy::Workgroup, Strategy::Split]
+            .into_iter()
+            .find(|&s| self.serves(s, view))
+            .unwrap_or(Strategy::Split)
+    }
+
+    /// Whether `strategy` can serve `view` here: the row length ([`Strategy::Resident`]
+    /// holds at most [`Context::resident_capacity`]), and the loop iterations one
+    /// invocation runs against the adapter's [`Context::loop_budget`] (on lavapipe,
+    /// [`Strategy::Lane`] serves rows up to about 32K elements). `Auto` serves everything.
+    pub fn serves(&self, strategy: Strategy, view: RowView) -> bool {
+        if strategy == Strategy::Auto {
+            return true;
+        }
+        if strategy == Strategy::Resident && view.axis > self.resident_capacity() {
+            return false;
+        }
+        let Some(budget) = self.loop_budget() else {
+            return true;
+        };
+        // Rows in the largest binding-sized piece.
+        let slab = (view.axis * view.inner).max(1) as u64;
+        let per_binding = self.limits().max_storage_buffer_binding_size / 4 / slab;
+        let rows = (per_binding.max(1) * view.inner as u64).min(view.rows() as u64);
+        self.iterations(strategy, rows, view.axis as u64) <= budget
+    }
+
+    /// An upper bound on the loop iterations one invocation runs (all loops together).
+    fn iterations(&self, strategy: Strategy, rows: u64, axis: u64) -> u64 {
+        let wg = u64::from(self.workgroup_size());
+        let groups = self.dispatch_groups(strategy, rows, axis);
+        // A workgroup reduction: the tree halves WG, subgroups loop over their results.
+        let reduce = if self.subgroups() {
+            wg
+        } else {
+            wg.ilog2() as u64
+        } + 2;
+        let k = u64::from(RESIDENT_K);
+        match strategy {
+            Strategy::Lane => rows.div_ceil(groups * wg) * (2 * axis + 2),
+            Strategy::Workgroup => rows.div_ceil(groups) * (2 * axis.div_ceil(wg) + 2 * reduce + 2),
+            Strategy::Resident => rows.div_ceil(groups) * (3 * k + 2 * reduce + 2),
+            _ => {
+                let (chunk_len, chunks) = self.split_chunks(axis);
+                let items = (rows * chunks).div_ceil(groups);
+                // the larger of the two passes
+                items * (2 * chunk_len.div_ceil(wg) + 2 * chunks.div_ceil(wg) + 4 * reduce + 2)
+            }
+        }
+    }
+
+    /// Split's chunk length and chunks per row.
+    fn split_chunks(&self, axis: u64) -> (u64, u64) {
+        let chunk_len = self.resident_capacity() as u64;
+        (chunk_len, axis.div_ceil(chunk_len).max(1))
+    }
+
+    /// Workgroups one dispatch of `strategy` uses for `rows` rows of `axis`.
+    fn dispatch_groups(&self, strategy: Strategy, rows: u64, axis: u64) -> u64 {
+        let wg = u64::from(self.workgroup_size());
+        let max = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
+        let wanted = match strategy {
+            Strategy::Lane => rows.div_ceil(wg),
+            Strategy::Split => rows * self.split_chunks(axis).1,
+            _ => rows,
+        };
+        wanted.clamp(1, max)
+    }
+
+    /// Records a softmax-family op (or an elementwise op, which ignores the shape beyond
+    /// its element count) on a tensor of `shape`, along the activation's `dim`.
+    ///
+    /// Like [`Context::encode`], `input` and `output` may be the same region (in place)
+    /// or disjoint regions of one buffer; nothing is submitted or read back.
+    ///
+    /// ```no_run
+    /// # use wgpu_activations::{Context, BufferRegion};
+    /// # fn demo(ctx: &Context, logits: &wgpu::Buffer) -> wgpu_activations::Result<()> {
+    /// // log-probabilities over a 32,000-token vocabulary for 8 sequences, in place
+    /// let log_softmax = "log_softmax(dim=-1)".parse()?;
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// let region = BufferRegion::new(logits);
+    /// ctx.encode_shaped(&mut encoder, &log_softmax, region, region, &[8, 32_000])?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn encode_shaped(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        shape: &[usize],
+    ) -> Result<()> {
+        if activation.op().softmax().is_some() {
+            return self.encode_rows(encoder, activation, input, output, shape, Strategy::Auto);
+        }
+        let len = shape_len(shape)?;
+        self.encode(encoder, activation, input, output, len as u64)
+    }
+
+    /// [`Context::encode_shaped`] for a softmax-family op with a chosen strategy (an
+    /// error where it cannot serve the shape: [`Strategy::Resident`] with rows longer
+    /// than [`Context::resident_capacity`]).
+    pub fn encode_rows(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        shape: &[usize],
+        strategy: Strategy,
+    ) -> Result<()> {
+        if activation.op().softmax().is_none() {
+            return Err(Error::Unsupported(format!(
+                "`{activation}` is not a softmax-family op; use encode or encode_shaped"
+            )));
+        }
+        let view = RowView::new(shape, activation.dim(), shape_len(shape)?)?;
+        let len = view.len() as u64;
+        let plan = self.plan(input, output, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let strategy = match strategy {
+            Strategy::Auto => self.softmax_strategy(view),
+            s => s,
+        };
+        if strategy == Strategy::Resident && view.axis > self.resident_capacity() {
+            return Err(Error::Unsupported(format!(
+                "the resident strategy holds rows of at most {} elements, these have {}",
+                self.resident_capacity(),
+                view.axis
+            )));
+        }
+        if !self.serves(strategy, view) {
+            return Err(Error::Unsupported(format!(
+                "{strategy:?} would run more loop iterations per invocation than this \
+                 adapter allows ({}; lavapipe stops at 65,535) on {} rows of {}; use \
+                 Strategy::Auto",
+                self.loop_budget().unwrap_or(u64::MAX),
+                view.rows(),
+                view.axis
+            )));
+        }
+        // Whole (axis x inner) slabs per binding-sized piece.
+        let slab = (view.axis * view.inner) as u64;
+        let slabs_per_piece = plan.chunk / slab;
+        if slabs_per_piece == 0 {
+            return Err(Error::Unsupported(format!(
+                "one {} x {} slab of the tensor ({} bytes) exceeds this device's storage \
+                 binding limit ({} bytes)",
+                view.axis,
+                view.inner,
+                slab * F32,
+                self.limits().max_storage_buffer_binding_size
+            )));
+        }
+        let staged = self.stage_input(encoder, &plan, input, len)?;
+        let input = staged.as_ref().map_or(input, BufferRegion::new);
+
+        let (chunk_len, chunks) = match strategy {
+            Strategy::Split => self.split_chunks(view.axis as u64),
+            _ => (view.axis as u64, 1),
+        };
+        let subgroups = self.subgroups();
+        let pipeline = |kernel| {
+            self.pipeline(PipelineKey {
+                op: activation.op(),
+                layout: plan.layout(),
+                entry: Entry::Row { kernel, subgroups },
+            })
+        };
+        let kernels = match strategy {
+            Strategy::Lane => vec![pipeline(RowKernel::Lane)?],
+            Strategy::Workgroup => vec![pipeline(RowKernel::Workgroup)?],
+            Strategy::Resident => vec![pipeline(RowKernel::Resident)?],
+            _ => vec![
+                pipeline(RowKernel::SplitStats)?,
+                pipeline(RowKernel::SplitWrite)?,
+            ],
+        };
+
+        // Bind groups first (inside an error scope), then the pass.
+        let bgl = self.bind_group_layout(plan.layout());
+        let mut dispatches = Vec::new();
+        let partials = self.scoped(|| {
+            let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
+            let partials = (strategy == Strategy::Split).then(|| {
+                let buffer = self.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("softmax partials"),
+                    size: piece_rows as u64 * chunks * 16,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                });
+                let group = self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("softmax partials"),
+                    layout: self.partials_layout(),
+                    entries: &[wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: buffer.as_entire_binding(),
+                    }],
+                });
+                group
+            });
+            let mut outer_start = 0;
+            while outer_start < view.outer {
+                let outer = (slabs_per_piece as usize).min(view.outer - outer_start);
+                let start = (outer_start as u64) * slab;
+                let count = outer as u64 * slab;
+                let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
+                let rows = outer * view.inner;
+                let uniforms = Uniforms {
+                    rows: rows as u32,
+                    axis: view.axis as u32,
+                    inner: view.inner as u32,
+                    in_offset: (in_delta / F32) as u32,
+                    out_offset: (out_delta / F32) as u32,
+                    chunk_len: chunk_len as u32,
+                    chunks: chunks as u32,
+                    one: 1,
+                };
+                let bind_group = self.bind_group_with_uniforms("softmax", bgl, entries, &uniforms);
+                let groups = self.dispatch_groups(strategy, rows as u64, view.axis as u64);
+                dispatches.push((bind_group, groups as u32));
+                outer_start += outer;
+            }
+            partials
+        })?;
+
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-activations softmax"),
+            timestamp_writes: None,
+        });
+        if let Some(group) = &partials {
+            pass.set_bind_group(1, group, &[]);
+        }
+        for (bind_group, groups) in &dispatches {
+            pass.set_bind_group(0, bind_group, &[]);
+            for kernel in &kernels {
+                pass.set_pipeline(kernel);
+                pass.dispatch_workgroups(*groups, 1, 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies an op to a tensor of `shape` (softmax-family ops along their `dim`) and
+    /// returns the result: the blocking convenience API.
+    ///
+    /// ```no_run
+    /// use wgpu_activations::{Activation, Context};
+    /// let ctx = Context::new()?;
+    /// let softmax: Activation = "softmax(dim=0)".parse()?;
+    /// // columns of a 2 x 3 matrix
+    /// let y = ctx.run_shaped(&softmax, &[0.0, 1.0, 2.0, 0.0, 1.0, 2.0], &[2, 3])?;
+    /// assert!(y.iter().all(|&v| (v - 0.5).abs() < 1e-6));
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn run_shaped(
+        &self,
+        activation: &Activation,
+        input: &[f32],
+        shape: &[usize],
+    ) -> Result<Vec<f32>> {
+        if activation.op().softmax().is_none() {
+            RowView::new(shape, -1, input.len())?;
+            return self.run(activation, input);
+        }
+        self.run_rows(activation, input, shape, Strategy::Auto)
+    }
+
+    /// [`Context::run_shaped`] for a softmax-family op with a chosen strategy.
+    pub fn run_rows(
+        &self,
+        activation: &Activation,
+        input: &[f32],
+        shape: &[usize],
+        strategy: Strategy,
+    ) -> Result<Vec<f32>> {
+        RowView::new(shape, activation.dim(), input.len())?;
+        self.run_with_buffers(input, |encoder, src, dst| {
+            self.encode_rows(encoder, activation, src, dst, shape, strategy)
+        })
+    }
+}
+
+/// The element count of a shape, or an error when it overflows.
+fn shape_len(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Shape {
+            shape: shape.to_vec(),
+            reason: "the element count overflows".into(),
+        })
+}

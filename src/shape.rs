@@ -1,0 +1,86 @@
+//! Tensor shapes and the (outer, axis, inner) view that row and grouped ops reduce along.
+
+use crate::{Error, Result};
+
+/// A tensor of `shape` seen as `outer` blocks of `axis` x `inner` elements, reduced along
+/// the middle: element `j` of row `r` (`r` in `0..outer * inner`) sits at
+/// `(r / inner) * axis * inner + r % inner + j * inner`. No transpose is needed for any
+/// axis: rows along the last axis are contiguous (`inner == 1`), others are strided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowView {
+    pub outer: usize,
+    pub axis: usize,
+    pub inner: usize,
+}
+
+impl RowView {
+    /// The view of `shape` along `dim` (negative counts from the end, as in PyTorch). A
+    /// rank-0 shape (`[]`) is one element, with `dim` 0 or -1 as PyTorch allows.
+    /// `len`, the element count of the data, must equal the shape's product.
+    ///
+    /// ```
+    /// use wgpu_activations::RowView;
+    /// let v = RowView::new(&[2, 3, 4], -2, 24).unwrap();
+    /// assert_eq!((v.outer, v.axis, v.inner), (2, 3, 4));
+    /// assert!(RowView::new(&[2, 3], 2, 6).is_err());
+    /// assert!(RowView::new(&[2, 3], 0, 5).is_err());
+    /// ```
+    pub fn new(shape: &[usize], dim: i64, len: usize) -> Result<Self> {
+        let err = |reason: String| Error::Shape {
+            shape: shape.to_vec(),
+            reason,
+        };
+        let product = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| err("the element count overflows".into()))?;
+        if product != len {
+            return Err(err(format!(
+                "it holds {product} elements, the data has {len}"
+            )));
+        }
+        let rank = shape.len().max(1) as i64;
+        let axis = if dim < 0 { dim + rank } else { dim };
+        if !(0..rank).contains(&axis) {
+            return Err(err(format!(
+                "dim {dim} is out of range for a rank-{} tensor (expected {} to {})",
+                shape.len(),
+                -rank,
+                rank - 1
+            )));
+        }
+        if shape.is_empty() {
+            return Ok(RowView {
+                outer: 1,
+                axis: 1,
+                inner: 1,
+            });
+        }
+        let axis = axis as usize;
+        Ok(RowView {
+            outer: shape[..axis].iter().product(),
+            axis: shape[axis],
+            inner: shape[axis + 1..].iter().product(),
+        })
+    }
+
+    /// The number of rows (`outer * inner`).
+    pub fn rows(&self) -> usize {
+        self.outer * self.inner
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.outer * self.axis * self.inner
+    }
+
+    /// Whether the tensor holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The index of element `j` of row `r`.
+    pub fn index(&self, r: usize, j: usize) -> usize {
+        (r / self.inner) * self.axis * self.inner + r % self.inner + j * self.inner
+    }
+}
