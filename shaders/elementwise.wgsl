@@ -31,17 +31,36 @@ fn apply(x: f32) -> f32 {
     return pass_nan(x, ACT(x, params.p));
 }
 
+fn apply4(x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(apply(x.x), apply(x.y), apply(x.z), apply(x.w));
+}
+
+// Each grid step covers VEC4S_PER_INVOCATION * (invocations in the grid) vec4s; an
+// invocation takes one vec4 in each of those VEC4S_PER_INVOCATION slices, so the lanes of
+// a SIMD group always touch adjacent vec4s.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) groups: vec3<u32>) {
     opaque_one = f32(min(params.n, 1u)); // 1.0: n > 0 whenever the host dispatches
-    let stride = groups.x * WORKGROUP_SIZE;
+    let lanes = groups.x * WORKGROUP_SIZE;
     let n4 = params.n / 4u;
     let in4 = params.in_offset / 4u;
     let out4 = params.out_offset / 4u;
-    for (var i = gid.x; i < n4; i += stride) {
-        let x = SRC4[in4 + i];
-        dst4[out4 + i] = vec4<f32>(apply(x.x), apply(x.y), apply(x.z), apply(x.w));
+    for (var base = gid.x; base < n4; base += lanes * VEC4S_PER_INVOCATION) {
+        if (base + 3u * lanes < n4) {
+            let x0 = SRC4[in4 + base];
+            let x1 = SRC4[in4 + base + lanes];
+            let x2 = SRC4[in4 + base + 2u * lanes];
+            let x3 = SRC4[in4 + base + 3u * lanes];
+            dst4[out4 + base] = apply4(x0);
+            dst4[out4 + base + lanes] = apply4(x1);
+            dst4[out4 + base + 2u * lanes] = apply4(x2);
+            dst4[out4 + base + 3u * lanes] = apply4(x3);
+        } else {
+            for (var i = base; i < n4; i += lanes) {
+                dst4[out4 + i] = apply4(SRC4[in4 + i]);
+            }
+        }
     }
 }
 

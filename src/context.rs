@@ -1,6 +1,10 @@
 //! [`Context`]: a device, its queue, the bind-group layouts and the pipeline cache.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use crate::cache::{CacheStats, Entry, Layout, PipelineCache, PipelineKey, RowKernel};
+use crate::kernels::elementwise::BindingKey;
 use crate::op::Op;
 use crate::shader;
 use crate::{Error, Result};
@@ -23,6 +27,13 @@ pub struct ContextOptions {
     /// runs without them, for example to test the shared-memory reductions that adapters
     /// without subgroups use.
     pub optional_features: Option<wgpu::Features>,
+    /// A file for wgpu's pipeline cache (driver-compiled pipelines, so that a later
+    /// process skips most compilation): loaded now when it exists, written by
+    /// [`Context::save_pipeline_cache`]. Used where the adapter has
+    /// `Features::PIPELINE_CACHE` (Vulkan, lavapipe included); ignored elsewhere. The
+    /// file must be one this crate wrote; wgpu ignores data from another adapter, driver
+    /// or wgpu version.
+    pub pipeline_cache: Option<std::path::PathBuf>,
 }
 
 /// Features this crate uses when the adapter has them; requested opportunistically.
@@ -50,6 +61,14 @@ pub struct Context {
     fused_fma: bool,
     /// Loop iterations one invocation may run, where the adapter stops them early.
     loop_budget: Option<u64>,
+    /// wgpu's pipeline cache and the file it is saved to.
+    pipeline_cache: Option<(wgpu::PipelineCache, std::path::PathBuf)>,
+    /// Bind groups of recent calls, for repeated encodes.
+    bindings: Mutex<HashMap<BindingKey, Arc<wgpu::BindGroup>>>,
+    /// Split's partials buffer (its size and bind group).
+    partials: Mutex<Option<(u64, Arc<wgpu::BindGroup>)>>,
+    /// Threads of a CPU adapter (one per core on lavapipe); `None` for other adapters.
+    cpu_cores: Option<usize>,
 }
 
 struct Layouts {
@@ -104,7 +123,79 @@ impl Context {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        Ok(Self::build(device, queue, Some(info)))
+        let mut ctx = Self::build(device, queue, Some(info));
+        if let Some(path) = options.pipeline_cache {
+            ctx.open_pipeline_cache(path)?;
+        }
+        Ok(ctx)
+    }
+
+    /// Loads (or starts) the pipeline cache at `path`, before any pipeline is compiled.
+    fn open_pipeline_cache(&mut self, path: std::path::PathBuf) -> Result<()> {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::PIPELINE_CACHE)
+        {
+            return Ok(());
+        }
+        let data = match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(Error::Unsupported(format!(
+                    "cannot read the pipeline cache {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let cache = self.scoped(|| {
+            // SAFETY: wgpu requires `data` to come from `PipelineCache::get_data`; the file
+            // is one `save_pipeline_cache` wrote (the documented contract of the option),
+            // and wgpu checks its header against this adapter and falls back to an empty
+            // cache when it does not match (`fallback: true`).
+            unsafe {
+                self.device
+                    .create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                        label: Some("wgpu-activations"),
+                        data: data.as_deref(),
+                        fallback: true,
+                    })
+            }
+        })?;
+        self.pipeline_cache = Some((cache, path));
+        // The probes compiled before the cache existed; nothing else has.
+        Ok(())
+    }
+
+    /// Whether this context compiles through a wgpu pipeline cache.
+    pub fn has_pipeline_cache(&self) -> bool {
+        self.pipeline_cache.is_some()
+    }
+
+    /// Writes the pipeline cache to the file named in [`ContextOptions::pipeline_cache`]
+    /// (whole or not at all: through a temporary file and a rename). Returns whether
+    /// anything was written (nothing without a cache, or when the driver gives no data).
+    pub fn save_pipeline_cache(&self) -> Result<bool> {
+        let Some((cache, path)) = &self.pipeline_cache else {
+            return Ok(false);
+        };
+        let Some(data) = cache.get_data() else {
+            return Ok(false);
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = std::path::PathBuf::from(tmp);
+        let fail = |e: std::io::Error| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::Unsupported(format!(
+                "cannot write the pipeline cache {}: {e}",
+                path.display()
+            ))
+        };
+        std::fs::write(&tmp, &data).map_err(fail)?;
+        std::fs::rename(&tmp, path).map_err(fail)?;
+        Ok(true)
     }
 
     /// A context on the caller's own device and queue (for pipelines that already own
@@ -137,7 +228,16 @@ impl Context {
             cache: PipelineCache::default(),
             fused_fma: false,
             loop_budget: None,
+            pipeline_cache: None,
+            bindings: Mutex::new(HashMap::new()),
+            partials: Mutex::new(None),
+            cpu_cores: None,
         };
+        ctx.cpu_cores = ctx
+            .adapter_info
+            .as_ref()
+            .is_some_and(|i| i.device_type == wgpu::DeviceType::Cpu)
+            .then(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         // If the probe itself fails, Dekker's product is exact either way.
         ctx.fused_fma = ctx.probe_fused_fma().unwrap_or(false);
         // If this probe fails, assume the smallest budget seen (lavapipe's).
@@ -323,6 +423,37 @@ impl Context {
         Ok(())
     }
 
+    /// The binding cache (a poisoned lock only means a panic elsewhere mid-insert; the
+    /// map is still consistent).
+    pub(crate) fn bindings(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<BindingKey, Arc<wgpu::BindGroup>>> {
+        self.bindings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn partials_slot(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<(u64, Arc<wgpu::BindGroup>)>> {
+        self.partials.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The number of threads of a CPU adapter; `None` for a GPU.
+    pub(crate) fn cpu_cores(&self) -> Option<usize> {
+        self.cpu_cores
+    }
+
+    /// How many bind groups are kept for repeated calls.
+    pub fn cached_bindings(&self) -> usize {
+        self.bindings().len()
+    }
+
+    /// Drops the bind groups kept for repeated calls (up to 256), and with them the
+    /// references they hold to the caller's buffers.
+    pub fn release_cached_bindings(&self) {
+        self.bindings().clear();
+        *self.partials_slot() = None;
+    }
+
     pub(crate) fn partials_layout(&self) -> &wgpu::BindGroupLayout {
         &self.layouts.partials
     }
@@ -379,7 +510,7 @@ impl Context {
                             constants: &[("FUSED_FMA", if self.fused_fma { 1.0 } else { 0.0 })],
                             ..Default::default()
                         },
-                        cache: None,
+                        cache: self.pipeline_cache.as_ref().map(|(c, _)| c),
                     })
             })
         })

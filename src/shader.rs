@@ -14,6 +14,10 @@ pub const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
 /// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
 pub const REDUCE_SUBGROUP_WGSL: &str = include_str!("../shaders/reduce_subgroup.wgsl");
 
+/// Contiguous vec4s each invocation of the elementwise kernel takes per grid step (the
+/// body below is written out for 4).
+pub const VEC4S_PER_INVOCATION: u32 = 4;
+
 /// Elements each invocation holds in registers in the resident softmax strategy.
 pub const RESIDENT_K: u32 = 16;
 
@@ -32,6 +36,7 @@ pub fn elementwise_source(op: Op, layout: Layout, workgroup_size: u32) -> String
     let kernel = ELEMENTWISE_WGSL
         .replace("ACT(", &format!("{wgsl}("))
         .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
+        .replace("VEC4S_PER_INVOCATION", &format!("{VEC4S_PER_INVOCATION}u"))
         .replace("SRC4", src4)
         .replace("SRC1", src1);
     format!("{ACTIVATIONS_WGSL}\n{kernel}")

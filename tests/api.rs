@@ -220,3 +220,82 @@ fn warm_up_compiles_every_variant_once() {
     let softmax = Op::softmax_ops().count() as u64;
     assert_eq!(ctx.cache_stats().misses, 4 * elementwise + 10 * softmax);
 }
+
+#[test]
+fn repeated_encodes_reuse_bind_groups_and_stay_correct() {
+    let ctx = Context::new().unwrap();
+    let x: Vec<f32> = (0..1000).map(|i| i as f32 / 50.0 - 10.0).collect();
+    let src = storage_buffer(&ctx, &x);
+    let dst = poisoned_buffer(&ctx, x.len());
+    let run = |a: &Activation| {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        ctx.encode(
+            &mut encoder,
+            a,
+            BufferRegion::new(&src),
+            BufferRegion::new(&dst),
+            1000,
+        )
+        .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        ctx.download(BufferRegion::new(&dst), 1000).unwrap()
+    };
+    let relu: Activation = "relu".parse().unwrap();
+    let leaky: Activation = "leaky_relu(negative_slope=0.2)".parse().unwrap();
+    let before = ctx.cached_bindings();
+    for a in [&relu, &leaky, &relu, &leaky] {
+        let y = run(a);
+        assert_within(a, &x, &y, 0, "repeated encode");
+    }
+    // one bind group per distinct call (the parameters are part of it)
+    assert_eq!(ctx.cached_bindings(), before + 2);
+    ctx.release_cached_bindings();
+    assert_eq!(ctx.cached_bindings(), 0);
+    assert_within(&relu, &x, &run(&relu), 0, "after release");
+    // the convenience API keeps nothing: its buffers never come back
+    let n = ctx.cached_bindings();
+    for _ in 0..3 {
+        ctx.run(&relu, &x).unwrap();
+        ctx.run_shaped(&"softmax".parse().unwrap(), &x, &[10, 100])
+            .unwrap();
+    }
+    assert_eq!(ctx.cached_bindings(), n);
+}
+
+#[test]
+fn pipeline_cache_file_round_trips() {
+    let dir = std::env::temp_dir().join(format!("wgpu-activations-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipelines.bin");
+    let _ = std::fs::remove_file(&path);
+    let options = || wgpu_activations::ContextOptions {
+        pipeline_cache: Some(path.clone()),
+        ..Default::default()
+    };
+    let x = [-1.0f32, 0.5, 2.0];
+    let gelu: Activation = "gelu".parse().unwrap();
+    let first = Context::with_options(options()).unwrap();
+    let y = first.run(&gelu, &x).unwrap();
+    let saved = first.save_pipeline_cache().unwrap();
+    assert_eq!(saved, first.has_pipeline_cache());
+    if first.has_pipeline_cache() {
+        assert!(path.exists(), "the cache file was not written");
+        // A second context starts from the file and computes the same bits.
+        let second = Context::with_options(options()).unwrap();
+        assert!(second.has_pipeline_cache());
+        let y2 = second.run(&gelu, &x).unwrap();
+        assert_eq!(
+            y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            y2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+    // An unreadable path is an error, not a panic.
+    let bad = Context::with_options(wgpu_activations::ContextOptions {
+        pipeline_cache: Some(dir.clone()), // a directory
+        ..Default::default()
+    });
+    if first.has_pipeline_cache() {
+        assert!(bad.is_err());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,10 +5,13 @@
 //! to `min_storage_buffer_offset_alignment`, the remainder passed as an element offset),
 //! and records one vec4 dispatch for the body and one scalar dispatch for the tail of each.
 
+use std::sync::Arc;
+
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use crate::cache::{Entry, Layout, PipelineKey};
+use crate::shader::VEC4S_PER_INVOCATION;
 use crate::{Activation, Context, Error, Result};
 
 /// A place in a buffer: `buffer` starting at byte `offset`.
@@ -100,11 +103,9 @@ impl Context {
         };
         let vec4 = self.pipeline(key(Entry::Vec4))?;
         let scalar = self.pipeline(key(Entry::Scalar))?;
-        let bgl = self.bind_group_layout(plan.layout);
-
-        // Create every bind group first (inside an error scope), then record the pass.
+        // Bind groups first (cached, or created in an error scope), then the pass.
         let mut dispatches = Vec::new();
-        self.scoped(|| {
+        {
             let mut start = 0;
             while start < len {
                 let count = plan.chunk.min(len - start);
@@ -118,12 +119,17 @@ impl Context {
                     scalar_start: scalar_start as u32,
                     p: activation.param_slots(),
                 };
-                let bind_group =
-                    self.bind_group_with_uniforms("elementwise", bgl, entries, &uniforms);
+                let bind_group = self.bind_group_with_uniforms(
+                    "elementwise",
+                    plan.layout,
+                    entries,
+                    &uniforms,
+                    staged.is_none(),
+                )?;
                 dispatches.push((bind_group, vectorised, count, scalar_start));
                 start += count;
             }
-        })?;
+        }
 
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("wgpu-activations elementwise"),
@@ -131,10 +137,11 @@ impl Context {
         });
         let groups = |items: u64| items.div_ceil(wg).clamp(1, max_groups) as u32;
         for (bind_group, vectorised, count, scalar_start) in &dispatches {
-            pass.set_bind_group(0, bind_group, &[]);
+            pass.set_bind_group(0, bind_group.as_ref(), &[]);
             if *vectorised && count / 4 > 0 {
                 pass.set_pipeline(&vec4);
-                pass.dispatch_workgroups(groups(count / 4), 1, 1);
+                let steps = (count / 4).div_ceil(u64::from(VEC4S_PER_INVOCATION));
+                pass.dispatch_workgroups(groups(steps), 1, 1);
             }
             if scalar_start < count {
                 pass.set_pipeline(&scalar);
@@ -146,33 +153,69 @@ impl Context {
 }
 
 impl Context {
-    /// A bind group of the storage `entries` plus `uniforms` at binding 2, in a new
-    /// uniform buffer. Call inside `scoped`.
+    /// The bind group of the storage bindings plus `uniforms` at binding 2 (in a uniform
+    /// buffer of its own), from the context's binding cache when the same call was
+    /// recorded before: a repeated encode (same buffers, ranges, sizes and parameters, as
+    /// in an inference loop) then creates nothing. Creation runs in an error scope.
+    /// `cacheable` is false for a call that binds a fresh staged copy of its input (it
+    /// never repeats, and keeping it would keep the copy alive).
     pub(crate) fn bind_group_with_uniforms(
         &self,
         label: &str,
-        layout: &wgpu::BindGroupLayout,
-        entries: Vec<wgpu::BindGroupEntry<'_>>,
+        layout: Layout,
+        storage: Vec<StorageBinding>,
         uniforms: &impl Pod,
-    ) -> wgpu::BindGroup {
-        let ubuf = self
-            .device()
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::bytes_of(uniforms),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        // (a shorter lifetime than the caller's entries: the uniform buffer's)
-        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = entries;
-        entries.push(wgpu::BindGroupEntry {
-            binding: 2,
-            resource: ubuf.as_entire_binding(),
-        });
-        self.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
+        cacheable: bool,
+    ) -> Result<Arc<wgpu::BindGroup>> {
+        let key = BindingKey {
             layout,
-            entries: &entries,
-        })
+            storage,
+            uniforms: bytemuck::bytes_of(uniforms).to_vec(),
+        };
+        if let Some(group) = self.bindings().get(&key) {
+            return Ok(group.clone());
+        }
+        let group = self.scoped(|| {
+            let ubuf = self
+                .device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: &key.uniforms,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            let mut entries: Vec<wgpu::BindGroupEntry<'_>> = key
+                .storage
+                .iter()
+                .map(|b| wgpu::BindGroupEntry {
+                    binding: b.binding,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &b.buffer,
+                        offset: b.offset,
+                        size: wgpu::BufferSize::new(b.size),
+                    }),
+                })
+                .collect();
+            entries.push(wgpu::BindGroupEntry {
+                binding: 2,
+                resource: ubuf.as_entire_binding(),
+            });
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: self.bind_group_layout(layout),
+                entries: &entries,
+            })
+        })?;
+        let group = Arc::new(group);
+        if !cacheable {
+            return Ok(group);
+        }
+        let mut cache = self.bindings();
+        if cache.len() >= BINDING_CACHE_ENTRIES {
+            // Cached groups keep their buffers alive: bound the memory held.
+            cache.clear();
+        }
+        cache.insert(key, group.clone());
+        Ok(group)
     }
 
     /// When the plan says so, copies the input to a temporary buffer (recorded in
@@ -210,6 +253,26 @@ impl Context {
     }
 }
 
+/// One storage binding of a bind group: `size` bytes of `buffer` from `offset`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct StorageBinding {
+    pub(crate) binding: u32,
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+}
+
+/// What makes two recorded calls share a bind group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct BindingKey {
+    layout: Layout,
+    storage: Vec<StorageBinding>,
+    uniforms: Vec<u8>,
+}
+
+/// Bind groups the context keeps for repeated calls (each holds its buffers alive).
+pub(crate) const BINDING_CACHE_ENTRIES: usize = 256;
+
 /// How a call is split up.
 pub(crate) struct Plan {
     layout: Layout,
@@ -233,7 +296,7 @@ impl Plan {
         output: BufferRegion<'a>,
         start: u64,
         count: u64,
-    ) -> (Vec<wgpu::BindGroupEntry<'a>>, u64, u64) {
+    ) -> (Vec<StorageBinding>, u64, u64) {
         let in_byte = input.offset + start * F32;
         let out_byte = output.offset + start * F32;
         let inw = window(in_byte, count, self.align);
@@ -263,13 +326,11 @@ impl Plan {
         };
         let entries = bindings
             .into_iter()
-            .map(|(binding, buffer, w)| wgpu::BindGroupEntry {
+            .map(|(binding, buffer, w)| StorageBinding {
                 binding,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer,
-                    offset: w.start,
-                    size: wgpu::BufferSize::new(w.size),
-                }),
+                buffer: buffer.clone(),
+                offset: w.start,
+                size: w.size,
             })
             .collect();
         (entries, in_delta, out_delta)
@@ -478,7 +539,11 @@ impl Context {
             BufferRegion::new(&dst),
         )?;
         self.scoped(|| self.queue().submit([encoder.finish()]))?;
-        self.download(BufferRegion::new(&dst), len)
+        let result = self.download(BufferRegion::new(&dst), len);
+        // These buffers never come back: drop the bind groups that hold them.
+        self.bindings()
+            .retain(|k, _| !k.storage.iter().any(|b| b.buffer == src || b.buffer == dst));
+        result
     }
 
     /// Reads `len` f32 elements of a buffer (which needs `COPY_SRC` usage) back to the

@@ -10,6 +10,8 @@ use super::elementwise::F32;
 use crate::cache::{Entry, PipelineKey, RowKernel};
 use crate::shader::RESIDENT_K;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
+use std::sync::Arc;
+
 use bytemuck::{Pod, Zeroable};
 
 /// How the rows of a softmax are mapped onto the GPU.
@@ -165,14 +167,6 @@ impl Context {
         (chunk_len, axis.div_ceil(chunk_len).max(1))
     }
 
-    /// The number of CPU threads of a CPU adapter (lavapipe runs one per core); `None`
-    /// for other adapters.
-    fn cpu_cores(&self) -> Option<usize> {
-        self.adapter_info()
-            .is_some_and(|i| i.device_type == wgpu::DeviceType::Cpu)
-            .then(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-    }
-
     /// Workgroups one dispatch of `strategy` uses for `rows` rows of `chunks` chunks.
     fn dispatch_groups(&self, strategy: Strategy, rows: u64, chunks: u64) -> u64 {
         let wg = u64::from(self.workgroup_size());
@@ -298,61 +292,50 @@ impl Context {
             ],
         };
 
-        // Bind groups first (inside an error scope), then the pass.
-        let bgl = self.bind_group_layout(plan.layout());
+        // Bind groups first (cached, or created in an error scope), then the pass.
+        let partials = match strategy {
+            Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
+            _ => None,
+        };
         let mut dispatches = Vec::new();
-        let partials = self.scoped(|| {
-            let partials = (strategy == Strategy::Split).then(|| {
-                let buffer = self.device().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("softmax partials"),
-                    size: piece_rows as u64 * chunks * 16,
-                    usage: wgpu::BufferUsages::STORAGE,
-                    mapped_at_creation: false,
-                });
-                let group = self.device().create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("softmax partials"),
-                    layout: self.partials_layout(),
-                    entries: &[wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: buffer.as_entire_binding(),
-                    }],
-                });
-                group
-            });
-            let mut outer_start = 0;
-            while outer_start < view.outer {
-                let outer = (slabs_per_piece as usize).min(view.outer - outer_start);
-                let start = (outer_start as u64) * slab;
-                let count = outer as u64 * slab;
-                let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
-                let rows = outer * view.inner;
-                let uniforms = Uniforms {
-                    rows: rows as u32,
-                    axis: view.axis as u32,
-                    inner: view.inner as u32,
-                    in_offset: (in_delta / F32) as u32,
-                    out_offset: (out_delta / F32) as u32,
-                    chunk_len: chunk_len as u32,
-                    chunks: chunks as u32,
-                    one: 1,
-                };
-                let bind_group = self.bind_group_with_uniforms("softmax", bgl, entries, &uniforms);
-                let groups = self.dispatch_groups(strategy, rows as u64, chunks);
-                dispatches.push((bind_group, groups as u32));
-                outer_start += outer;
-            }
-            partials
-        })?;
+        let mut outer_start = 0;
+        while outer_start < view.outer {
+            let outer = (slabs_per_piece as usize).min(view.outer - outer_start);
+            let start = (outer_start as u64) * slab;
+            let count = outer as u64 * slab;
+            let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
+            let rows = outer * view.inner;
+            let uniforms = Uniforms {
+                rows: rows as u32,
+                axis: view.axis as u32,
+                inner: view.inner as u32,
+                in_offset: (in_delta / F32) as u32,
+                out_offset: (out_delta / F32) as u32,
+                chunk_len: chunk_len as u32,
+                chunks: chunks as u32,
+                one: 1,
+            };
+            let bind_group = self.bind_group_with_uniforms(
+                "softmax",
+                plan.layout(),
+                entries,
+                &uniforms,
+                staged.is_none(),
+            )?;
+            let groups = self.dispatch_groups(strategy, rows as u64, chunks);
+            dispatches.push((bind_group, groups as u32));
+            outer_start += outer;
+        }
 
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("wgpu-activations softmax"),
             timestamp_writes: None,
         });
         if let Some(group) = &partials {
-            pass.set_bind_group(1, group, &[]);
+            pass.set_bind_group(1, group.as_ref(), &[]);
         }
         for (bind_group, groups) in &dispatches {
-            pass.set_bind_group(0, bind_group, &[]);
+            pass.set_bind_group(0, bind_group.as_ref(), &[]);
             for kernel in &kernels {
                 pass.set_pipeline(kernel);
                 pass.dispatch_workgroups(*groups, 1, 1);
@@ -398,6 +381,40 @@ impl Context {
         self.run_with_buffers(input, |encoder, src, dst| {
             self.encode_rows(encoder, activation, src, dst, shape, strategy)
         })
+    }
+}
+
+impl Context {
+    /// The bind group of Split's partials buffer, of at least `bytes`: one per context,
+    /// grown when a call needs more. Calls may share it: the queue runs them in order,
+    /// and each call's second pass has read its partials before the next call writes.
+    fn partials_group(&self, bytes: u64) -> Result<Arc<wgpu::BindGroup>> {
+        let mut slot = self.partials_slot();
+        if let Some((size, group)) = slot.as_ref() {
+            if *size >= bytes {
+                return Ok(group.clone());
+            }
+        }
+        let size = bytes.next_power_of_two().max(256);
+        let group = self.scoped(|| {
+            let buffer = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("softmax partials"),
+                size,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("softmax partials"),
+                layout: self.partials_layout(),
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: buffer.as_entire_binding(),
+                }],
+            })
+        })?;
+        let group = Arc::new(group);
+        *slot = Some((size, group.clone()));
+        Ok(group)
     }
 }
 

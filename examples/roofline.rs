@@ -1,0 +1,337 @@
+//! How close each kernel gets to the memory floor on this adapter: the median time of an
+//! op beside a `copy_buffer_to_buffer` of the same bytes (one read and one write, the
+//! floor), measured in the same run.
+//!
+//! ```text
+//! cargo run --release --example roofline -- [--ops SPEC,SPEC,...] [--elements N[,N...]]
+//!     [--rows L[,L...]] [--samples S] [--json] [--pipeline-cache FILE]
+//! ```
+//!
+//! - `--ops`: the specs to measure (default: every op). Commas inside a spec's parentheses
+//!   belong to the spec: `--ops 'relu,softplus(beta=2, threshold=10),softmax'`.
+//! - `--elements`: sizes in f32 elements (default: a ladder from 1K to 64M, by 4x).
+//! - `--rows`: row lengths for the softmax family (default 32, 128, 1024, 4096, 65536,
+//!   1048576), each as a (elements / length, length) tensor where it fits.
+//! - Timing: GPU timestamps written by empty compute passes on either side of the work
+//!   where the adapter has `TIMESTAMP_QUERY`, else wall-clock submit-and-wait; each sample
+//!   repeats the work enough times to take about 20 ms, and the median of `--samples`
+//!   (default 5) samples is reported, per repetition.
+//! - Prints a table (op, elements, row length, time, GB/s, copy time, copy / op), or with
+//!   `--json` one JSON object per line: `op` (the spec), `elements`, `row` (softmax only),
+//!   `seconds`, `bytes`, `copy_seconds`, `ratio`, `method`, `adapter`.
+//! - Cold start first (stderr, or a `"cold_start"` JSON line): creating the context, the
+//!   first result, and compiling every pipeline, with `--pipeline-cache FILE` loading and
+//!   saving wgpu's pipeline cache there.
+
+use std::time::{Duration, Instant};
+
+use wgpu_activations::{Activation, BufferRegion, Context, ContextOptions, Op};
+
+struct Args {
+    ops: Vec<Activation>,
+    elements: Vec<u64>,
+    rows: Vec<u64>,
+    samples: usize,
+    json: bool,
+    pipeline_cache: Option<std::path::PathBuf>,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!(
+        "roofline: {msg}\nusage: roofline [--ops SPEC,SPEC,...] [--elements N[,N...]] \
+         [--rows L[,L...]] [--samples S] [--json] [--pipeline-cache FILE]"
+    );
+    std::process::exit(2)
+}
+
+/// Splits on commas outside parentheses.
+fn split_specs(list: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0i32);
+    for c in list.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn numbers(flag: &str, list: &str) -> Vec<u64> {
+    list.split(',')
+        .map(|v| {
+            v.trim()
+                .replace('_', "")
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| usage(&format!("{flag} takes positive integers, got `{v}`")))
+        })
+        .collect()
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        ops: Op::ALL.iter().map(|&op| Activation::example(op)).collect(),
+        elements: (0..9).map(|i| 1024u64 << (2 * i)).collect(),
+        rows: vec![32, 128, 1024, 4096, 65_536, 1 << 20],
+        samples: 5,
+        json: false,
+        pipeline_cache: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--ops" => {
+                args.ops = split_specs(&value())
+                    .iter()
+                    .map(|s| s.parse().unwrap_or_else(|e| usage(&format!("{e}"))))
+                    .collect()
+            }
+            "--elements" => args.elements = numbers("--elements", &value()),
+            "--rows" => args.rows = numbers("--rows", &value()),
+            "--samples" => args.samples = numbers("--samples", &value())[0] as usize,
+            "--json" => args.json = true,
+            "--pipeline-cache" => args.pipeline_cache = Some(value().into()),
+            other => usage(&format!("unknown argument `{other}`")),
+        }
+    }
+    args
+}
+
+/// Times `record` (which records one repetition of the work) on the GPU.
+struct Timer<'a> {
+    ctx: &'a Context,
+    queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
+}
+
+impl<'a> Timer<'a> {
+    fn new(ctx: &'a Context) -> Self {
+        let queries = ctx
+            .device()
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+            .then(|| {
+                let set = ctx.device().create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("roofline"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                });
+                let resolve = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("roofline resolve"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                let read = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("roofline read"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                (set, resolve, read)
+            });
+        Timer { ctx, queries }
+    }
+
+    fn method(&self) -> &'static str {
+        if self.queries.is_some() {
+            "timestamp"
+        } else {
+            "wall"
+        }
+    }
+
+    /// One sample: `reps` repetitions in one submission; seconds per repetition.
+    fn sample(&self, reps: u32, record: &dyn Fn(&mut wgpu::CommandEncoder)) -> f64 {
+        let device = self.ctx.device();
+        let mut encoder = device.create_command_encoder(&Default::default());
+        let stamp = |encoder: &mut wgpu::CommandEncoder, index: u32| {
+            if let Some((set, _, _)) = &self.queries {
+                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("timestamp"),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: set,
+                        beginning_of_pass_write_index: Some(index),
+                        end_of_pass_write_index: None,
+                    }),
+                });
+            }
+        };
+        stamp(&mut encoder, 0);
+        for _ in 0..reps {
+            record(&mut encoder);
+        }
+        stamp(&mut encoder, 1);
+        if let Some((set, resolve, read)) = &self.queries {
+            encoder.resolve_query_set(set, 0..2, resolve, 0);
+            encoder.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
+        }
+        let start = Instant::now();
+        self.ctx.queue().submit([encoder.finish()]);
+        self.ctx.wait().expect("the GPU finished");
+        let wall = start.elapsed().as_secs_f64();
+        let Some((_, _, read)) = &self.queries else {
+            return wall / f64::from(reps);
+        };
+        read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        self.ctx.wait().expect("the readback finished");
+        let ticks: Vec<u64> = {
+            let view = read.slice(..).get_mapped_range().expect("mapped");
+            bytemuck::cast_slice(&view).to_vec()
+        };
+        read.unmap();
+        let period = f64::from(self.ctx.queue().get_timestamp_period());
+        ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9 / f64::from(reps)
+    }
+
+    /// The median of `samples` samples, each repeating the work for about 20 ms.
+    fn median(&self, samples: usize, record: &dyn Fn(&mut wgpu::CommandEncoder)) -> f64 {
+        let once = self.sample(1, record).max(1e-7); // also a warm-up
+        let reps = (0.02 / once).clamp(1.0, 1000.0) as u32;
+        let mut times: Vec<f64> = (0..samples.max(1))
+            .map(|_| self.sample(reps, record))
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let cold = Instant::now();
+    let ctx = Context::with_options(ContextOptions {
+        pipeline_cache: args.pipeline_cache.clone(),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| {
+        eprintln!("roofline: {e}");
+        std::process::exit(1)
+    });
+    let created = cold.elapsed();
+    let relu: Activation = "relu".parse().unwrap();
+    ctx.run(&relu, &[1.0; 1024]).expect("a first result");
+    let first = cold.elapsed();
+    let warm = Instant::now();
+    ctx.warm_up(&[]).expect("every pipeline compiles");
+    let compiled = warm.elapsed();
+    if args.pipeline_cache.is_some() {
+        ctx.save_pipeline_cache().expect("the pipeline cache saves");
+    }
+    let adapter = ctx.adapter_name();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    if args.json {
+        println!(
+            "{{\"cold_start\": true, \"context_seconds\": {:e}, \"first_result_seconds\": {:e}, \
+             \"all_pipelines_seconds\": {:e}, \"pipeline_cache\": {}, \"adapter\": \"{}\"}}",
+            created.as_secs_f64(),
+            first.as_secs_f64(),
+            compiled.as_secs_f64(),
+            ctx.has_pipeline_cache(),
+            adapter.replace('"', "'")
+        );
+    } else {
+        eprintln!(
+            "adapter: {adapter}\ncold start: context {:.1} ms, first result {:.1} ms, every \
+             pipeline compiled {:.1} ms more (pipeline cache: {})",
+            ms(created),
+            ms(first),
+            ms(compiled),
+            if ctx.has_pipeline_cache() {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+        println!(
+            "{:<34} {:>10} {:>8} {:>12} {:>8} {:>12} {:>9}",
+            "op", "elements", "row", "time (µs)", "GB/s", "copy (µs)", "copy/op"
+        );
+    }
+
+    let timer = Timer::new(&ctx);
+    let max = args.elements.iter().copied().max().unwrap_or(0);
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let make = |label| {
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: max * 4,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let (src, dst) = (make("roofline input"), make("roofline output"));
+    let data: Vec<f32> = (0..max).map(|i| (i % 4001) as f32 / 200.0 - 10.0).collect();
+    ctx.queue()
+        .write_buffer(&src, 0, bytemuck::cast_slice(&data));
+
+    for &n in &args.elements {
+        let bytes = 2 * 4 * n;
+        let copy = timer.median(args.samples, &|e| {
+            e.copy_buffer_to_buffer(&src, 0, &dst, 0, n * 4)
+        });
+        let report = |spec: &str, row: Option<u64>, seconds: f64| {
+            let ratio = copy / seconds;
+            if args.json {
+                let row = row.map_or(String::new(), |r| format!("\"row\": {r}, "));
+                println!(
+                    "{{\"op\": \"{spec}\", \"elements\": {n}, {row}\"seconds\": {seconds:e}, \
+                     \"bytes\": {bytes}, \"copy_seconds\": {copy:e}, \"ratio\": {ratio:.4}, \
+                     \"method\": \"{}\", \"adapter\": \"{}\"}}",
+                    timer.method(),
+                    adapter.replace('"', "'")
+                );
+            } else {
+                println!(
+                    "{:<34} {:>10} {:>8} {:>12.1} {:>8.2} {:>12.1} {:>9.3}",
+                    spec,
+                    n,
+                    row.map_or("-".to_string(), |r| r.to_string()),
+                    seconds * 1e6,
+                    bytes as f64 / seconds / 1e9,
+                    copy * 1e6,
+                    ratio
+                );
+            }
+        };
+        for a in &args.ops {
+            let spec = a.to_string();
+            if a.op().softmax().is_some() {
+                for &row in args.rows.iter().filter(|&&r| r <= n && n % r == 0) {
+                    let shape = [(n / row) as usize, row as usize];
+                    let t = timer.median(args.samples, &|e| {
+                        ctx.encode_shaped(
+                            e,
+                            a,
+                            BufferRegion::new(&src),
+                            BufferRegion::new(&dst),
+                            &shape,
+                        )
+                        .expect("the op encodes")
+                    });
+                    report(&spec, Some(row), t);
+                }
+            } else {
+                let t = timer.median(args.samples, &|e| {
+                    ctx.encode(e, a, BufferRegion::new(&src), BufferRegion::new(&dst), n)
+                        .expect("the op encodes")
+                });
+                report(&spec, None, t);
+            }
+        }
+    }
+}
