@@ -44,28 +44,6 @@ fn usage(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-/// Splits on commas outside parentheses.
-fn split_specs(list: &str) -> Vec<String> {
-    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0i32);
-    for c in list.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(std::mem::take(&mut cur));
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(c);
-    }
-    out.push(cur);
-    out.into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
 fn numbers(flag: &str, list: &str) -> Vec<u64> {
     list.split(',')
         .map(|v| {
@@ -96,10 +74,8 @@ fn parse_args() -> Args {
         };
         match flag.as_str() {
             "--ops" => {
-                args.ops = split_specs(&value())
-                    .iter()
-                    .map(|s| s.parse().unwrap_or_else(|e| usage(&format!("{e}"))))
-                    .collect()
+                args.ops =
+                    Activation::parse_list(&value()).unwrap_or_else(|e| usage(&format!("{e}")))
             }
             "--elements" => args.elements = numbers("--elements", &value()),
             "--rows" => args.rows = numbers("--rows", &value()),

@@ -315,6 +315,41 @@ impl FromStr for Activation {
     }
 }
 
+impl Activation {
+    /// Parses a comma-separated list of specs; commas inside a spec's parentheses belong
+    /// to that spec.
+    ///
+    /// ```
+    /// use wgpu_activations::Activation;
+    /// let list = Activation::parse_list("relu, softplus(beta=2, threshold=10),softmax").unwrap();
+    /// assert_eq!(list.len(), 3);
+    /// assert_eq!(list[1].to_string(), "softplus(beta=2, threshold=10)");
+    /// assert!(Activation::parse_list("relu,(").is_err());
+    /// ```
+    pub fn parse_list(list: &str) -> Result<Vec<Activation>> {
+        let (mut specs, mut current, mut depth) = (Vec::new(), String::new(), 0i32);
+        for c in list.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    specs.push(std::mem::take(&mut current));
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+        }
+        specs.push(current);
+        specs
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect()
+    }
+}
+
 /// The closest name (or alias) to a misspelling, if any is close enough to be a guess.
 fn suggest(name: &str) -> Option<&'static str> {
     let candidates = Op::ALL
