@@ -655,6 +655,49 @@ fn act_gaussian(x: f32, p: vec4<f32>) -> f32 {
     return scale2_parts(exp_pair_parts(-sq.x, -sq.y));
 }
 
+// sqrt((x - c)^2 + a^2) as (r, correction, k), the value being (r + correction) * 2^k:
+// x - c and both squares are carried exactly, the operands are first scaled by a power of
+// two so that the squares neither overflow nor underflow, and one Newton step with an
+// exact residual corrects the builtin square root.
+fn radial_parts(x: f32, c: f32, a: f32) -> vec3<f32> {
+    let d = two_sum(x, -c);
+    if (is_inf_f32(d.x)) {
+        return vec3<f32>(abs(d.x), 0.0, 0.0);
+    }
+    let m = max(abs(d.x), abs(a));
+    if (m == 0.0) {
+        return vec3<f32>(0.0);
+    }
+    let k = clamp(i32((bitcast<u32>(m) >> 23u) & 0xffu) - 127, -126, 126);
+    let s = pow2i(-k);
+    let dh = d.x * s;
+    let dl = d.y * s;
+    let am = a * s;
+    let p = two_prod(dh, dh);
+    let q = two_prod(am, am);
+    let t = two_sum(p.x, q.x);
+    let lo = ((t.y + p.y) + q.y) + 2.0 * dh * dl;
+    let sh = t.x + lo;
+    let sl = keep(t.x - sh) + lo;
+    let r = sqrt(sh);
+    let rr = two_prod(r, r);
+    let corr = ((keep(sh - rr.x) - rr.y) + sl) / (2.0 * r);
+    return vec3<f32>(r, corr, f32(k));
+}
+
+fn act_multiquadric(x: f32, p: vec4<f32>) -> f32 {
+    let e = radial_parts(x, p.x, p.y);
+    return scale2(e.x + e.y, i32(e.z));
+}
+
+fn act_inverse_multiquadric(x: f32, p: vec4<f32>) -> f32 {
+    let e = radial_parts(x, p.x, p.y);
+    if (is_inf_f32(e.x)) {
+        return 0.0;
+    }
+    return scale2(div_pair(1.0, 0.0, e.x, e.y), -i32(e.z));
+}
+
 fn act_rrelu(x: f32, p: vec4<f32>) -> f32 {
     // Evaluation mode: a fixed slope (lower + upper) / 2; the halving is exact.
     let slope = (p.x + p.y) * 0.5;

@@ -332,6 +332,21 @@ pub(crate) fn gaussian(x: f64, _: &[f64]) -> f64 {
     (-(x * x)).exp()
 }
 
+/// sqrt((x - c)^2 + a^2): the difference and both squares are exact in f64 for f32
+/// inputs, so only the sum and the square root round.
+fn radial64(x: f64, p: &[f64]) -> f64 {
+    let d = x - p[0];
+    (d * d + p[1] * p[1]).sqrt()
+}
+
+pub(crate) fn multiquadric(x: f64, p: &[f64]) -> f64 {
+    nan_or(x, |x| radial64(x, p))
+}
+
+pub(crate) fn inverse_multiquadric(x: f64, p: &[f64]) -> f64 {
+    nan_or(x, |x| 1.0 / radial64(x, p))
+}
+
 pub(crate) fn rrelu(x: f64, p: &[f64]) -> f64 {
     // The slope the GPU uses: (lower + upper) / 2 rounded to f32, as PyTorch passes it.
     let slope = f64::from(((p[0] + p[1]) / 2.0) as f32);

@@ -274,6 +274,13 @@ op_table! {
     /// exp(-x^2)
     Gaussian: "gaussian" () => ew("act_gaussian", cpu::gaussian), ulp(4, 4), no_check,
         "exp(-x^2)";
+    /// sqrt((x - c)^2 + a^2), a radial basis function
+    Multiquadric: "multiquadric" ("c" = 0.0, "a" = 1.0) => ew("act_multiquadric", cpu::multiquadric),
+        ulp(1, 1), no_check, "sqrt((x - c)^2 + a^2)";
+    /// 1 / sqrt((x - c)^2 + a^2), a radial basis function
+    InverseMultiquadric: "inverse_multiquadric" ("c" = 0.0, "a" = 1.0)
+        => ew("act_inverse_multiquadric", cpu::inverse_multiquadric), ulp(1, 1), no_check,
+        "1 / sqrt((x - c)^2 + a^2)";
     /// leaky_relu with slope (lower + upper) / 2 (evaluation mode)
     Rrelu: "rrelu" ("lower" = 0.125, "upper" = 0.333_333_34) => ew("act_rrelu", cpu::rrelu),
         EXACT, check_ordered, "x if x >= 0 else x * (lower + upper) / 2 (evaluation mode)";

@@ -139,6 +139,10 @@ fn non_default_parameters_stay_within_their_bound() {
         "hardshrink(lambd=1)",
         "threshold(threshold=1, value=5)",
         "rrelu(lower=0.1, upper=0.3)",
+        "multiquadric(c=1.5, a=0.001)",
+        "multiquadric(c=-1e30, a=0)",
+        "inverse_multiquadric(c=-3, a=7)",
+        "inverse_multiquadric(c=2, a=1e-30)",
     ];
     let mut input = normal_inputs(20_000);
     input.extend(accuracy::extremal_inputs());
@@ -294,4 +298,25 @@ fn convenience_api_matches_the_reference() {
     let input = normal_inputs(10_001);
     let out = ctx.run(&a, &input).unwrap();
     assert_within(&a, &input, &out, bound(&a), "run");
+}
+
+#[test]
+fn radial_functions_neither_overflow_nor_underflow_in_their_squares() {
+    // (x - c)^2 leaves f32's range where the result does not.
+    let cases: [(&str, f32, f32); 6] = [
+        ("multiquadric", 1e30, 1e30),
+        ("multiquadric(a=1e-30)", 0.0, 1e-30),
+        ("multiquadric(c=-3e38)", 3e38, f32::INFINITY),
+        ("inverse_multiquadric(a=1e-30)", 0.0, 1e30),
+        ("inverse_multiquadric", -1e25, 1e-25),
+        ("inverse_multiquadric(a=0)", 0.0, f32::INFINITY),
+    ];
+    for (spec, x, want) in cases {
+        let a: Activation = spec.parse().unwrap();
+        let y = gpu_apply(ctx(), &a, &[x])[0];
+        assert!(
+            accuracy::ulp_distance(y, want) <= 1,
+            "{spec}({x:e}) = {y:e}, expected {want:e}"
+        );
+    }
 }

@@ -22,6 +22,12 @@ fn reference_is_right_in_the_tails() {
     close(value("tanhshrink", 1e-3), 3.333_332_474_974_759e-10);
     close(value("gaussian", 9.0), 6.639_677_199_580_734e-36);
     assert_eq!(value("logsigmoid", -100.0), -100.0);
+    // the radial functions, against values computed by hand in f64
+    close(value("multiquadric", 1e-3), 1.000_000_499_999_875);
+    close(
+        value("inverse_multiquadric(c=1, a=2)", 4.0),
+        0.277_350_098_112_614_6,
+    );
 }
 
 #[test]
