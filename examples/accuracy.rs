@@ -37,6 +37,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (ulp, worst) = if let Accuracy::Relative { rel, abs } = a.op().info().accuracy {
             let (err, worst) = softmax_error(&ctx, a, rel, abs)?;
             (format!("{err:.1e} rel"), worst)
+        } else if let Some(k) = a.group_size() {
+            // the sweep as one axis of groups
+            let n = input.len() / k * k;
+            let output = ctx.run_shaped(a, &input[..n], &[n])?;
+            let expected = cpu::reference_shaped_f64(a, &input[..n], &[n])?;
+            let (mut worst_ulp, mut at) = (0u64, 0usize);
+            for (i, (&y, &r)) in output.iter().zip(&expected).enumerate() {
+                let r = r as f32;
+                let e = match (y.is_nan(), r.is_nan()) {
+                    (true, true) => 0,
+                    // the accuracy module's policy: subnormal results may be flushed
+                    (false, false) if r.abs() < f32::MIN_POSITIVE => {
+                        u64::from((y - r).abs() > f32::MIN_POSITIVE)
+                    }
+                    (false, false) => accuracy::ulp_distance(y, r),
+                    _ => u64::MAX,
+                };
+                if e > worst_ulp {
+                    (worst_ulp, at) = (e, i);
+                }
+            }
+            let ulp = if worst_ulp == u64::MAX {
+                "NaN!".to_string()
+            } else {
+                worst_ulp.to_string()
+            };
+            let worst = format!(
+                "output {at} -> {:e} ({:e})",
+                output.get(at).copied().unwrap_or(0.0),
+                expected.get(at).copied().unwrap_or(0.0)
+            );
+            (ulp, worst)
         } else {
             let output = ctx.run(a, &input)?;
             let r = accuracy::compare(a, &input, &output);

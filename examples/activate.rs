@@ -10,7 +10,8 @@
 //!   little-endian f32, in the same order (written whole or not at all).
 //! - `--shape`: the tensor shape (default: one dimension, the input's length); it must
 //!   hold as many elements as the input. The softmax family normalises along the spec's
-//!   `dim` (`softmax(dim=0) --shape 4,8`); elementwise ops ignore the shape.
+//!   `dim` (`softmax(dim=0) --shape 4,8`); grouped ops (`maxout(k=2)`, `glu`) shrink that
+//!   axis, and the output file holds the shorter tensor; elementwise ops ignore the shape.
 //! - Any error: one line on stderr and a non-zero exit status (2 for usage, 1 otherwise).
 
 use std::path::{Path, PathBuf};
@@ -115,6 +116,11 @@ fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(format!("{e}")))?;
     let input = match &args.input {
         Some(path) => read_f32s(path)?,
+        // A grouped op's sample is a whole number of groups.
+        None if args.shape.is_none() => {
+            let k = activation.group_size().unwrap_or(1);
+            SAMPLE[..SAMPLE.len() / k * k].to_vec()
+        }
         None => SAMPLE.to_vec(),
     };
     let shape = args.shape.clone().unwrap_or_else(|| vec![input.len()]);
@@ -135,6 +141,7 @@ fn run(args: Args) -> Result<(), Failure> {
     if let Some(path) = &args.output {
         write_f32s(path, &output)?;
     }
+    let grouped = activation.group_size().is_some();
     let relative = match activation.op().info().accuracy {
         Accuracy::Relative { rel, abs } => Some((rel, abs)),
         _ => None,
@@ -142,20 +149,27 @@ fn run(args: Args) -> Result<(), Failure> {
     if args.input.is_none() {
         println!("{activation} on {}", ctx.adapter_name());
         let unit = if relative.is_some() { "rel err" } else { "ULP" };
+        let first = if grouped { "output" } else { "input" };
         println!(
-            "{:>14} {:>16} {:>16} {:>9}",
-            "input", "gpu", "cpu reference", unit
+            "{first:>14} {:>16} {:>16} {:>9}",
+            "gpu", "cpu reference", unit
         );
-        for (i, (x, y)) in input.iter().zip(&output).enumerate() {
+        for (i, y) in output.iter().enumerate() {
             let err = match relative {
                 Some((rel, abs)) => {
                     let r = accuracy::compare_relative(&reference[i..=i], &[*y], rel, abs);
                     format!("{:.1e}", r.max_error)
                 }
-                None => accuracy::element_error(&activation, *x, *y).to_string(),
+                None if grouped => grouped_ulp(*y, reference[i]).to_string(),
+                None => accuracy::element_error(&activation, input[i], *y).to_string(),
             };
             let r = reference[i] as f32;
-            println!("{x:>14e} {y:>16e} {r:>16e} {err:>9}");
+            let lead = if grouped {
+                i.to_string()
+            } else {
+                format!("{:e}", input[i])
+            };
+            println!("{lead:>14} {y:>16e} {r:>16e} {err:>9}");
         }
     } else {
         println!(
@@ -165,6 +179,21 @@ fn run(args: Args) -> Result<(), Failure> {
         );
     }
     match relative {
+        None if grouped => {
+            let (worst, at) = output
+                .iter()
+                .zip(&reference)
+                .map(|(&y, &r)| grouped_ulp(y, r))
+                .zip(0..)
+                .max()
+                .unwrap_or((0, 0));
+            println!(
+                "largest difference from the CPU reference: {worst} ULP (at output {at}), \
+                 {} outputs of shape {:?}",
+                output.len(),
+                activation.output_shape(&shape).unwrap_or_default()
+            );
+        }
         Some((rel, abs)) => {
             let r = accuracy::compare_relative(&reference, &output, rel, abs);
             println!(
@@ -188,6 +217,16 @@ fn run(args: Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// ULPs between a grouped op's output and its f64 reference (NaN meets NaN).
+fn grouped_ulp(y: f32, r: f64) -> u64 {
+    let r = r as f32;
+    match (y.is_nan(), r.is_nan()) {
+        (true, true) => 0,
+        (false, false) => accuracy::ulp_distance(y, r),
+        _ => u64::MAX,
+    }
 }
 
 fn main() -> ExitCode {

@@ -94,6 +94,15 @@ fn two_sum(a: f32, b: f32) -> vec2<f32> {
     return vec2<f32>(s, (a - keep(s - bb)) + keep(b - bb));
 }
 
+// Neumaier's compensated sum: (sum, compensation) plus x. The running error is exact
+// while the sum is finite; once it overflows the compensation stops (it would be NaN).
+fn add_compensated(sc: vec2<f32>, x: f32) -> vec2<f32> {
+    let t = keep(sc.x + x);
+    let big = select(x, sc.x, abs(sc.x) >= abs(x));
+    let small = select(sc.x, x, abs(sc.x) >= abs(x));
+    return vec2<f32>(t, sc.y + select(keep(big - t) + small, 0.0, is_inf_f32(t)));
+}
+
 // (num + nl) / (dh + dl), with one correction step: the residual of the quotient is
 // computed exactly (two_prod), so the result is within about half an ULP of the true one.
 fn div_pair(num: f32, nl: f32, dh: f32, dl: f32) -> f32 {

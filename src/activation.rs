@@ -126,6 +126,71 @@ impl Activation {
         self.param("dim").map_or(-1, |d| d as i64)
     }
 
+    /// The shape of the output for an input of `shape`: the same, except for grouped
+    /// ops, whose axis shrinks `k`-fold (2-fold for `glu`). An error when `dim` is outside
+    /// the shape, or the axis is not a multiple of the group size.
+    ///
+    /// ```
+    /// use wgpu_activations::Activation;
+    /// let maxout: Activation = "maxout(k=4, dim=1)".parse().unwrap();
+    /// assert_eq!(maxout.output_shape(&[2, 12, 3]).unwrap(), vec![2, 3, 3]);
+    /// assert!(maxout.output_shape(&[2, 10, 3]).is_err());
+    /// let glu: Activation = "glu".parse().unwrap();
+    /// assert_eq!(glu.output_shape(&[5, 8]).unwrap(), vec![5, 4]);
+    /// ```
+    pub fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>> {
+        let len = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::Shape {
+                shape: shape.to_vec(),
+                reason: "the element count overflows".into(),
+            })?;
+        if self.op.elementwise().is_some() {
+            return Ok(shape.to_vec());
+        }
+        let view = crate::RowView::new(shape, self.dim(), len)?;
+        let Some(k) = self.group_size() else {
+            return Ok(shape.to_vec());
+        };
+        if view.axis % k != 0 {
+            return Err(Error::Shape {
+                shape: shape.to_vec(),
+                reason: if self.op.grouped() == Some(crate::op::GroupKind::Glu) {
+                    format!(
+                        "glu halves dim {}, which has an odd length {}",
+                        self.dim(),
+                        view.axis
+                    )
+                } else {
+                    format!(
+                        "dim {} has {} elements, not a multiple of k = {k}",
+                        self.dim(),
+                        view.axis
+                    )
+                },
+            });
+        }
+        let mut out = if shape.is_empty() {
+            vec![1]
+        } else {
+            shape.to_vec()
+        };
+        let rank = out.len() as i64;
+        let axis = (self.dim() + rank) % rank;
+        out[axis as usize] /= k;
+        Ok(out)
+    }
+
+    /// The number of inputs per output of a grouped op (`k`, or 2 for `glu`); `None`
+    /// for other ops.
+    pub fn group_size(&self) -> Option<usize> {
+        match self.op.grouped()? {
+            crate::op::GroupKind::Glu => Some(2),
+            _ => self.param("k").map(|k| k as usize),
+        }
+    }
+
     /// Whether every parameter has its default value (the ULP bound can depend on it).
     pub fn has_default_params(&self) -> bool {
         self.op

@@ -32,6 +32,8 @@ pub enum Entry {
         kernel: RowKernel,
         subgroups: bool,
     },
+    /// The grouped ops' kernel (one invocation per output).
+    Grouped,
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -49,6 +51,7 @@ impl Entry {
         match self {
             Entry::Vec4 => "main_vec4",
             Entry::Scalar => "main_scalar",
+            Entry::Grouped => "grouped_lane",
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
                 RowKernel::Workgroup => "softmax_workgroup",

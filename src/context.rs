@@ -411,6 +411,14 @@ impl Context {
                     subgroups: self.subgroups(),
                 })
                 .collect()
+            } else if op.grouped().is_some() {
+                // one layout: the output never shares the input's binding
+                self.pipeline(PipelineKey {
+                    op,
+                    layout: Layout::Separate,
+                    entry: Entry::Grouped,
+                })?;
+                continue;
             } else {
                 vec![Entry::Vec4, Entry::Scalar]
             };
@@ -483,11 +491,7 @@ impl Context {
                     .entry((key.op, key.layout, subgroups))
                     .or_insert_with(|| {
                         let wg = self.workgroup_size;
-                        let source = if key.op.softmax().is_some() {
-                            shader::softmax_source(key.op, key.layout, wg, subgroups)
-                        } else {
-                            shader::elementwise_source(key.op, key.layout, wg)
-                        };
+                        let source = shader::source(key.op, key.layout, wg, subgroups);
                         self.device
                             .create_shader_module(wgpu::ShaderModuleDescriptor {
                                 label: Some(label),

@@ -15,7 +15,7 @@
 //! function. The result is NaN exactly when the input is NaN (or the op's mathematics
 //! gives NaN), and `+-inf` inputs give the mathematical limits.
 
-use crate::op::SoftmaxKind;
+use crate::op::{GroupKind, Kernel, SoftmaxKind};
 use crate::{Activation, Result, RowView};
 
 /// The activation of a 1-D tensor, each element correctly rounded to f32 (up to the
@@ -58,9 +58,11 @@ pub fn reference_shaped_f64(
         let p = f64_params(activation);
         return Ok(input.iter().map(|&x| f(f64::from(x), &p)).collect());
     }
-    let kind = op
-        .softmax()
-        .expect("every op is elementwise or softmax-family");
+    let kind = match op.info().kernel {
+        Kernel::Grouped(kind) => return grouped(activation, kind, input, shape),
+        Kernel::Softmax(kind) => kind,
+        Kernel::Elementwise { .. } => unreachable!("handled above"),
+    };
     let view = RowView::new(shape, activation.dim(), input.len())?;
     let mut out = vec![0.0; input.len()];
     let mut row = Vec::with_capacity(view.axis);
@@ -72,6 +74,52 @@ pub fn reference_shaped_f64(
         }
     }
     Ok(out)
+}
+
+/// A grouped op: maxout and folding reduce groups of `k` consecutive values along the
+/// axis (NaN if a group holds one), glu takes `a * sigmoid(b)` over the two halves.
+fn grouped(
+    activation: &Activation,
+    kind: GroupKind,
+    input: &[f32],
+    shape: &[usize],
+) -> Result<Vec<f64>> {
+    activation.output_shape(shape)?;
+    let view = RowView::new(shape, activation.dim(), input.len())?;
+    let k = activation.group_size().unwrap_or(2);
+    let x = |i: usize| f64::from(input[i]);
+    if kind == GroupKind::Glu {
+        let h = view.axis / 2;
+        let mut out = Vec::with_capacity(input.len() / 2);
+        for o in 0..view.outer {
+            for j in 0..h {
+                for i in 0..view.inner {
+                    let a = x((o * view.axis + j) * view.inner + i);
+                    let b = x((o * view.axis + j + h) * view.inner + i);
+                    out.push(a * sigmoid64(b));
+                }
+            }
+        }
+        return Ok(out);
+    }
+    let groups = RowView {
+        outer: view.outer * (view.axis / k),
+        axis: k,
+        inner: view.inner,
+    };
+    Ok((0..groups.rows())
+        .map(|r| {
+            let vals = (0..k).map(|j| x(groups.index(r, j)));
+            if vals.clone().any(f64::is_nan) {
+                return f64::NAN;
+            }
+            match kind {
+                GroupKind::Max => vals.fold(f64::NEG_INFINITY, f64::max),
+                GroupKind::Min => vals.fold(f64::INFINITY, f64::min),
+                _ => vals.sum::<f64>() / k as f64,
+            }
+        })
+        .collect())
 }
 
 /// One row of the softmax family with PyTorch's semantics: a row holding NaN or `+inf`

@@ -75,6 +75,29 @@ pub enum Kernel {
     /// A normalisation along one axis (`dim`), run by the row kernels of
     /// `shaders/softmax.wgsl`.
     Softmax(SoftmaxKind),
+    /// Groups of inputs along one axis (`dim`) reduced to one output each, run by
+    /// `shaders/grouped.wgsl`: the axis shrinks `k`-fold (2-fold for `glu`).
+    Grouped(GroupKind),
+}
+
+/// Which grouped op a [`Kernel::Grouped`] row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GroupKind {
+    /// The maximum of each group of `k` consecutive values (`maxout`, `fold_max`).
+    Max,
+    /// The minimum of each group (`fold_min`).
+    Min,
+    /// The mean of each group (`fold_mean`).
+    Mean,
+    /// `a * sigmoid(b)` with the axis split into halves `a` and `b` (`glu`).
+    Glu,
+}
+
+impl GroupKind {
+    /// The WGSL id of the kind (`GROUP_KIND` in `shaders/grouped.wgsl`).
+    pub(crate) fn id(self) -> u32 {
+        self as u32
+    }
 }
 
 /// Which member of the softmax family a [`Kernel::Softmax`] row is.
@@ -99,6 +122,10 @@ const fn row(kind: SoftmaxKind) -> Kernel {
     Kernel::Softmax(kind)
 }
 
+const fn group(kind: GroupKind) -> Kernel {
+    Kernel::Grouped(kind)
+}
+
 /// At most this many parameters per op (they travel as one `vec4<f32>`).
 pub const MAX_PARAMS: usize = 4;
 
@@ -119,6 +146,14 @@ fn check_dim(p: &[f32]) -> Result<(), String> {
         return Err(format!("dim must be an integer axis index, got {dim}"));
     }
     Ok(())
+}
+
+fn check_k_dim(p: &[f32]) -> Result<(), String> {
+    let k = p[0];
+    if k.fract() != 0.0 || !(1.0..=16_777_216.0).contains(&k) {
+        return Err(format!("k must be a whole number from 1, got {k}"));
+    }
+    check_dim(&p[1..])
 }
 
 fn check_lambd(p: &[f32]) -> Result<(), String> {
@@ -284,6 +319,21 @@ op_table! {
     /// leaky_relu with slope (lower + upper) / 2 (evaluation mode)
     Rrelu: "rrelu" ("lower" = 0.125, "upper" = 0.333_333_34) => ew("act_rrelu", cpu::rrelu),
         EXACT, check_ordered, "x if x >= 0 else x * (lower + upper) / 2 (evaluation mode)";
+    /// the maximum of each group of k consecutive values along `dim`
+    Maxout: "maxout" ("k" ~ 2.0, "dim" = -1.0) => group(GroupKind::Max), EXACT, check_k_dim,
+        "max of each group of k consecutive values along dim";
+    /// the maximum of each group of k (the seeds' folding activation)
+    FoldMax: "fold_max" ("k" ~ 2.0, "dim" = -1.0) => group(GroupKind::Max), EXACT, check_k_dim,
+        "max over groups of k along dim (folding)";
+    /// the minimum of each group of k
+    FoldMin: "fold_min" ("k" ~ 2.0, "dim" = -1.0) => group(GroupKind::Min), EXACT, check_k_dim,
+        "min over groups of k along dim (folding)";
+    /// the mean of each group of k
+    FoldMean: "fold_mean" ("k" ~ 2.0, "dim" = -1.0) => group(GroupKind::Mean), ulp(2, 2),
+        check_k_dim, "mean over groups of k along dim (folding)";
+    /// a * sigmoid(b), the axis split into halves a and b
+    Glu: "glu" ("dim" = -1.0) => group(GroupKind::Glu), ulp(2, 2), check_dim,
+        "a * sigmoid(b), dim split into halves a and b";
     /// exp(x - max) / sum(exp(x - max)) along `dim`
     Softmax: "softmax" ("dim" = -1.0) => row(SoftmaxKind::Softmax), ROW, check_dim,
         "exp(x - max) / sum(exp(x - max)) along dim";
@@ -320,6 +370,19 @@ impl Op {
             Kernel::Softmax(kind) => Some(kind),
             _ => None,
         }
+    }
+
+    /// Which grouped op this is; `None` for other families.
+    pub fn grouped(self) -> Option<GroupKind> {
+        match self.info().kernel {
+            Kernel::Grouped(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// Every grouped op, in table order.
+    pub fn grouped_ops() -> impl Iterator<Item = Op> {
+        Op::ALL.iter().copied().filter(|o| o.grouped().is_some())
     }
 
     /// Every elementwise op, in table order.

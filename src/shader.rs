@@ -9,6 +9,7 @@ use crate::{Error, Result};
 pub const ACTIVATIONS_WGSL: &str = include_str!("../shaders/activations.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../shaders/elementwise.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
+const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
 /// Workgroup reductions through a shared-memory tree (any adapter).
 pub const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
 /// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
@@ -78,6 +79,31 @@ pub fn softmax_source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bo
     .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
 }
 
+/// The complete WGSL of the grouped kernel for `op` (maxout, folding, glu).
+///
+/// # Panics
+/// If `op` is not a grouped op.
+pub fn grouped_source(op: Op, workgroup_size: u32) -> String {
+    let kind = op.grouped().expect("grouped_source needs a grouped op");
+    format!(
+        "{ACTIVATIONS_WGSL}\nconst GROUP_KIND: u32 = {}u;\n{GROUPED_WGSL}",
+        kind.id()
+    )
+    .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
+}
+
+/// The WGSL this crate compiles for `op` with this layout (and, for the softmax family,
+/// reduction flavour).
+pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> String {
+    if op.softmax().is_some() {
+        softmax_source(op, layout, workgroup_size, subgroups)
+    } else if op.grouped().is_some() {
+        grouped_source(op, workgroup_size)
+    } else {
+        elementwise_source(op, layout, workgroup_size)
+    }
+}
+
 /// Parses and validates WGSL with naga, as wgpu would before compiling it.
 pub fn validate_wgsl(source: &str) -> Result<()> {
     let module = naga::front::wgsl::parse_str(source)
@@ -106,7 +132,7 @@ pub fn validate_all(workgroup_size: u32) -> Result<()> {
                     softmax_source(op, layout, workgroup_size, true),
                 ]
             } else {
-                vec![elementwise_source(op, layout, workgroup_size)]
+                vec![source(op, layout, workgroup_size, false)]
             };
             for source in sources {
                 validate_wgsl(&source)

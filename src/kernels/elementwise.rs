@@ -230,8 +230,18 @@ impl Context {
         if !plan.copy_input {
             return Ok(None);
         }
-        // Disjoint ranges of one buffer too far apart for one binding: read the input from
-        // a copy (a buffer may not be bound read-only and writable in one dispatch).
+        self.copy_input(encoder, input, len).map(Some)
+    }
+
+    /// Records a copy of `len` elements of `input` into a new storage buffer: for a
+    /// kernel whose input shares a buffer with its output but cannot share its binding
+    /// (a buffer may not be bound read-only and writable in one dispatch).
+    pub(crate) fn copy_input(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<wgpu::Buffer> {
         let usage = input.buffer.usage();
         if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
             return Err(Error::MissingUsage {
@@ -249,7 +259,7 @@ impl Context {
             })
         })?;
         encoder.copy_buffer_to_buffer(input.buffer, input.offset, &staged, 0, len * F32);
-        Ok(Some(staged))
+        Ok(staged)
     }
 }
 
@@ -340,13 +350,13 @@ impl Plan {
 /// A bound window of a buffer: `size` bytes from `start`, the range beginning `delta`
 /// bytes in.
 #[derive(Clone, Copy)]
-struct Window {
-    start: u64,
-    size: u64,
-    delta: u64,
+pub(crate) struct Window {
+    pub(crate) start: u64,
+    pub(crate) size: u64,
+    pub(crate) delta: u64,
 }
 
-fn window(byte: u64, count: u64, align: u64) -> Window {
+pub(crate) fn window(byte: u64, count: u64, align: u64) -> Window {
     let start = byte / align * align;
     let delta = byte - start;
     Window {
@@ -413,7 +423,7 @@ impl Context {
     }
 }
 
-fn check_region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
+pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
     let usage = region.buffer.usage();
     if !usage.contains(wgpu::BufferUsages::STORAGE) {
         return Err(Error::MissingUsage {
@@ -463,6 +473,10 @@ impl Context {
     /// # Ok::<(), wgpu_activations::Error>(())
     /// ```
     pub fn run(&self, activation: &Activation, input: &[f32]) -> Result<Vec<f32>> {
+        if activation.op().grouped().is_some() {
+            // The output is shorter: the slice is one axis of groups.
+            return self.run_shaped(activation, input, &[input.len()]);
+        }
         let mut output = vec![0.0; input.len()];
         self.run_into(activation, input, &mut output)?;
         Ok(output)
@@ -481,6 +495,12 @@ impl Context {
                 input: input.len(),
                 output: output.len(),
             });
+        }
+        if activation.op().grouped().is_some() {
+            return Err(Error::Unsupported(format!(
+                "`{activation}` shrinks its axis, so the output is shorter than the input; \
+                 use run or run_shaped"
+            )));
         }
         if activation.op().elementwise().is_none() {
             // A softmax-family op normalises the slice as one row: no pieces.
@@ -512,9 +532,19 @@ impl Context {
         input: &[f32],
         record: impl FnOnce(&mut wgpu::CommandEncoder, BufferRegion<'_>, BufferRegion<'_>) -> Result<()>,
     ) -> Result<Vec<f32>> {
-        let len = input.len() as u64;
-        if len == 0 {
-            return Ok(Vec::new());
+        self.run_with_buffers_sized(input, input.len(), record)
+    }
+
+    /// [`Context::run_with_buffers`] with an output of `out_len` elements.
+    pub(crate) fn run_with_buffers_sized(
+        &self,
+        input: &[f32],
+        out_len: usize,
+        record: impl FnOnce(&mut wgpu::CommandEncoder, BufferRegion<'_>, BufferRegion<'_>) -> Result<()>,
+    ) -> Result<Vec<f32>> {
+        let (len, out_len) = (input.len() as u64, out_len as u64);
+        if len == 0 || out_len == 0 {
+            return Ok(vec![0.0; out_len as usize]);
         }
         let (src, dst) = self.scoped(|| {
             let src = self
@@ -526,7 +556,7 @@ impl Context {
                 });
             let dst = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("run output"),
-                size: len * F32,
+                size: out_len * F32,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
@@ -539,7 +569,7 @@ impl Context {
             BufferRegion::new(&dst),
         )?;
         self.scoped(|| self.queue().submit([encoder.finish()]))?;
-        let result = self.download(BufferRegion::new(&dst), len);
+        let result = self.download(BufferRegion::new(&dst), out_len);
         // These buffers never come back: drop the bind groups that hold them.
         self.bindings()
             .retain(|k, _| !k.storage.iter().any(|b| b.buffer == src || b.buffer == dst));

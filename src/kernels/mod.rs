@@ -1,4 +1,5 @@
 //! Kernel families: host code that plans chunks and dispatches for each.
 
 pub mod elementwise;
+pub mod grouped;
 pub mod softmax;

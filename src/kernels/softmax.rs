@@ -207,6 +207,9 @@ impl Context {
         if activation.op().softmax().is_some() {
             return self.encode_rows(encoder, activation, input, output, shape, Strategy::Auto);
         }
+        if activation.op().grouped().is_some() {
+            return self.encode_grouped(encoder, activation, input, output, shape);
+        }
         let len = shape_len(shape)?;
         self.encode(encoder, activation, input, output, len as u64)
     }
@@ -362,6 +365,13 @@ impl Context {
         input: &[f32],
         shape: &[usize],
     ) -> Result<Vec<f32>> {
+        if activation.op().grouped().is_some() {
+            RowView::new(shape, activation.dim(), input.len())?;
+            let out_len = activation.output_shape(shape)?.iter().product();
+            return self.run_with_buffers_sized(input, out_len, |encoder, src, dst| {
+                self.encode_grouped(encoder, activation, src, dst, shape)
+            });
+        }
         if activation.op().softmax().is_none() {
             RowView::new(shape, -1, input.len())?;
             return self.run(activation, input);

@@ -1,0 +1,107 @@
+// Grouped ops along one axis: each output element reduces a group of the input.
+//
+// maxout / fold_max / fold_min / fold_mean: the tensor is viewed as (groups, k, inner),
+// where groups = outer * (axis / k): output r (r < groups * inner) reduces the k elements
+// (r / inner) * k * inner + r % inner + j * inner, j < k. glu: the axis splits into halves
+// a and b of h = axis / 2 elements; output (o, j, i) is a * sigmoid(b) with
+// a = in[o, j, i] and b = in[o, j + h, i].
+//
+// The host prepends activations.wgsl and `const GROUP_KIND: u32` (0 max, 1 min, 2 mean,
+// 3 glu, as op::GroupKind), and replaces WORKGROUP_SIZE. One invocation per output, with
+// a grid-stride loop.
+
+struct Groups {
+    outputs: u32,    // output elements in this dispatch
+    k: u32,          // group size (glu: the half length h)
+    inner: u32,      // stride of the grouped axis
+    in_offset: u32,  // element offsets in the bindings
+    out_offset: u32,
+    one: u32,        // 1; the source of opaque_one
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> groups_u: Groups;
+
+fn nan_value() -> f32 {
+    return bitcast<f32>(0x7fc00000u * groups_u.one);
+}
+
+// max / min / mean of group r; NaN if any element is NaN (WGSL's max and min may drop it).
+fn reduce_group(r: u32) -> f32 {
+    let k = groups_u.k;
+    let inner = groups_u.inner;
+    let base = groups_u.in_offset + (r / inner) * k * inner + r % inner;
+    var acc = src[base];
+    // the mean's sum, compensated: within an ULP or so even when the group cancels
+    var sc = vec2<f32>(acc, 0.0);
+    var any_nan = is_nan_f32(acc);
+    for (var j = 1u; j < k; j++) {
+        let x = src[base + j * inner];
+        any_nan = any_nan || is_nan_f32(x);
+        if (GROUP_KIND == 0u) {
+            acc = max(acc, x);
+        } else if (GROUP_KIND == 1u) {
+            acc = min(acc, x);
+        } else {
+            sc = add_compensated(sc, x);
+        }
+    }
+    if (GROUP_KIND == 2u) {
+        acc = mean_of(sc.x + sc.y, base, k, inner);
+    }
+    return select(acc, nan_value(), any_nan);
+}
+
+// The mean from the group's sum; when the sum of finite values overflowed (two values
+// near f32's maximum), sums again with every value scaled by 2^-32 (exact for values that
+// large) and scales the mean back.
+fn mean_of(sum: f32, base: u32, k: u32, inner: u32) -> f32 {
+    if (!is_inf_f32(sum)) {
+        return sum / f32(k);
+    }
+    var sc = vec2<f32>(0.0);
+    for (var j = 0u; j < k; j++) {
+        let x = src[base + j * inner];
+        if (is_inf_f32(x)) {
+            return sum / f32(k); // a true infinity (or inf - inf = NaN) stands
+        }
+        sc = add_compensated(sc, x * 2.3283064365386963e-10);
+    }
+    return ((sc.x + sc.y) / f32(k)) * 4294967296.0;
+}
+
+fn glu_at(t: u32) -> f32 {
+    let h = groups_u.k;
+    let inner = groups_u.inner;
+    let o = t / (h * inner);
+    let rest = t - o * h * inner;
+    let ia = groups_u.in_offset + o * 2u * h * inner + rest;
+    let a = src[ia];
+    let b = src[ia + h * inner];
+    if (is_nan_f32(a) || is_nan_f32(b)) {
+        return nan_value();
+    }
+    if (is_inf_f32(a)) {
+        // sigmoid(b) > 0 for every b > -inf; inf * sigmoid(-inf) = inf * 0 is NaN
+        return select(a, nan_value(), is_inf_f32(b) && b < 0.0);
+    }
+    return mul_sigmoid_pair(a, b, 0.0);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn grouped_lane(@builtin(global_invocation_id) gid: vec3<u32>,
+                @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(groups_u.one);
+    for (var t = gid.x; t < groups_u.outputs; t += groups.x * WORKGROUP_SIZE) {
+        var y: f32;
+        if (GROUP_KIND == 3u) {
+            y = glu_at(t);
+        } else {
+            y = reduce_group(t);
+        }
+        dst[groups_u.out_offset + t] = y;
+    }
+}

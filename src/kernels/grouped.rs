@@ -1,0 +1,172 @@
+//! The grouped family: `maxout`, `fold_max`, `fold_min`, `fold_mean` and `glu`, each
+//! output reducing a group of inputs along one axis, so the axis shrinks (`k`-fold, or
+//! 2-fold for `glu`).
+//!
+//! Host side of `shaders/grouped.wgsl`: one invocation per output element, the tensor cut
+//! into whole groups where it exceeds a storage binding, within the adapter's loop budget.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::elementwise::{check_region, window, StorageBinding, F32};
+use crate::cache::{Entry, Layout, PipelineKey};
+use crate::op::GroupKind;
+use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
+
+/// The uniform block of `shaders/grouped.wgsl` (`Groups`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Uniforms {
+    outputs: u32,
+    k: u32,
+    inner: u32,
+    in_offset: u32,
+    out_offset: u32,
+    one: u32,
+    pad: [u32; 2],
+}
+
+impl Context {
+    /// Records a grouped op on a tensor of `shape`; `output` holds
+    /// [`Activation::output_shape`] elements. Input and output may share a buffer only in
+    /// disjoint ranges (the input is then read from a copy, so it needs `COPY_SRC`).
+    pub(crate) fn encode_grouped(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        shape: &[usize],
+    ) -> Result<()> {
+        let kind = activation
+            .op()
+            .grouped()
+            .ok_or_else(|| Error::Unsupported(format!("`{activation}` is not a grouped op")))?;
+        let out_shape = activation.output_shape(shape)?;
+        let len = out_shape.iter().product::<usize>() * activation.group_size().unwrap_or(1);
+        let view = RowView::new(shape, activation.dim(), len)?;
+        let k = activation.group_size().unwrap_or(1) as u64;
+        let (len, out_len) = (len as u64, len as u64 / k);
+        check_region("input", input, len)?;
+        check_region("output", output, out_len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let staged = if input.buffer == output.buffer {
+            let (a, b) = (input.offset, output.offset);
+            if a < b + out_len * F32 && b < a + len * F32 {
+                return Err(Error::Overlap {
+                    input: a..a + len * F32,
+                    output: b..b + out_len * F32,
+                });
+            }
+            Some(self.copy_input(encoder, input, len)?)
+        } else {
+            None
+        };
+        let input = staged.as_ref().map_or(input, BufferRegion::new);
+
+        let limits = self.limits();
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        // Pieces hold whole units: a group of k x inner inputs (contiguous, and mapping
+        // to inner contiguous outputs), or for glu a whole axis slab (its halves pair up).
+        let unit = if kind == GroupKind::Glu {
+            (view.axis * view.inner) as u64
+        } else {
+            k * view.inner as u64
+        };
+        let units = len / unit;
+        let units_per_piece = max_binding.saturating_sub(align) / F32 / unit.max(1);
+        if units_per_piece == 0 {
+            return Err(Error::Unsupported(format!(
+                "one group of the tensor ({} bytes) exceeds this device's storage binding \
+                 limit ({max_binding} bytes)",
+                unit * F32
+            )));
+        }
+        let wg = u64::from(self.workgroup_size());
+        let max_groups = u64::from(limits.max_compute_workgroups_per_dimension).max(1);
+        let piece_outputs = units_per_piece.min(units) * unit / k;
+        // glu reads two values per output; the mean may run its loop twice (overflow).
+        let per_output = match kind {
+            GroupKind::Glu => 1,
+            GroupKind::Mean => 2 * k,
+            _ => k,
+        };
+        let per_invocation = piece_outputs.div_ceil(wg * max_groups) * per_output;
+        if let Some(budget) = self.loop_budget() {
+            if per_invocation > budget {
+                return Err(Error::Unsupported(format!(
+                    "groups of {k} would run {per_invocation} loop iterations per \
+                     invocation; this adapter stops at {budget}"
+                )));
+            }
+        }
+        let pipeline = self.pipeline(PipelineKey {
+            op: activation.op(),
+            layout: Layout::Separate,
+            entry: Entry::Grouped,
+        })?;
+
+        let mut dispatches = Vec::new();
+        let mut first = 0u64;
+        while first < units {
+            let count = units_per_piece.min(units - first);
+            let inw = window(input.offset + first * unit * F32, count * unit, align);
+            let outw = window(
+                output.offset + first * unit / k * F32,
+                count * unit / k,
+                align,
+            );
+            let storage = vec![
+                StorageBinding {
+                    binding: 0,
+                    buffer: input.buffer.clone(),
+                    offset: inw.start,
+                    size: inw.size,
+                },
+                StorageBinding {
+                    binding: 1,
+                    buffer: output.buffer.clone(),
+                    offset: outw.start,
+                    size: outw.size,
+                },
+            ];
+            let outputs = count * unit / k;
+            let uniforms = Uniforms {
+                outputs: outputs as u32,
+                k: if kind == GroupKind::Glu {
+                    (view.axis / 2) as u32
+                } else {
+                    k as u32
+                },
+                inner: view.inner as u32,
+                in_offset: (inw.delta / F32) as u32,
+                out_offset: (outw.delta / F32) as u32,
+                one: 1,
+                pad: [0; 2],
+            };
+            let group = self.bind_group_with_uniforms(
+                "grouped",
+                Layout::Separate,
+                storage,
+                &uniforms,
+                staged.is_none(),
+            )?;
+            dispatches.push((group, outputs.div_ceil(wg).clamp(1, max_groups) as u32));
+            first += count;
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-activations grouped"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        for (group, groups) in &dispatches {
+            pass.set_bind_group(0, group.as_ref(), &[]);
+            pass.dispatch_workgroups(*groups, 1, 1);
+        }
+        Ok(())
+    }
+}

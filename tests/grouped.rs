@@ -1,0 +1,221 @@
+//! The grouped family (maxout, fold_max, fold_min, fold_mean, glu) against the f64
+//! reference: odd shapes, every axis, extremal values and NaN, limits, and bad group sizes.
+
+mod common;
+
+use common::*;
+use wgpu_activations::{accuracy, cpu, Activation, BufferRegion, Context, ContextOptions, Error};
+
+/// Runs through the encode API into a poisoned output and checks every element against
+/// the reference within the op's ULP bound (NaN must meet NaN).
+fn check(ctx: &Context, spec: &str, input: &[f32], shape: &[usize]) {
+    let a: Activation = spec.parse().unwrap();
+    let out_shape = a.output_shape(shape).unwrap();
+    let out_len: usize = out_shape.iter().product();
+    let src = storage_buffer(ctx, if input.is_empty() { &[0.0] } else { input });
+    let dst = poisoned_buffer(ctx, out_len);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode_shaped(
+        &mut encoder,
+        &a,
+        BufferRegion::new(&src),
+        BufferRegion::new(&dst),
+        shape,
+    )
+    .unwrap_or_else(|e| panic!("{spec} {shape:?}: {e}"));
+    ctx.queue().submit([encoder.finish()]);
+    let y = ctx
+        .download(BufferRegion::new(&dst), out_len as u64)
+        .unwrap();
+    let expected = cpu::reference_shaped_f64(&a, input, shape).unwrap();
+    assert_eq!(expected.len(), out_len);
+    let max_ulp = u64::from(
+        a.op()
+            .info()
+            .accuracy
+            .max_ulp(a.has_default_params())
+            .unwrap(),
+    );
+    for (i, (&got, &want)) in y.iter().zip(&expected).enumerate() {
+        assert_ne!(
+            got.to_bits(),
+            POISON_BITS,
+            "{spec} {shape:?}: output {i} never written"
+        );
+        let want = want as f32;
+        let ok = if want.is_nan() || got.is_nan() {
+            want.is_nan() && got.is_nan()
+        } else {
+            accuracy::ulp_distance(got, want) <= max_ulp
+        };
+        assert!(
+            ok,
+            "{spec} {shape:?}: output {i} is {got:e}, expected {want:e}"
+        );
+    }
+}
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| rng.uniform(-30.0, 30.0)).collect()
+}
+
+#[test]
+fn every_grouped_op_on_odd_shapes_and_every_axis() {
+    let ctx = ctx();
+    let x = data(3 * 10 * 7, 1);
+    for (spec, shape) in [
+        ("maxout(k=3, dim=0)", [3usize, 10, 7]),
+        ("maxout(k=5, dim=1)", [3, 10, 7]),
+        ("maxout(k=7)", [3, 10, 7]),
+        ("fold_max(k=2, dim=-2)", [3, 10, 7]),
+        ("fold_min(k=10, dim=1)", [3, 10, 7]),
+        ("fold_min(k=1)", [3, 10, 7]),
+        ("fold_mean(k=5, dim=-2)", [3, 10, 7]),
+        ("fold_mean(k=7, dim=2)", [3, 10, 7]),
+        ("glu(dim=1)", [3, 10, 7]),
+        ("glu(dim=-2)", [3, 10, 7]),
+        ("glu(dim=0)", [3, 10, 7]),
+    ] {
+        if spec == "glu(dim=0)" {
+            // dim 0 has 3 elements: odd
+            let a: Activation = spec.parse().unwrap();
+            assert!(matches!(a.output_shape(&shape), Err(Error::Shape { .. })));
+            continue;
+        }
+        check(ctx, spec, &x, &shape);
+    }
+    // rank 4, and 1-D through `run`
+    let x4 = data(2 * 6 * 4 * 5, 2);
+    for spec in [
+        "maxout(k=3, dim=1)",
+        "fold_mean(k=2, dim=2)",
+        "glu(dim=1)",
+        "fold_min(k=5)",
+    ] {
+        check(ctx, spec, &x4, &[2, 6, 4, 5]);
+    }
+    let maxout: Activation = "maxout(k=4)".parse().unwrap();
+    let y = ctx
+        .run(&maxout, &[1.0, 5.0, 2.0, 3.0, -1.0, -2.0, -3.0, -0.5])
+        .unwrap();
+    assert_eq!(y, [5.0, -0.5]);
+}
+
+#[test]
+fn extremal_values_and_nan_follow_pytorch() {
+    let ctx = ctx();
+    let inf = f32::INFINITY;
+    let mut x = accuracy::extremal_inputs();
+    x.truncate(x.len() / 8 * 8);
+    let n = x.len();
+    for spec in [
+        "maxout(k=2)",
+        "fold_min(k=4)",
+        "fold_mean(k=2)",
+        "fold_mean(k=8)",
+        "glu",
+    ] {
+        check(ctx, spec, &x, &[n]);
+    }
+    // hand-made cases: NaN wins a max, inf - inf is NaN in a mean, glu(inf, -inf) is NaN
+    let cases: [(&str, [f32; 4], [f32; 2]); 4] = [
+        ("maxout(k=2)", [f32::NAN, 1.0, -inf, 3.0], [f32::NAN, 3.0]),
+        (
+            "fold_min(k=2)",
+            [2.0, f32::NAN, -inf, 3.0],
+            [f32::NAN, -inf],
+        ),
+        ("fold_mean(k=2)", [inf, -inf, 1e38, 3e38], [f32::NAN, 2e38]),
+        (
+            "glu",
+            [inf, 2.0, -inf, -300.0],
+            [f32::NAN, 2.0 * 1.0 / (1.0 + (-(-300.0f64)).exp()) as f32],
+        ),
+    ];
+    for (spec, input, want) in cases {
+        let a: Activation = spec.parse().unwrap();
+        let y = ctx.run(&a, &input).unwrap();
+        for (got, want) in y.iter().zip(want) {
+            assert!(
+                (got.is_nan() && want.is_nan()) || *got == want,
+                "{spec}{input:?} = {y:?}, expected {want:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn large_groups_and_many_outputs() {
+    let ctx = ctx();
+    let x = data(4 * 4096, 3);
+    check(ctx, "fold_mean(k=4096)", &x, &[4, 4096]);
+    check(ctx, "maxout(k=4096)", &x, &[4, 4096]);
+    // more outputs than one dispatch dimension of workgroups covers at 256 per group
+    let n = 65_535 * 256 * 2 + 2;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 - 500.0).collect();
+    check(ctx, "maxout(k=2)", &x, &[n]);
+}
+
+#[test]
+fn small_device_pieces_and_grid_stride() {
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 1 << 16,
+        max_compute_workgroups_per_dimension: 4,
+        ..ctx().limits().clone()
+    };
+    let small = Context::with_options(ContextOptions {
+        limits: Some(limits),
+        ..Default::default()
+    })
+    .unwrap();
+    let x = data(200 * 300, 4);
+    for (spec, shape) in [
+        ("maxout(k=3)", [200usize, 300]),
+        ("fold_mean(k=4, dim=0)", [200, 300]),
+        ("glu(dim=1)", [200, 300]),
+    ] {
+        check(&small, spec, &x, &shape);
+    }
+}
+
+#[test]
+fn bad_group_sizes_and_placements_are_errors() {
+    let ctx = ctx();
+    let x = vec![1.0f32; 30];
+    let maxout4: Activation = "maxout(k=4)".parse().unwrap();
+    let e = ctx.run_shaped(&maxout4, &x, &[3, 10]).unwrap_err();
+    assert!(e.to_string().contains("not a multiple of k = 4"), "{e}");
+    assert!("maxout(k=0)".parse::<Activation>().is_err());
+    assert!("maxout(k=2.5)".parse::<Activation>().is_err());
+    assert!("maxout".parse::<Activation>().is_err(), "k is required");
+    let glu: Activation = "glu".parse().unwrap();
+    assert!(ctx.run_shaped(&glu, &x, &[10, 3]).is_err());
+    let mut out = vec![0.0; 30];
+    assert!(ctx.run_into(&maxout4, &x, &mut out).is_err());
+    // one buffer: disjoint ranges work (the input is read from a copy), overlap does not
+    let buf = storage_buffer(ctx, &[&x[..], &[f32::from_bits(POISON_BITS); 15]].concat());
+    let maxout2: Activation = "maxout(k=2)".parse().unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode_shaped(
+        &mut encoder,
+        &maxout2,
+        BufferRegion::new(&buf),
+        BufferRegion::at(&buf, 30 * 4),
+        &[30],
+    )
+    .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let y = ctx.download(BufferRegion::at(&buf, 30 * 4), 15).unwrap();
+    assert_eq!(y, vec![1.0; 15]);
+    let e = ctx
+        .encode_shaped(
+            &mut ctx.device().create_command_encoder(&Default::default()),
+            &maxout2,
+            BufferRegion::new(&buf),
+            BufferRegion::at(&buf, 8),
+            &[30],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Overlap { .. }), "{e}");
+}
