@@ -707,6 +707,10 @@ fn act_inverse_multiquadric(x: f32, p: vec4<f32>) -> f32 {
     return scale2(div_pair(1.0, 0.0, e.x, e.y), -i32(e.z));
 }
 
+fn act_prelu(x: f32, p: vec4<f32>) -> f32 {
+    return select(x * p.x, x, x > 0.0);
+}
+
 fn act_rrelu(x: f32, p: vec4<f32>) -> f32 {
     // Evaluation mode: a fixed slope (lower + upper) / 2; the halving is exact.
     let slope = (p.x + p.y) * 0.5;

@@ -34,6 +34,8 @@ pub enum Entry {
     },
     /// The grouped ops' kernel (one invocation per output).
     Grouped,
+    /// PReLU with per-channel weights (a second bind group).
+    Prelu,
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -52,6 +54,7 @@ impl Entry {
             Entry::Vec4 => "main_vec4",
             Entry::Scalar => "main_scalar",
             Entry::Grouped => "grouped_lane",
+            Entry::Prelu => "prelu_main",
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
                 RowKernel::Workgroup => "softmax_workgroup",
@@ -85,8 +88,9 @@ impl Entry {
     }
 }
 
-/// One shader module per (op, layout, subgroups): entry points of a module share it.
-pub(crate) type ModuleKey = (Op, Layout, bool);
+/// One shader module per (op, layout, subgroups, per-channel PReLU kernel): entry points
+/// of a module share it.
+pub(crate) type ModuleKey = (Op, Layout, bool, bool);
 
 /// What distinguishes one compiled pipeline from another. Parameters are not part of it:
 /// they travel in a uniform buffer, so changing `alpha` compiles nothing.

@@ -80,6 +80,10 @@ struct Layouts {
     shared_pipeline: wgpu::PipelineLayout,
     separate_partials_pipeline: wgpu::PipelineLayout,
     shared_partials_pipeline: wgpu::PipelineLayout,
+    /// Group 1 of the per-channel PReLU kernel: its weights, read-only.
+    weights: wgpu::BindGroupLayout,
+    separate_weights_pipeline: wgpu::PipelineLayout,
+    shared_weights_pipeline: wgpu::PipelineLayout,
 }
 
 impl Context {
@@ -419,6 +423,8 @@ impl Context {
                     entry: Entry::Grouped,
                 })?;
                 continue;
+            } else if op == Op::Prelu {
+                vec![Entry::Vec4, Entry::Scalar, Entry::Prelu]
             } else {
                 vec![Entry::Vec4, Entry::Scalar]
             };
@@ -462,6 +468,10 @@ impl Context {
         *self.partials_slot() = None;
     }
 
+    pub(crate) fn weights_layout(&self) -> &wgpu::BindGroupLayout {
+        &self.layouts.weights
+    }
+
     pub(crate) fn partials_layout(&self) -> &wgpu::BindGroupLayout {
         &self.layouts.partials
     }
@@ -488,21 +498,27 @@ impl Context {
         self.cache.get_or_compile(key, |modules| {
             self.scoped(|| {
                 let module = modules
-                    .entry((key.op, key.layout, subgroups))
+                    .entry((key.op, key.layout, subgroups, key.entry == Entry::Prelu))
                     .or_insert_with(|| {
                         let wg = self.workgroup_size;
-                        let source = shader::source(key.op, key.layout, wg, subgroups);
+                        let source = if key.entry == Entry::Prelu {
+                            shader::prelu_source(key.layout, wg)
+                        } else {
+                            shader::source(key.op, key.layout, wg, subgroups)
+                        };
                         self.device
                             .create_shader_module(wgpu::ShaderModuleDescriptor {
                                 label: Some(label),
                                 source: wgpu::ShaderSource::Wgsl(source.into()),
                             })
                     });
-                let layout = match (key.layout, key.entry.uses_partials()) {
-                    (Layout::Separate, false) => &self.layouts.separate_pipeline,
-                    (Layout::Shared, false) => &self.layouts.shared_pipeline,
-                    (Layout::Separate, true) => &self.layouts.separate_partials_pipeline,
-                    (Layout::Shared, true) => &self.layouts.shared_partials_pipeline,
+                let layout = match (key.layout, key.entry.uses_partials(), key.entry) {
+                    (Layout::Separate, _, Entry::Prelu) => &self.layouts.separate_weights_pipeline,
+                    (Layout::Shared, _, Entry::Prelu) => &self.layouts.shared_weights_pipeline,
+                    (Layout::Separate, false, _) => &self.layouts.separate_pipeline,
+                    (Layout::Shared, false, _) => &self.layouts.shared_pipeline,
+                    (Layout::Separate, true, _) => &self.layouts.separate_partials_pipeline,
+                    (Layout::Shared, true, _) => &self.layouts.shared_partials_pipeline,
                 };
                 self.device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -606,7 +622,14 @@ impl Layouts {
                 immediate_size: 0,
             })
         };
+        let weights = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("prelu weights"),
+            entries: &[storage(0, true)],
+        });
         Layouts {
+            separate_weights_pipeline: pipeline_layout(&[Some(&separate), Some(&weights)]),
+            shared_weights_pipeline: pipeline_layout(&[Some(&shared), Some(&weights)]),
+            weights,
             separate_pipeline: pipeline_layout(&[Some(&separate)]),
             shared_pipeline: pipeline_layout(&[Some(&shared)]),
             separate_partials_pipeline: pipeline_layout(&[Some(&separate), Some(&partials)]),

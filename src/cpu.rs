@@ -380,6 +380,36 @@ pub(crate) fn gaussian(x: f64, _: &[f64]) -> f64 {
     (-(x * x)).exp()
 }
 
+pub(crate) fn prelu(x: f64, p: &[f64]) -> f64 {
+    leaky_relu(x, p)
+}
+
+/// PReLU with per-channel weights, as `torch.nn.functional.prelu`: the channel axis is
+/// dim 1 for a rank >= 2 shape (rank 0 and 1 have one channel); `weight` holds 1 or C
+/// values. Each element correctly rounded to f32.
+///
+/// ```
+/// use wgpu_activations::cpu;
+/// let y = cpu::reference_prelu(&[-1.0, 2.0, -1.0, 2.0], &[1, 2, 2], &[0.5, 0.25]).unwrap();
+/// assert_eq!(y, vec![-0.5, 2.0, -0.25, 2.0]);
+/// ```
+pub fn reference_prelu(input: &[f32], shape: &[usize], weight: &[f32]) -> Result<Vec<f32>> {
+    let (channels, inner) =
+        crate::kernels::prelu::channel_layout(shape, input.len(), weight.len())?;
+    Ok(input
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let w = if weight.len() == 1 {
+                weight[0]
+            } else {
+                weight[(i / inner) % channels]
+            };
+            leaky_relu(f64::from(x), &[f64::from(w)]) as f32
+        })
+        .collect())
+}
+
 /// sqrt((x - c)^2 + a^2): the difference and both squares are exact in f64 for f32
 /// inputs, so only the sum and the square root round.
 fn radial64(x: f64, p: &[f64]) -> f64 {

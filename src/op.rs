@@ -309,6 +309,10 @@ op_table! {
     /// exp(-x^2)
     Gaussian: "gaussian" () => ew("act_gaussian", cpu::gaussian), ulp(4, 4), no_check,
         "exp(-x^2)";
+    /// x if x > 0 else weight * x; one weight here, per-channel weights through
+    /// `Context::encode_prelu`
+    Prelu: "prelu" ("weight" = 0.25) => ew("act_prelu", cpu::prelu), EXACT, no_check,
+        "x if x > 0 else weight * x (per channel: encode_prelu)";
     /// sqrt((x - c)^2 + a^2), a radial basis function
     Multiquadric: "multiquadric" ("c" = 0.0, "a" = 1.0) => ew("act_multiquadric", cpu::multiquadric),
         ulp(1, 1), no_check, "sqrt((x - c)^2 + a^2)";

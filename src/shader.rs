@@ -10,6 +10,7 @@ pub const ACTIVATIONS_WGSL: &str = include_str!("../shaders/activations.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../shaders/elementwise.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
 const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
+const PRELU_WGSL: &str = include_str!("../shaders/prelu.wgsl");
 /// Workgroup reductions through a shared-memory tree (any adapter).
 pub const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
 /// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
@@ -92,6 +93,17 @@ pub fn grouped_source(op: Op, workgroup_size: u32) -> String {
     .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
 }
 
+/// The complete WGSL of the per-channel PReLU kernel.
+pub fn prelu_source(layout: Layout, workgroup_size: u32) -> String {
+    let src = match layout {
+        Layout::Separate => "src",
+        Layout::Shared => "dst",
+    };
+    format!("{ACTIVATIONS_WGSL}\n{PRELU_WGSL}")
+        .replace("SRC[", &format!("{src}["))
+        .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
+}
+
 /// The WGSL this crate compiles for `op` with this layout (and, for the softmax family,
 /// reduction flavour).
 pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> String {
@@ -134,6 +146,10 @@ pub fn validate_all(workgroup_size: u32) -> Result<()> {
             } else {
                 vec![source(op, layout, workgroup_size, false)]
             };
+            let mut sources = sources;
+            if op == Op::Prelu {
+                sources.push(prelu_source(layout, workgroup_size));
+            }
             for source in sources {
                 validate_wgsl(&source)
                     .map_err(|e| Error::Wgpu(format!("{} ({layout:?}): {e}", op.name())))?;

@@ -2,4 +2,5 @@
 
 pub mod elementwise;
 pub mod grouped;
+pub mod prelu;
 pub mod softmax;

@@ -1,0 +1,198 @@
+//! PReLU with per-channel weights from the caller's buffer (`torch.nn.functional.prelu`).
+//!
+//! The spec `prelu(weight=W)` is an elementwise op with one weight (see the op table);
+//! [`Context::encode_prelu`] takes 1 or C weights from a buffer, C being dim 1 of the
+//! tensor, and `shaders/prelu.wgsl` picks each element's weight by its channel.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::elementwise::{check_region, window, F32};
+use crate::cache::{Entry, PipelineKey};
+use crate::{BufferRegion, Context, Error, Op, Result};
+
+/// The uniform block of `shaders/prelu.wgsl` (`Prelu`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Uniforms {
+    n: u32,
+    in_offset: u32,
+    out_offset: u32,
+    start: u32,
+    channels: u32,
+    inner: u32,
+    w_offset: u32,
+    one: u32,
+}
+
+/// (channels, elements per channel per outer index) of a tensor of `shape` with `len`
+/// elements and `weights` weights: the channel axis is dim 1 for rank >= 2, and rank 0
+/// and 1 have one channel; there must be 1 or C weights.
+pub(crate) fn channel_layout(
+    shape: &[usize],
+    len: usize,
+    weights: usize,
+) -> Result<(usize, usize)> {
+    let err = |reason: String| Error::Shape {
+        shape: shape.to_vec(),
+        reason,
+    };
+    let product = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| err("the element count overflows".into()))?;
+    if product != len {
+        return Err(err(format!(
+            "it holds {product} elements, the data has {len}"
+        )));
+    }
+    let channels = if shape.len() >= 2 { shape[1] } else { 1 };
+    if weights != 1 && weights != channels {
+        return Err(err(format!(
+            "prelu takes 1 weight or one per channel (dim 1: {channels}), got {weights}"
+        )));
+    }
+    let inner = shape.iter().skip(2).product::<usize>().max(1);
+    Ok((channels.max(1), inner))
+}
+
+impl Context {
+    /// Records PReLU with weights from `weight` (1 value, or one per channel of dim 1 of
+    /// `shape`, as `torch.nn.functional.prelu`): `output = x if x > 0 else w[c] * x`.
+    /// `input` and `output` may be the same region (in place) or disjoint regions of one
+    /// buffer; the weights need `STORAGE` usage.
+    ///
+    /// ```no_run
+    /// # use wgpu_activations::{Context, BufferRegion};
+    /// # fn demo(ctx: &Context, x: &wgpu::Buffer, w: &wgpu::Buffer) -> wgpu_activations::Result<()> {
+    /// // a batch of 8 images of 64 channels, 32 x 32, with 64 learned slopes
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// let region = BufferRegion::new(x);
+    /// ctx.encode_prelu(&mut encoder, region, region, BufferRegion::new(w), 64, &[8, 64, 32, 32])?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn encode_prelu(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        weight: BufferRegion<'_>,
+        weights: usize,
+        shape: &[usize],
+    ) -> Result<()> {
+        let len = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| Error::Shape {
+                shape: shape.to_vec(),
+                reason: "the element count overflows".into(),
+            })?;
+        let (channels, inner) = channel_layout(shape, len, weights)?;
+        check_region("weight", weight, weights as u64)?;
+        let len = len as u64;
+        let plan = self.plan(input, output, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        if weights == 0 {
+            return Err(Error::Shape {
+                shape: shape.to_vec(),
+                reason: "prelu needs at least one weight".into(),
+            });
+        }
+        let staged = self.stage_input(encoder, &plan, input, len)?;
+        let input = staged.as_ref().map_or(input, BufferRegion::new);
+        let pipeline = self.pipeline(PipelineKey {
+            op: Op::Prelu,
+            layout: plan.layout(),
+            entry: Entry::Prelu,
+        })?;
+        let limits = self.limits();
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let ww = window(weight.offset, weights as u64, align);
+        let wgroup = self.scoped(|| {
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("prelu weights"),
+                layout: self.weights_layout(),
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: weight.buffer,
+                        offset: ww.start,
+                        size: wgpu::BufferSize::new(ww.size),
+                    }),
+                }],
+            })
+        })?;
+        let wg = u64::from(self.workgroup_size());
+        let max_groups = u64::from(limits.max_compute_workgroups_per_dimension).max(1);
+        let mut dispatches = Vec::new();
+        let mut start = 0;
+        while start < len {
+            let count = plan.chunk.min(len - start);
+            let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
+            let uniforms = Uniforms {
+                n: count as u32,
+                in_offset: (in_delta / F32) as u32,
+                out_offset: (out_delta / F32) as u32,
+                start: start as u32,
+                channels: if weights == 1 { 1 } else { channels as u32 },
+                inner: inner as u32,
+                w_offset: (ww.delta / F32) as u32,
+                one: 1,
+            };
+            let group = self.bind_group_with_uniforms(
+                "prelu",
+                plan.layout(),
+                entries,
+                &uniforms,
+                staged.is_none(),
+            )?;
+            dispatches.push((group, count.div_ceil(wg).clamp(1, max_groups) as u32));
+            start += count;
+        }
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-activations prelu"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(1, &wgroup, &[]);
+        for (group, groups) in &dispatches {
+            pass.set_bind_group(0, group.as_ref(), &[]);
+            pass.dispatch_workgroups(*groups, 1, 1);
+        }
+        Ok(())
+    }
+
+    /// PReLU with 1 or C weights (C = dim 1 of `shape`), blocking: the convenience form
+    /// of [`Context::encode_prelu`].
+    ///
+    /// ```no_run
+    /// let ctx = wgpu_activations::Context::new()?;
+    /// let y = ctx.run_prelu(&[-1.0, 2.0, -1.0, 2.0], &[1, 2, 2], &[0.5, 0.25])?;
+    /// assert_eq!(y, [-0.5, 2.0, -0.25, 2.0]);
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn run_prelu(&self, input: &[f32], shape: &[usize], weight: &[f32]) -> Result<Vec<f32>> {
+        channel_layout(shape, input.len(), weight.len())?;
+        let wbuf = self.scoped(|| {
+            use wgpu::util::DeviceExt;
+            self.device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("prelu weights"),
+                    contents: bytemuck::cast_slice(if weight.is_empty() { &[0.0] } else { weight }),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        })?;
+        self.run_with_buffers(input, |encoder, src, dst| {
+            self.encode_prelu(
+                encoder,
+                src,
+                dst,
+                BufferRegion::new(&wbuf),
+                weight.len(),
+                shape,
+            )
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! PReLU with per-channel weights from a buffer, against the CPU reference.
+
+mod common;
+
+use common::*;
+use wgpu_activations::{cpu, Activation, BufferRegion, Context, ContextOptions, Error};
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let mut v: Vec<f32> = (0..n).map(|_| rng.uniform(-5.0, 5.0)).collect();
+    if n > 8 {
+        v[1] = f32::NAN;
+        v[2] = f32::NEG_INFINITY;
+        v[3] = -0.0;
+    }
+    v
+}
+
+/// Runs encode_prelu into a poisoned output, input and weights at element offsets.
+fn gpu_prelu(
+    ctx: &Context,
+    x: &[f32],
+    shape: &[usize],
+    w: &[f32],
+    (in_at, out_at, w_at): (usize, usize, usize),
+) -> Vec<f32> {
+    let src = storage_buffer(ctx, &[vec![7.0; in_at], x.to_vec()].concat());
+    let dst = poisoned_buffer(ctx, out_at + x.len());
+    let wbuf = storage_buffer(ctx, &[vec![9.0; w_at], w.to_vec()].concat());
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode_prelu(
+        &mut encoder,
+        BufferRegion::at(&src, in_at as u64 * 4),
+        BufferRegion::at(&dst, out_at as u64 * 4),
+        BufferRegion::at(&wbuf, w_at as u64 * 4),
+        w.len(),
+        shape,
+    )
+    .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    ctx.download(BufferRegion::at(&dst, out_at as u64 * 4), x.len() as u64)
+        .unwrap()
+}
+
+#[test]
+fn per_channel_weights_on_every_rank() {
+    let ctx = ctx();
+    for shape in [
+        vec![5usize],
+        vec![4, 3],
+        vec![2, 3, 7],
+        vec![2, 5, 4, 3],
+        vec![3, 64, 5, 5],
+    ] {
+        let n: usize = shape.iter().product();
+        let x = data(n, n as u64);
+        let channels = if shape.len() >= 2 { shape[1] } else { 1 };
+        let w: Vec<f32> = (0..channels).map(|c| 0.1 * c as f32 - 0.2).collect();
+        for offsets in [(0, 0, 0), (1, 3, 5), (64, 7, 2)] {
+            let y = gpu_prelu(ctx, &x, &shape, &w, offsets);
+            let want = cpu::reference_prelu(&x, &shape, &w).unwrap();
+            assert_eq!(bits(&y), bits(&want), "{shape:?} {offsets:?}");
+        }
+        // one weight for every channel
+        let y = gpu_prelu(ctx, &x, &shape, &[0.3], (0, 0, 0));
+        assert_eq!(
+            bits(&y),
+            bits(&cpu::reference_prelu(&x, &shape, &[0.3]).unwrap())
+        );
+    }
+}
+
+#[test]
+fn the_spec_form_uses_one_weight() {
+    let x = data(1000, 9);
+    let a: Activation = "prelu(weight=0.3)".parse().unwrap();
+    let y = ctx().run(&a, &x).unwrap();
+    let want = ctx().run_prelu(&x, &[1000], &[0.3]).unwrap();
+    assert_eq!(bits(&y), bits(&want));
+    assert_eq!(
+        "prelu".parse::<Activation>().unwrap().param("weight"),
+        Some(0.25)
+    );
+}
+
+#[test]
+fn in_place_and_pieces_on_a_small_device() {
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 1 << 16,
+        max_compute_workgroups_per_dimension: 4,
+        ..ctx().limits().clone()
+    };
+    let small = Context::with_options(ContextOptions {
+        limits: Some(limits),
+        ..Default::default()
+    })
+    .unwrap();
+    let shape = [7usize, 13, 31, 11];
+    let n: usize = shape.iter().product();
+    let x = data(n, 3);
+    let w: Vec<f32> = (0..13).map(|c| c as f32 / 13.0).collect();
+    let want = cpu::reference_prelu(&x, &shape, &w).unwrap();
+    let y = gpu_prelu(&small, &x, &shape, &w, (3, 1, 1));
+    assert_eq!(bits(&y), bits(&want), "pieces");
+    // in place
+    let buf = storage_buffer(ctx(), &x);
+    let wbuf = storage_buffer(ctx(), &w);
+    let mut encoder = ctx().device().create_command_encoder(&Default::default());
+    let r = BufferRegion::new(&buf);
+    ctx()
+        .encode_prelu(&mut encoder, r, r, BufferRegion::new(&wbuf), 13, &shape)
+        .unwrap();
+    ctx().queue().submit([encoder.finish()]);
+    let y = ctx().download(r, n as u64).unwrap();
+    assert_eq!(bits(&y), bits(&want), "in place");
+}
+
+#[test]
+fn weight_counts_must_match_the_channels() {
+    let ctx = ctx();
+    let x = vec![1.0f32; 24];
+    for (shape, w) in [(vec![2usize, 3, 4], 2usize), (vec![24], 3), (vec![4, 6], 0)] {
+        let e = ctx.run_prelu(&x, &shape, &vec![0.5; w]).unwrap_err();
+        assert!(matches!(e, Error::Shape { .. }), "{shape:?} {w}: {e}");
+    }
+    let e = ctx.run_prelu(&x, &[5, 5], &[0.5]).unwrap_err();
+    assert!(e.to_string().contains("25 elements"), "{e}");
+    // a weight buffer shorter than the count given
+    let src = storage_buffer(ctx, &x);
+    let wbuf = storage_buffer(ctx, &[0.5, 0.5]);
+    let e = ctx
+        .encode_prelu(
+            &mut ctx.device().create_command_encoder(&Default::default()),
+            BufferRegion::new(&src),
+            BufferRegion::new(&src),
+            BufferRegion::new(&wbuf),
+            3,
+            &[2, 3, 4],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::BufferTooSmall { .. }), "{e}");
+}
