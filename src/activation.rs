@@ -139,13 +139,7 @@ impl Activation {
     /// assert_eq!(glu.output_shape(&[5, 8]).unwrap(), vec![5, 4]);
     /// ```
     pub fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>> {
-        let len = shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| Error::Shape {
-                shape: shape.to_vec(),
-                reason: "the element count overflows".into(),
-            })?;
+        let len = crate::shape::element_count(shape)?;
         if self.op.elementwise().is_some() {
             return Ok(shape.to_vec());
         }

@@ -30,15 +30,7 @@ impl RowView {
             shape: shape.to_vec(),
             reason,
         };
-        let product = shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| err("the element count overflows".into()))?;
-        if product != len {
-            return Err(err(format!(
-                "it holds {product} elements, the data has {len}"
-            )));
-        }
+        check_len(shape, len)?;
         let rank = shape.len().max(1) as i64;
         let axis = if dim < 0 { dim + rank } else { dim };
         if !(0..rank).contains(&axis) {
@@ -83,4 +75,27 @@ impl RowView {
     pub fn index(&self, r: usize, j: usize) -> usize {
         (r / self.inner) * self.axis * self.inner + r % self.inner + j * self.inner
     }
+}
+
+/// The number of elements of `shape`, or an error when it overflows.
+pub(crate) fn element_count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Shape {
+            shape: shape.to_vec(),
+            reason: "the element count overflows".into(),
+        })
+}
+
+/// An error unless `shape` holds exactly `len` elements.
+pub(crate) fn check_len(shape: &[usize], len: usize) -> Result<()> {
+    let product = element_count(shape)?;
+    if product != len {
+        return Err(Error::Shape {
+            shape: shape.to_vec(),
+            reason: format!("it holds {product} elements, the data has {len}"),
+        });
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use wgpu_activations::{accuracy, Activation, BufferRegion, Context, ContextOptions, Op};
+use wgpu_activations::{accuracy, Activation, BufferRegion, Context, Op};
 
 fn check_category(name: &str, input: &[f32]) {
     let ctx = ctx();
@@ -187,22 +187,6 @@ fn input_larger_than_the_binding_limit_is_processed_in_chunks() {
         let out = gpu_apply(ctx, &a, &input);
         assert_within(&a, &input, &out, bound(&a), "past the binding limit");
     }
-}
-
-/// A context whose device has small limits, so that chunking, aligned windows and the
-/// grid-stride loop all run on small inputs.
-fn small_device() -> Context {
-    let adapter_limits = ctx().limits().clone();
-    let limits = wgpu::Limits {
-        max_storage_buffer_binding_size: 1 << 16,
-        max_compute_workgroups_per_dimension: 4,
-        ..adapter_limits
-    };
-    Context::with_options(ContextOptions {
-        limits: Some(limits),
-        ..Default::default()
-    })
-    .expect("a device with lowered limits")
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use wgpu_activations::{accuracy, cpu, Activation, BufferRegion, Context, ContextOptions, Error};
+use wgpu_activations::{accuracy, cpu, Activation, BufferRegion, Context, Error};
 
 /// Runs through the encode API into a poisoned output and checks every element against
 /// the reference within the op's ULP bound (NaN must meet NaN).
@@ -159,16 +159,7 @@ fn large_groups_and_many_outputs() {
 
 #[test]
 fn small_device_pieces_and_grid_stride() {
-    let limits = wgpu::Limits {
-        max_storage_buffer_binding_size: 1 << 16,
-        max_compute_workgroups_per_dimension: 4,
-        ..ctx().limits().clone()
-    };
-    let small = Context::with_options(ContextOptions {
-        limits: Some(limits),
-        ..Default::default()
-    })
-    .unwrap();
+    let small = small_device();
     let x = data(200 * 300, 4);
     for (spec, shape) in [
         ("maxout(k=3)", [200usize, 300]),

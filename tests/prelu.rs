@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use wgpu_activations::{cpu, Activation, BufferRegion, Context, ContextOptions, Error};
+use wgpu_activations::{cpu, Activation, BufferRegion, Context, Error};
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
@@ -89,16 +89,7 @@ fn the_spec_form_uses_one_weight() {
 
 #[test]
 fn in_place_and_pieces_on_a_small_device() {
-    let limits = wgpu::Limits {
-        max_storage_buffer_binding_size: 1 << 16,
-        max_compute_workgroups_per_dimension: 4,
-        ..ctx().limits().clone()
-    };
-    let small = Context::with_options(ContextOptions {
-        limits: Some(limits),
-        ..Default::default()
-    })
-    .unwrap();
+    let small = small_device();
     let shape = [7usize, 13, 31, 11];
     let n: usize = shape.iter().product();
     let x = data(n, 3);

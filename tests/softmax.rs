@@ -419,20 +419,6 @@ fn bad_shapes_and_strategies_are_errors() {
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
 }
 
-/// A device whose storage bindings hold 16K floats and whose dispatches 4 workgroups.
-fn small_device() -> Context {
-    let limits = wgpu::Limits {
-        max_storage_buffer_binding_size: 1 << 16,
-        max_compute_workgroups_per_dimension: 4,
-        ..ctx().limits().clone()
-    };
-    Context::with_options(ContextOptions {
-        limits: Some(limits),
-        ..Default::default()
-    })
-    .expect("a device with lowered limits")
-}
-
 #[test]
 fn tensors_larger_than_a_binding_go_in_whole_slabs() {
     let ctx = small_device();

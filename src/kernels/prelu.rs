@@ -32,24 +32,15 @@ pub(crate) fn channel_layout(
     len: usize,
     weights: usize,
 ) -> Result<(usize, usize)> {
-    let err = |reason: String| Error::Shape {
-        shape: shape.to_vec(),
-        reason,
-    };
-    let product = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| err("the element count overflows".into()))?;
-    if product != len {
-        return Err(err(format!(
-            "it holds {product} elements, the data has {len}"
-        )));
-    }
+    crate::shape::check_len(shape, len)?;
     let channels = if shape.len() >= 2 { shape[1] } else { 1 };
     if weights != 1 && weights != channels {
-        return Err(err(format!(
-            "prelu takes 1 weight or one per channel (dim 1: {channels}), got {weights}"
-        )));
+        return Err(Error::Shape {
+            shape: shape.to_vec(),
+            reason: format!(
+                "prelu takes 1 weight or one per channel (dim 1: {channels}), got {weights}"
+            ),
+        });
     }
     let inner = shape.iter().skip(2).product::<usize>().max(1);
     Ok((channels.max(1), inner))
@@ -80,13 +71,7 @@ impl Context {
         weights: usize,
         shape: &[usize],
     ) -> Result<()> {
-        let len = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| Error::Shape {
-                shape: shape.to_vec(),
-                reason: "the element count overflows".into(),
-            })?;
+        let len = crate::shape::element_count(shape)?;
         let (channels, inner) = channel_layout(shape, len, weights)?;
         check_region("weight", weight, weights as u64)?;
         let len = len as u64;

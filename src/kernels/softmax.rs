@@ -210,7 +210,7 @@ impl Context {
         if activation.op().grouped().is_some() {
             return self.encode_grouped(encoder, activation, input, output, shape);
         }
-        let len = shape_len(shape)?;
+        let len = crate::shape::element_count(shape)?;
         self.encode(encoder, activation, input, output, len as u64)
     }
 
@@ -231,7 +231,7 @@ impl Context {
                 "`{activation}` is not a softmax-family op; use encode or encode_shaped"
             )));
         }
-        let view = RowView::new(shape, activation.dim(), shape_len(shape)?)?;
+        let view = RowView::new(shape, activation.dim(), crate::shape::element_count(shape)?)?;
         let len = view.len() as u64;
         let plan = self.plan(input, output, len)?;
         if len == 0 {
@@ -426,15 +426,4 @@ impl Context {
         *slot = Some((size, group.clone()));
         Ok(group)
     }
-}
-
-/// The element count of a shape, or an error when it overflows.
-fn shape_len(shape: &[usize]) -> Result<usize> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::Shape {
-            shape: shape.to_vec(),
-            reason: "the element count overflows".into(),
-        })
 }

@@ -219,3 +219,18 @@ pub fn assert_rows_close(
         r.worst_expected
     );
 }
+
+/// A device whose storage bindings hold 16K floats and whose dispatches have at most 4
+/// workgroups: chunking and grid-stride loops on small inputs.
+pub fn small_device() -> Context {
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 1 << 16,
+        max_compute_workgroups_per_dimension: 4,
+        ..ctx().limits().clone()
+    };
+    Context::with_options(wgpu_activations::ContextOptions {
+        limits: Some(limits),
+        ..Default::default()
+    })
+    .expect("a device with lowered limits")
+}
