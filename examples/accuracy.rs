@@ -37,6 +37,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (ulp, worst) = if let Accuracy::Relative { rel, abs } = a.op().info().accuracy {
             let (err, worst) = softmax_error(&ctx, a, rel, abs)?;
             (format!("{err:.1e} rel"), worst)
+        } else if a.op().random().is_some() {
+            // seeded per element index: the reference reproduces the GPU's bits
+            let output = ctx.run(a, &input)?;
+            let expected = cpu::reference(a, &input);
+            let differ = output
+                .iter()
+                .zip(&expected)
+                .filter(|(y, r)| y.to_bits() != r.to_bits())
+                .count();
+            (
+                differ.to_string(),
+                format!("{differ} elements differ in their bits"),
+            )
         } else if let Some(k) = a.group_size() {
             // the sweep as one axis of groups
             let n = input.len() / k * k;
@@ -94,6 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
                 .collect();
             let bound = match info.accuracy {
+                Accuracy::Exact if a.op().random().is_some() => "bit-exact".to_string(),
                 Accuracy::Exact => "exact".to_string(),
                 Accuracy::Ulp { default, any } if default == any => default.to_string(),
                 Accuracy::Ulp { default, any } => format!("{default} ({any} for other params)"),

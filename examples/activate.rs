@@ -142,6 +142,7 @@ fn run(args: Args) -> Result<(), Failure> {
         write_f32s(path, &output)?;
     }
     let grouped = activation.group_size().is_some();
+    let random = activation.op().random().is_some();
     let relative = match activation.op().info().accuracy {
         Accuracy::Relative { rel, abs } => Some((rel, abs)),
         _ => None,
@@ -160,7 +161,8 @@ fn run(args: Args) -> Result<(), Failure> {
                     let r = accuracy::compare_relative(&reference[i..=i], &[*y], rel, abs);
                     format!("{:.1e}", r.max_error)
                 }
-                None if grouped => grouped_ulp(*y, reference[i]).to_string(),
+                // indexed ops: the reference of element i, not of its value alone
+                None if grouped || random => grouped_ulp(*y, reference[i]).to_string(),
                 None => accuracy::element_error(&activation, input[i], *y).to_string(),
             };
             let r = reference[i] as f32;
@@ -179,7 +181,7 @@ fn run(args: Args) -> Result<(), Failure> {
         );
     }
     match relative {
-        None if grouped => {
+        None if grouped || random => {
             let (worst, at) = output
                 .iter()
                 .zip(&reference)

@@ -36,6 +36,8 @@ pub enum Entry {
     Grouped,
     /// PReLU with per-channel weights (a second bind group).
     Prelu,
+    /// The random ops' kernel.
+    Random,
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -55,6 +57,7 @@ impl Entry {
             Entry::Scalar => "main_scalar",
             Entry::Grouped => "grouped_lane",
             Entry::Prelu => "prelu_main",
+            Entry::Random => "random_main",
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
                 RowKernel::Workgroup => "softmax_workgroup",

@@ -423,6 +423,8 @@ impl Context {
                     entry: Entry::Grouped,
                 })?;
                 continue;
+            } else if op.random().is_some() {
+                vec![Entry::Random]
             } else if op == Op::Prelu {
                 vec![Entry::Vec4, Entry::Scalar, Entry::Prelu]
             } else {

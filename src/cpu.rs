@@ -15,7 +15,7 @@
 //! function. The result is NaN exactly when the input is NaN (or the op's mathematics
 //! gives NaN), and `+-inf` inputs give the mathematical limits.
 
-use crate::op::{GroupKind, Kernel, SoftmaxKind};
+use crate::op::{GroupKind, Kernel, RandomKind, SoftmaxKind};
 use crate::{Activation, Result, RowView};
 
 /// The activation of a 1-D tensor, each element correctly rounded to f32 (up to the
@@ -60,6 +60,23 @@ pub fn reference_shaped_f64(
     }
     let kind = match op.info().kernel {
         Kernel::Grouped(kind) => return grouped(activation, kind, input, shape),
+        Kernel::Random(RandomKind::Rrelu) => {
+            crate::shape::check_len(shape, input.len())?;
+            let p = activation.params();
+            return Ok(input
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| {
+                    f64::from(crate::random::rrelu_train(
+                        x,
+                        i as u32,
+                        p[0],
+                        p[1],
+                        p[2] as u32,
+                    ))
+                })
+                .collect());
+        }
         Kernel::Softmax(kind) => kind,
         Kernel::Elementwise { .. } => unreachable!("handled above"),
     };

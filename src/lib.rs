@@ -31,6 +31,7 @@ pub mod cpu;
 mod error;
 pub mod kernels;
 pub mod op;
+pub mod random;
 pub mod shader;
 mod shape;
 

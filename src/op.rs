@@ -78,6 +78,17 @@ pub enum Kernel {
     /// Groups of inputs along one axis (`dim`) reduced to one output each, run by
     /// `shaders/grouped.wgsl`: the axis shrinks `k`-fold (2-fold for `glu`).
     Grouped(GroupKind),
+    /// Elementwise with random numbers from a counter-based generator keyed by (seed,
+    /// element index), run by `shaders/random.wgsl` and reproduced bit for bit by the CPU
+    /// reference.
+    Random(RandomKind),
+}
+
+/// Which random op a [`Kernel::Random`] row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RandomKind {
+    /// `rrelu(training=true)`: a uniform slope in [lower, upper) per element.
+    Rrelu,
 }
 
 /// Which grouped op a [`Kernel::Grouped`] row is.
@@ -154,6 +165,17 @@ fn check_k_dim(p: &[f32]) -> Result<(), String> {
         return Err(format!("k must be a whole number from 1, got {k}"));
     }
     check_dim(&p[1..])
+}
+
+fn check_rrelu_train(p: &[f32]) -> Result<(), String> {
+    check_ordered(p)?;
+    let seed = p[2];
+    if seed.fract() != 0.0 || !(0.0..=16_777_216.0).contains(&seed) {
+        return Err(format!(
+            "seed must be a whole number from 0 to 2^24, got {seed}"
+        ));
+    }
+    Ok(())
 }
 
 fn check_lambd(p: &[f32]) -> Result<(), String> {
@@ -321,8 +343,14 @@ op_table! {
         => ew("act_inverse_multiquadric", cpu::inverse_multiquadric), ulp(1, 1), no_check,
         "1 / sqrt((x - c)^2 + a^2)";
     /// leaky_relu with slope (lower + upper) / 2 (evaluation mode)
-    Rrelu: "rrelu" ("lower" = 0.125, "upper" = 0.333_333_34) => ew("act_rrelu", cpu::rrelu),
-        EXACT, check_ordered, "x if x >= 0 else x * (lower + upper) / 2 (evaluation mode)";
+    Rrelu: "rrelu" ["training" = "false"] ("lower" = 0.125, "upper" = 0.333_333_34)
+        => ew("act_rrelu", cpu::rrelu), EXACT, check_ordered,
+        "x if x >= 0 else x * (lower + upper) / 2 (evaluation mode)";
+    /// x * a slope drawn uniformly from [lower, upper) per element, from a counter-based
+    /// generator keyed by (seed, element index): the same bits on every adapter
+    RreluTrain: "rrelu" ["training" = "true"] ("lower" = 0.125, "upper" = 0.333_333_34,
+        "seed" = 0.0) => Kernel::Random(RandomKind::Rrelu), EXACT, check_rrelu_train,
+        "x if x >= 0 else x * U(lower, upper), seeded per element (training mode)";
     /// the maximum of each group of k consecutive values along `dim`
     Maxout: "maxout" ("k" ~ 2.0, "dim" = -1.0) => group(GroupKind::Max), EXACT, check_k_dim,
         "max of each group of k consecutive values along dim";
@@ -387,6 +415,14 @@ impl Op {
     /// Every grouped op, in table order.
     pub fn grouped_ops() -> impl Iterator<Item = Op> {
         Op::ALL.iter().copied().filter(|o| o.grouped().is_some())
+    }
+
+    /// Which random op this is; `None` for other families.
+    pub fn random(self) -> Option<RandomKind> {
+        match self.info().kernel {
+            Kernel::Random(kind) => Some(kind),
+            _ => None,
+        }
     }
 
     /// Every elementwise op, in table order.

@@ -11,6 +11,7 @@ const ELEMENTWISE_WGSL: &str = include_str!("../shaders/elementwise.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
 const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
 const PRELU_WGSL: &str = include_str!("../shaders/prelu.wgsl");
+const RANDOM_WGSL: &str = include_str!("../shaders/random.wgsl");
 /// Workgroup reductions through a shared-memory tree (any adapter).
 pub const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
 /// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
@@ -95,11 +96,29 @@ pub fn grouped_source(op: Op, workgroup_size: u32) -> String {
 
 /// The complete WGSL of the per-channel PReLU kernel.
 pub fn prelu_source(layout: Layout, workgroup_size: u32) -> String {
+    with_input_binding(
+        &format!("{ACTIVATIONS_WGSL}\n{PRELU_WGSL}"),
+        layout,
+        workgroup_size,
+    )
+}
+
+/// The complete WGSL of the random ops' kernel.
+pub fn random_source(layout: Layout, workgroup_size: u32) -> String {
+    with_input_binding(
+        &format!("{ACTIVATIONS_WGSL}\n{RANDOM_WGSL}"),
+        layout,
+        workgroup_size,
+    )
+}
+
+/// Reads the input through `src`, or through `dst` when it shares the output's binding.
+fn with_input_binding(source: &str, layout: Layout, workgroup_size: u32) -> String {
     let src = match layout {
         Layout::Separate => "src",
         Layout::Shared => "dst",
     };
-    format!("{ACTIVATIONS_WGSL}\n{PRELU_WGSL}")
+    source
         .replace("SRC[", &format!("{src}["))
         .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
 }
@@ -111,6 +130,8 @@ pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> S
         softmax_source(op, layout, workgroup_size, subgroups)
     } else if op.grouped().is_some() {
         grouped_source(op, workgroup_size)
+    } else if op.random().is_some() {
+        random_source(layout, workgroup_size)
     } else {
         elementwise_source(op, layout, workgroup_size)
     }

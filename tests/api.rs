@@ -219,10 +219,11 @@ fn warm_up_compiles_every_variant_once() {
     let elementwise = Op::elementwise_ops().count() as u64;
     let softmax = Op::softmax_ops().count() as u64;
     let grouped = Op::grouped_ops().count() as u64; // one entry point, one layout
-                                                    // + the per-channel PReLU kernel in both layouts
+                                                    // + the per-channel PReLU kernel and the random kernel, in both layouts
+    let random = Op::ALL.iter().filter(|o| o.random().is_some()).count() as u64;
     assert_eq!(
         ctx.cache_stats().misses,
-        4 * elementwise + 10 * softmax + grouped + 2
+        4 * elementwise + 10 * softmax + grouped + 2 + 2 * random
     );
 }
 

@@ -3,4 +3,5 @@
 pub mod elementwise;
 pub mod grouped;
 pub mod prelu;
+pub mod random;
 pub mod softmax;

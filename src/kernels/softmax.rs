@@ -210,6 +210,10 @@ impl Context {
         if activation.op().grouped().is_some() {
             return self.encode_grouped(encoder, activation, input, output, shape);
         }
+        if activation.op().random().is_some() {
+            let len = crate::shape::element_count(shape)?;
+            return self.encode_random(encoder, activation, input, output, len as u64);
+        }
         let len = crate::shape::element_count(shape)?;
         self.encode(encoder, activation, input, output, len as u64)
     }
@@ -373,7 +377,7 @@ impl Context {
             });
         }
         if activation.op().softmax().is_none() {
-            RowView::new(shape, -1, input.len())?;
+            crate::shape::check_len(shape, input.len())?;
             return self.run(activation, input);
         }
         self.run_rows(activation, input, shape, Strategy::Auto)

@@ -1,0 +1,151 @@
+//! rrelu in training mode: the counter-based generator gives the CPU reference's bits on
+//! the GPU, whatever the chunking; seeds repeat and differ; the slopes are uniform.
+
+mod common;
+
+use common::*;
+use wgpu_activations::{cpu, random, Activation, BufferRegion, Context};
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn rrelu(seed: u32) -> Activation {
+    format!("rrelu(training=true, lower=0.1, upper=0.3, seed={seed})")
+        .parse()
+        .unwrap()
+}
+
+fn gpu_at(ctx: &Context, a: &Activation, x: &[f32], in_at: usize, out_at: usize) -> Vec<f32> {
+    let src = storage_buffer(ctx, &[vec![1.0; in_at], x.to_vec()].concat());
+    let dst = poisoned_buffer(ctx, out_at + x.len());
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode(
+        &mut encoder,
+        a,
+        BufferRegion::at(&src, in_at as u64 * 4),
+        BufferRegion::at(&dst, out_at as u64 * 4),
+        x.len() as u64,
+    )
+    .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    ctx.download(BufferRegion::at(&dst, out_at as u64 * 4), x.len() as u64)
+        .unwrap()
+}
+
+#[test]
+fn philox_matches_the_random123_known_answers() {
+    assert_eq!(
+        random::philox4x32_10([0; 4], [0, 0]),
+        [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]
+    );
+    assert_eq!(
+        random::philox4x32_10([u32::MAX; 4], [u32::MAX; 2]),
+        [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd]
+    );
+}
+
+#[test]
+fn the_gpu_draws_the_cpu_reference_bits_in_any_chunking() {
+    let mut rng = Rng::new(5);
+    let mut x: Vec<f32> = (0..100_003).map(|_| rng.uniform(-4.0, 4.0)).collect();
+    x[7] = f32::NAN;
+    x[8] = f32::NEG_INFINITY;
+    x[9] = -0.0;
+    for seed in [0u32, 1, 12_345, 16_777_216] {
+        let a = rrelu(seed);
+        let want = cpu::reference(&a, &x);
+        for (ctx, at) in [(ctx(), (0, 0)), (ctx(), (3, 1)), (&small_device(), (5, 2))] {
+            let y = gpu_at(ctx, &a, &x, at.0, at.1);
+            assert_eq!(bits(&y), bits(&want), "seed {seed} offsets {at:?}");
+        }
+    }
+    // in place, and through run
+    let a = rrelu(99);
+    let buf = storage_buffer(ctx(), &x);
+    let mut encoder = ctx().device().create_command_encoder(&Default::default());
+    let r = BufferRegion::new(&buf);
+    ctx()
+        .encode(&mut encoder, &a, r, r, x.len() as u64)
+        .unwrap();
+    ctx().queue().submit([encoder.finish()]);
+    let y = ctx().download(r, x.len() as u64).unwrap();
+    assert_eq!(bits(&y), bits(&cpu::reference(&a, &x)), "in place");
+    assert_eq!(bits(&ctx().run(&a, &x).unwrap()), bits(&y), "run");
+}
+
+#[test]
+fn seeds_repeat_and_differ() {
+    let x = vec![-1.0f32; 10_000];
+    let a = ctx().run(&rrelu(1), &x).unwrap();
+    let b = ctx().run(&rrelu(1), &x).unwrap();
+    let c = ctx().run(&rrelu(2), &x).unwrap();
+    assert_eq!(bits(&a), bits(&b));
+    let same = a.iter().zip(&c).filter(|(p, q)| p == q).count();
+    assert!(
+        same < 10,
+        "seeds 1 and 2 agree on {same} of 10,000 elements"
+    );
+    // positive inputs pass through
+    let pos = ctx().run(&rrelu(3), &[0.0, 1.5, 1e30]).unwrap();
+    assert_eq!(pos, [0.0, 1.5, 1e30]);
+}
+
+#[test]
+fn slopes_are_uniform_in_lower_upper() {
+    let n = 1 << 20;
+    let x = vec![-1.0f32; n];
+    let (lower, upper) = (0.1f64, 0.3f64);
+    let y = ctx().run(&rrelu(2024), &x).unwrap();
+    let slopes: Vec<f64> = y.iter().map(|&v| -f64::from(v)).collect();
+    assert!(slopes
+        .iter()
+        .all(|&s| s >= lower - 1e-7 && s < upper + 1e-7));
+    let mean = slopes.iter().sum::<f64>() / n as f64;
+    let var = slopes.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n as f64;
+    // U(a, b): mean (a + b) / 2, variance (b - a)^2 / 12; standard errors at n = 2^20
+    let width = upper - lower;
+    let se_mean = width / 12f64.sqrt() / (n as f64).sqrt();
+    assert!(
+        (mean - 0.2).abs() < 5.0 * se_mean,
+        "mean {mean}, expected 0.2 +- {}",
+        5.0 * se_mean
+    );
+    let want_var = width * width / 12.0;
+    // the variance of a uniform sample variance: (b - a)^4 / 180 / n
+    let se_var = (width.powi(4) / 180.0 / n as f64).sqrt();
+    assert!(
+        (var - want_var).abs() < 5.0 * se_var,
+        "variance {var}, expected {want_var} +- {}",
+        5.0 * se_var
+    );
+    // and evenly spread: ten bins within 5 standard errors of n / 10 each
+    let mut bins = [0usize; 10];
+    for s in &slopes {
+        bins[(((s - lower) / width) * 10.0).clamp(0.0, 9.0) as usize] += 1;
+    }
+    let expect = n as f64 / 10.0;
+    let se_bin = (n as f64 * 0.1 * 0.9).sqrt();
+    for (i, &b) in bins.iter().enumerate() {
+        assert!(
+            (b as f64 - expect).abs() < 5.0 * se_bin,
+            "bin {i} holds {b}, expected {expect}"
+        );
+    }
+}
+
+#[test]
+fn training_is_a_word_of_the_rrelu_spec() {
+    let eval: Activation = "rrelu".parse().unwrap();
+    let train: Activation = "rrelu(training=true, seed=7)".parse().unwrap();
+    assert_ne!(eval.op(), train.op());
+    assert_eq!(train.to_string(), "rrelu(training=true, seed=7)");
+    assert_eq!("rrelu(training=false)".parse::<Activation>().unwrap(), eval);
+    assert!("rrelu(training=true, seed=1.5)"
+        .parse::<Activation>()
+        .is_err());
+    assert!("rrelu(training=true, seed=-1)"
+        .parse::<Activation>()
+        .is_err());
+    assert!("rrelu(training=maybe)".parse::<Activation>().is_err());
+}
