@@ -221,6 +221,70 @@ impl Context {
         Ok(group)
     }
 
+    /// One dispatch per binding-sized chunk of `len` elements, one invocation per element,
+    /// each chunk's uniforms built by `uniforms`. `cacheable` as in
+    /// [`Context::bind_group_with_uniforms`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn chunk_dispatches<U: Pod>(
+        &self,
+        label: &str,
+        plan: &Plan,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        len: u64,
+        cacheable: bool,
+        uniforms: impl Fn(&Chunk) -> U,
+    ) -> Result<Vec<Dispatch>> {
+        let wg = u64::from(self.workgroup_size());
+        let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
+        let mut dispatches = Vec::new();
+        let mut start = 0;
+        while start < len {
+            let count = plan.chunk.min(len - start);
+            let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
+            let chunk = Chunk {
+                start,
+                count,
+                in_offset: (in_delta / F32) as u32,
+                out_offset: (out_delta / F32) as u32,
+            };
+            let group = self.bind_group_with_uniforms(
+                label,
+                plan.layout,
+                entries,
+                &uniforms(&chunk),
+                cacheable,
+            )?;
+            dispatches.push((group, count.div_ceil(wg).clamp(1, max_groups) as u32));
+            start += count;
+        }
+        Ok(dispatches)
+    }
+
+    /// Records one compute pass running `pipeline` for each dispatch, with `group1` as
+    /// bind group 1 when the kernel has one.
+    pub(crate) fn record_pass(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        label: &str,
+        pipeline: &wgpu::ComputePipeline,
+        group1: Option<&wgpu::BindGroup>,
+        dispatches: &[Dispatch],
+    ) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(pipeline);
+        if let Some(group) = group1 {
+            pass.set_bind_group(1, group, &[]);
+        }
+        for (group, groups) in dispatches {
+            pass.set_bind_group(0, group.as_ref(), &[]);
+            pass.dispatch_workgroups(*groups, 1, 1);
+        }
+    }
+
     /// When the plan says so, copies the input to a temporary buffer (recorded in
     /// `encoder`) and returns it: the input then comes from there.
     pub(crate) fn stage_input(
@@ -285,6 +349,18 @@ pub(crate) struct BindingKey {
 
 /// Bind groups the context keeps for repeated calls (each holds its buffers alive).
 pub(crate) const BINDING_CACHE_ENTRIES: usize = 256;
+
+/// One binding-sized chunk of an elementwise-shaped call: `count` elements from element
+/// `start`, at element offsets `in_offset` and `out_offset` inside their bound windows.
+pub(crate) struct Chunk {
+    pub(crate) start: u64,
+    pub(crate) count: u64,
+    pub(crate) in_offset: u32,
+    pub(crate) out_offset: u32,
+}
+
+/// A bind group and its workgroup count: one dispatch.
+pub(crate) type Dispatch = (Arc<wgpu::BindGroup>, u32);
 
 /// How a call is split up.
 pub(crate) struct Plan {

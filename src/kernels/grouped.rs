@@ -158,15 +158,13 @@ impl Context {
             dispatches.push((group, outputs.div_ceil(wg).clamp(1, max_groups) as u32));
             first += count;
         }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("wgpu-activations grouped"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        for (group, groups) in &dispatches {
-            pass.set_bind_group(0, group.as_ref(), &[]);
-            pass.dispatch_workgroups(*groups, 1, 1);
-        }
+        self.record_pass(
+            encoder,
+            "wgpu-activations grouped",
+            &pipeline,
+            None,
+            &dispatches,
+        );
         Ok(())
     }
 }

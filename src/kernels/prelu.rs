@@ -109,43 +109,26 @@ impl Context {
                 }],
             })
         })?;
-        let wg = u64::from(self.workgroup_size());
-        let max_groups = u64::from(limits.max_compute_workgroups_per_dimension).max(1);
-        let mut dispatches = Vec::new();
-        let mut start = 0;
-        while start < len {
-            let count = plan.chunk.min(len - start);
-            let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
-            let uniforms = Uniforms {
-                n: count as u32,
-                in_offset: (in_delta / F32) as u32,
-                out_offset: (out_delta / F32) as u32,
-                start: start as u32,
-                channels: if weights == 1 { 1 } else { channels as u32 },
-                inner: inner as u32,
-                w_offset: (ww.delta / F32) as u32,
-                one: 1,
-            };
-            let group = self.bind_group_with_uniforms(
-                "prelu",
-                plan.layout(),
-                entries,
-                &uniforms,
-                staged.is_none(),
-            )?;
-            dispatches.push((group, count.div_ceil(wg).clamp(1, max_groups) as u32));
-            start += count;
-        }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("wgpu-activations prelu"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(1, &wgroup, &[]);
-        for (group, groups) in &dispatches {
-            pass.set_bind_group(0, group.as_ref(), &[]);
-            pass.dispatch_workgroups(*groups, 1, 1);
-        }
+        let dispatches =
+            self.chunk_dispatches("prelu", &plan, input, output, len, staged.is_none(), |c| {
+                Uniforms {
+                    n: c.count as u32,
+                    in_offset: c.in_offset,
+                    out_offset: c.out_offset,
+                    start: c.start as u32,
+                    channels: if weights == 1 { 1 } else { channels as u32 },
+                    inner: inner as u32,
+                    w_offset: (ww.delta / F32) as u32,
+                    one: 1,
+                }
+            })?;
+        self.record_pass(
+            encoder,
+            "wgpu-activations prelu",
+            &pipeline,
+            Some(&wgroup),
+            &dispatches,
+        );
         Ok(())
     }
 

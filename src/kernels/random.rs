@@ -4,7 +4,6 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::elementwise::F32;
 use crate::cache::{Entry, PipelineKey};
 use crate::{Activation, BufferRegion, Context, Error, Result};
 
@@ -45,49 +44,35 @@ impl Context {
             layout: plan.layout(),
             entry: Entry::Random,
         })?;
-        let wg = u64::from(self.workgroup_size());
-        let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
-        let mut dispatches = Vec::new();
-        let mut start = 0;
-        while start < len {
-            let count = plan.chunk.min(len - start);
-            if let Some(budget) = self.loop_budget() {
-                // ten Philox rounds per element
-                let per_invocation = count.div_ceil(wg * max_groups) * 11;
-                if per_invocation > budget {
-                    return Err(Error::Unsupported(format!(
-                        "{count} elements need {per_invocation} loop iterations per \
-                         invocation; this adapter stops at {budget}"
-                    )));
-                }
+        if let Some(budget) = self.loop_budget() {
+            // ten Philox rounds per element
+            let wg = u64::from(self.workgroup_size());
+            let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension);
+            let per_invocation = plan.chunk.min(len).div_ceil(wg * max_groups.max(1)) * 11;
+            if per_invocation > budget {
+                return Err(Error::Unsupported(format!(
+                    "{len} elements need {per_invocation} loop iterations per invocation; \
+                     this adapter stops at {budget}"
+                )));
             }
-            let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
-            let uniforms = Uniforms {
-                n: count as u32,
-                in_offset: (in_delta / F32) as u32,
-                out_offset: (out_delta / F32) as u32,
-                start: start as u32,
-                p: activation.param_slots(),
-            };
-            let group = self.bind_group_with_uniforms(
-                "random",
-                plan.layout(),
-                entries,
-                &uniforms,
-                staged.is_none(),
-            )?;
-            dispatches.push((group, count.div_ceil(wg).clamp(1, max_groups) as u32));
-            start += count;
         }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("wgpu-activations random"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        for (group, groups) in &dispatches {
-            pass.set_bind_group(0, group.as_ref(), &[]);
-            pass.dispatch_workgroups(*groups, 1, 1);
-        }
+        let dispatches =
+            self.chunk_dispatches("random", &plan, input, output, len, staged.is_none(), |c| {
+                Uniforms {
+                    n: c.count as u32,
+                    in_offset: c.in_offset,
+                    out_offset: c.out_offset,
+                    start: c.start as u32,
+                    p: activation.param_slots(),
+                }
+            })?;
+        self.record_pass(
+            encoder,
+            "wgpu-activations random",
+            &pipeline,
+            None,
+            &dispatches,
+        );
         Ok(())
     }
 }
