@@ -34,7 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     for a in &activations {
-        let (ulp, worst) = if let Accuracy::Relative { rel, abs } = a.op().info().accuracy {
+        let (ulp, worst) = if a.op().info().is_statistical() {
+            let (err, worst) = dice_error(&ctx, a)?;
+            (format!("{err:.1e} rel"), worst)
+        } else if let Accuracy::Relative { rel, abs } = a.op().info().accuracy {
             let (err, worst) = softmax_error(&ctx, a, rel, abs)?;
             (format!("{err:.1e} rel"), worst)
         } else if a.op().random().is_some() {
@@ -176,6 +179,31 @@ fn softmax_error(
                     "{shape:?} dim {dim}: element {} -> {:e} ({:e})",
                     report.worst_index, report.worst_output, report.worst_expected
                 ),
+            );
+        }
+    }
+    Ok(worst)
+}
+
+/// The largest relative error of dice over (batch, features) tensors of uniform values.
+fn dice_error(ctx: &Context, a: &Activation) -> Result<(f64, String), Box<dyn std::error::Error>> {
+    let mut worst = (0.0, String::new());
+    for (shape, scale) in [
+        (vec![1024usize, 64], 1.0f32),
+        (vec![64, 1024], 10.0),
+        (vec![3, 5, 7], 100.0),
+    ] {
+        let n: usize = shape.iter().product();
+        let x: Vec<f32> = (0..n)
+            .map(|i| scale * (((i * 7919) % 1000) as f32 / 500.0 - 1.0))
+            .collect();
+        let y = ctx.run_shaped(a, &x, &shape)?;
+        let r = cpu::reference_shaped_f64(a, &x, &shape)?;
+        let report = accuracy::compare_relative(&r, &y, 1e-5, 1e-12);
+        if report.max_error >= worst.0 {
+            worst = (
+                report.max_error,
+                format!("{shape:?}: element {}", report.worst_index),
             );
         }
     }

@@ -38,6 +38,9 @@ pub enum Entry {
     Prelu,
     /// The random ops' kernel.
     Random,
+    /// Dice's statistics pass and its elementwise pass (the statistics in bind group 1).
+    DiceStats,
+    DiceApply,
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -58,6 +61,8 @@ impl Entry {
             Entry::Grouped => "grouped_lane",
             Entry::Prelu => "prelu_main",
             Entry::Random => "random_main",
+            Entry::DiceStats => "dice_stats",
+            Entry::DiceApply => "dice_apply",
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
                 RowKernel::Workgroup => "softmax_workgroup",
@@ -75,7 +80,8 @@ impl Entry {
             Entry::Row {
                 kernel: RowKernel::SplitStats | RowKernel::SplitWrite,
                 ..
-            }
+            } | Entry::DiceStats
+                | Entry::DiceApply
         )
     }
 

@@ -425,6 +425,8 @@ impl Context {
                 continue;
             } else if op.random().is_some() {
                 vec![Entry::Random]
+            } else if op.info().is_statistical() {
+                vec![Entry::DiceStats, Entry::DiceApply]
             } else if op == Op::Prelu {
                 vec![Entry::Vec4, Entry::Scalar, Entry::Prelu]
             } else {

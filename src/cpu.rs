@@ -60,6 +60,7 @@ pub fn reference_shaped_f64(
     }
     let kind = match op.info().kernel {
         Kernel::Grouped(kind) => return grouped(activation, kind, input, shape),
+        Kernel::Statistical => return dice(activation, input, shape),
         Kernel::Random(RandomKind::Rrelu) => {
             crate::shape::check_len(shape, input.len())?;
             let p = activation.params();
@@ -135,6 +136,34 @@ fn grouped(
                 GroupKind::Min => vals.fold(f64::INFINITY, f64::min),
                 _ => vals.sum::<f64>() / k as f64,
             }
+        })
+        .collect())
+}
+
+/// Dice in training mode: per-feature batch mean and biased variance over dim 0, then
+/// `x * (alpha + (1 - alpha) * sigmoid((x - mean) / sqrt(var + eps)))`.
+fn dice(activation: &Activation, input: &[f32], shape: &[usize]) -> Result<Vec<f64>> {
+    let (batch, features) = crate::kernels::dice::batch_features(shape, input.len())?;
+    let p = f64_params(activation);
+    let (alpha, eps) = (p[0], p[1]);
+    let mut stats = vec![(0.0, 0.0); features];
+    for (f, st) in stats.iter_mut().enumerate() {
+        let column = || (0..batch).map(|b| f64::from(input[b * features + f]));
+        let mean = column().sum::<f64>() / batch as f64;
+        let var = column().map(|x| (x - mean) * (x - mean)).sum::<f64>() / batch as f64;
+        *st = (mean, var);
+    }
+    Ok(input
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let x = f64::from(x);
+            let (mean, var) = stats[i % features.max(1)];
+            let z = (x - mean) / (var + eps).sqrt();
+            if z.is_nan() {
+                return f64::NAN;
+            }
+            x * (alpha + (1.0 - alpha) * sigmoid64(z))
         })
         .collect())
 }

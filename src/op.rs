@@ -78,6 +78,9 @@ pub enum Kernel {
     /// Groups of inputs along one axis (`dim`) reduced to one output each, run by
     /// `shaders/grouped.wgsl`: the axis shrinks `k`-fold (2-fold for `glu`).
     Grouped(GroupKind),
+    /// Batch statistics per feature, then elementwise (`dice`), run by
+    /// `shaders/dice.wgsl`: the batch is dim 0, the features the other dims.
+    Statistical,
     /// Elementwise with random numbers from a counter-based generator keyed by (seed,
     /// element index), run by `shaders/random.wgsl` and reproduced bit for bit by the CPU
     /// reference.
@@ -178,6 +181,13 @@ fn check_rrelu_train(p: &[f32]) -> Result<(), String> {
     Ok(())
 }
 
+fn check_eps(p: &[f32]) -> Result<(), String> {
+    if p[1] < 0.0 {
+        return Err(format!("eps must be >= 0, got {}", p[1]));
+    }
+    Ok(())
+}
+
 fn check_lambd(p: &[f32]) -> Result<(), String> {
     if p[0] < 0.0 {
         return Err(format!("lambd must be >= 0, got {}", p[0]));
@@ -248,7 +258,8 @@ macro_rules! op_table {
 }
 
 const EXACT: Accuracy = Accuracy::Exact;
-/// The softmax family's bound: 1e-5 relative, or 1e-12 absolute for tiny values.
+/// The softmax family's (and dice's) bound: 1e-5 relative, or 1e-12 absolute for tiny
+/// values; their elements depend on a whole row's or column's statistics.
 const ROW: Accuracy = Accuracy::Relative {
     rel: 1e-5,
     abs: 1e-12,
@@ -366,6 +377,10 @@ op_table! {
     /// a * sigmoid(b), the axis split into halves a and b
     Glu: "glu" ("dim" = -1.0) => group(GroupKind::Glu), ulp(2, 2), check_dim,
         "a * sigmoid(b), dim split into halves a and b";
+    /// Dice from Deep Interest Network, training mode: per-feature batch mean and biased
+    /// variance over dim 0
+    Dice: "dice" ("alpha" ~ 0.25, "eps" = 1e-9) => Kernel::Statistical, ROW, check_eps,
+        "p * x + (1 - p) * alpha * x, p = sigmoid((x - mean) / sqrt(var + eps)), batch statistics over dim 0";
     /// exp(x - max) / sum(exp(x - max)) along `dim`
     Softmax: "softmax" ("dim" = -1.0) => row(SoftmaxKind::Softmax), ROW, check_dim,
         "exp(x - max) / sum(exp(x - max)) along dim";
@@ -375,6 +390,13 @@ op_table! {
     /// softmax(-x) along `dim`
     Softmin: "softmin" ("dim" = -1.0) => row(SoftmaxKind::Softmin), ROW, check_dim,
         "softmax(-x) along dim";
+}
+
+impl OpInfo {
+    /// Whether the op takes batch statistics first (`dice`).
+    pub fn is_statistical(&self) -> bool {
+        matches!(self.kernel, Kernel::Statistical)
+    }
 }
 
 impl Op {

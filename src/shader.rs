@@ -12,6 +12,7 @@ const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
 const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
 const PRELU_WGSL: &str = include_str!("../shaders/prelu.wgsl");
 const RANDOM_WGSL: &str = include_str!("../shaders/random.wgsl");
+const DICE_WGSL: &str = include_str!("../shaders/dice.wgsl");
 /// Workgroup reductions through a shared-memory tree (any adapter).
 pub const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
 /// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
@@ -132,6 +133,12 @@ pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> S
         grouped_source(op, workgroup_size)
     } else if op.random().is_some() {
         random_source(layout, workgroup_size)
+    } else if op.info().is_statistical() {
+        with_input_binding(
+            &format!("{ACTIVATIONS_WGSL}\n{DICE_WGSL}"),
+            layout,
+            workgroup_size,
+        )
     } else {
         elementwise_source(op, layout, workgroup_size)
     }

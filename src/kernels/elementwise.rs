@@ -581,6 +581,12 @@ impl Context {
                  use run or run_shaped"
             )));
         }
+        if activation.op().info().is_statistical() {
+            // One batch: the slice is the batch axis.
+            let y = self.run_shaped(activation, input, &[input.len()])?;
+            output.copy_from_slice(&y);
+            return Ok(());
+        }
         if activation.op().random().is_some() {
             // One piece: element i draws with counter i.
             let y = self.run_with_buffers(input, |encoder, src, dst| {

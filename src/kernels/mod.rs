@@ -1,5 +1,6 @@
 //! Kernel families: host code that plans chunks and dispatches for each.
 
+pub mod dice;
 pub mod elementwise;
 pub mod grouped;
 pub mod prelu;

@@ -214,6 +214,9 @@ impl Context {
             let len = crate::shape::element_count(shape)?;
             return self.encode_random(encoder, activation, input, output, len as u64);
         }
+        if activation.op().info().is_statistical() {
+            return self.encode_dice(encoder, activation, input, output, shape);
+        }
         let len = crate::shape::element_count(shape)?;
         self.encode(encoder, activation, input, output, len as u64)
     }
@@ -376,6 +379,12 @@ impl Context {
                 self.encode_grouped(encoder, activation, src, dst, shape)
             });
         }
+        if activation.op().info().is_statistical() {
+            crate::shape::check_len(shape, input.len())?;
+            return self.run_with_buffers(input, |encoder, src, dst| {
+                self.encode_dice(encoder, activation, src, dst, shape)
+            });
+        }
         if activation.op().softmax().is_none() {
             crate::shape::check_len(shape, input.len())?;
             return self.run(activation, input);
@@ -402,7 +411,7 @@ impl Context {
     /// The bind group of Split's partials buffer, of at least `bytes`: one per context,
     /// grown when a call needs more. Calls may share it: the queue runs them in order,
     /// and each call's second pass has read its partials before the next call writes.
-    fn partials_group(&self, bytes: u64) -> Result<Arc<wgpu::BindGroup>> {
+    pub(crate) fn partials_group(&self, bytes: u64) -> Result<Arc<wgpu::BindGroup>> {
         let mut slot = self.partials_slot();
         if let Some((size, group)) = slot.as_ref() {
             if *size >= bytes {

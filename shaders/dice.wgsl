@@ -1,0 +1,60 @@
+// Dice (Deep Interest Network), training mode, on a (batch, features) view of a tensor:
+// per feature f, the batch mean and biased variance over the batch, then
+//   y = x * (alpha + (1 - alpha) * sigmoid((x - mean) / sqrt(var + eps)))
+// which is p * x + (1 - p) * alpha * x. Two entry points: dice_stats (one invocation per
+// feature, two compensated passes over its column: mean, then the squared deviations)
+// writes (mean, var) to `stats`; dice_apply (one invocation per element) reads them.
+// The host prepends activations.wgsl and replaces WORKGROUP_SIZE and SRC.
+
+struct Dice {
+    batch: u32,
+    features: u32,
+    in_offset: u32,
+    out_offset: u32,
+    n: u32,          // batch * features
+    one: u32,
+    pad0: u32,
+    pad1: u32,
+    p: vec4<f32>,    // alpha, eps
+}
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<uniform> dice_u: Dice;
+@group(1) @binding(0) var<storage, read_write> stats: array<vec4<f32>>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_stats(@builtin(global_invocation_id) gid: vec3<u32>,
+              @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(dice_u.one);
+    let fcount = dice_u.features;
+    for (var f = gid.x; f < fcount; f += groups.x * WORKGROUP_SIZE) {
+        var sum = vec2<f32>(0.0);
+        for (var b = 0u; b < dice_u.batch; b++) {
+            sum = add_compensated(sum, SRC[dice_u.in_offset + b * fcount + f]);
+        }
+        let mean = (sum.x + sum.y) / f32(dice_u.batch);
+        var ss = vec2<f32>(0.0);
+        for (var b = 0u; b < dice_u.batch; b++) {
+            let d = SRC[dice_u.in_offset + b * fcount + f] - mean;
+            ss = add_compensated(ss, d * d);
+        }
+        stats[f] = vec4<f32>(mean, (ss.x + ss.y) / f32(dice_u.batch), 0.0, 0.0);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
+              @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(dice_u.one);
+    let alpha = dice_u.p.x;
+    let eps = dice_u.p.y;
+    for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
+        let x = SRC[dice_u.in_offset + i];
+        let st = stats[i % dice_u.features];
+        let z = (x - st.x) / sqrt(st.y + eps);
+        let p = act_sigmoid(z, vec4<f32>(0.0));
+        // a NaN statistic (a NaN or infinity in the column) makes the whole column NaN
+        dst[dice_u.out_offset + i] = pass_nan(z, x * (alpha + (1.0 - alpha) * p));
+    }
+}

@@ -1,0 +1,123 @@
+//! Dice in training mode against the f64 reference: batch statistics per feature on the
+//! GPU, any rank (batch on dim 0), in place, NaN columns, and its limits.
+
+mod common;
+
+use common::*;
+use wgpu_activations::{accuracy, cpu, Activation, BufferRegion, Context, Error};
+
+fn check(ctx: &Context, spec: &str, x: &[f32], shape: &[usize], in_place: bool) {
+    let a: Activation = spec.parse().unwrap();
+    let src = storage_buffer(ctx, x);
+    let dst = poisoned_buffer(ctx, x.len());
+    let out = if in_place { &src } else { &dst };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode_shaped(
+        &mut encoder,
+        &a,
+        BufferRegion::new(&src),
+        BufferRegion::new(out),
+        shape,
+    )
+    .unwrap_or_else(|e| panic!("{spec} {shape:?}: {e}"));
+    ctx.queue().submit([encoder.finish()]);
+    let y = ctx
+        .download(BufferRegion::new(out), x.len() as u64)
+        .unwrap();
+    assert!(
+        y.iter().all(|v| v.to_bits() != POISON_BITS),
+        "{spec}: unwritten output"
+    );
+    let want = cpu::reference_shaped_f64(&a, x, shape).unwrap();
+    let r = accuracy::compare_relative(&want, &y, 1e-5, 1e-12);
+    assert!(
+        r.within(1e-5),
+        "{spec} {shape:?}: error {:e} at {}: got {:e}, expected {:e}",
+        r.max_error,
+        r.worst_index,
+        r.worst_output,
+        r.worst_expected
+    );
+}
+
+fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| rng.uniform(-scale, scale) + scale / 3.0)
+        .collect()
+}
+
+#[test]
+fn batch_statistics_per_feature_on_every_rank() {
+    let ctx = ctx();
+    for (shape, scale) in [
+        (vec![64usize, 10], 1.0f32),
+        (vec![1000, 3], 10.0),
+        (vec![5, 4, 3], 100.0),
+        (vec![2, 7], 1.0),
+        (vec![1, 9], 1.0),
+        (vec![4096], 5.0),
+    ] {
+        let n: usize = shape.iter().product();
+        let x = data(n, n as u64, scale);
+        for spec in [
+            "dice(alpha=0.25)",
+            "dice(alpha=0.7, eps=0.001)",
+            "dice(alpha=1)",
+        ] {
+            check(ctx, spec, &x, &shape, false);
+            check(ctx, spec, &x, &shape, true);
+        }
+    }
+    // 1-D through run: one feature, the slice is the batch
+    let x = data(100, 1, 2.0);
+    let a: Activation = "dice(alpha=0.5)".parse().unwrap();
+    let y = ctx.run(&a, &x).unwrap();
+    let want = cpu::reference_shaped_f64(&a, &x, &[100]).unwrap();
+    assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
+}
+
+#[test]
+fn a_nan_column_stays_in_its_column() {
+    let mut x = data(8 * 4, 3, 1.0);
+    x[2 * 4 + 1] = f32::NAN; // batch 2, feature 1
+    let a: Activation = "dice(alpha=0.1)".parse().unwrap();
+    let y = ctx().run_shaped(&a, &x, &[8, 4]).unwrap();
+    for (i, v) in y.iter().enumerate() {
+        assert_eq!(v.is_nan(), i % 4 == 1, "element {i}: {v}");
+    }
+    check(ctx(), "dice(alpha=0.1)", &x, &[8, 4], false);
+}
+
+#[test]
+fn limits_and_bad_parameters_are_errors() {
+    assert!("dice".parse::<Activation>().is_err(), "alpha is required");
+    assert!("dice(alpha=0.2, eps=-1)".parse::<Activation>().is_err());
+    let a: Activation = "dice(alpha=0.2)".parse().unwrap();
+    assert!(matches!(
+        ctx().run_shaped(&a, &[1.0; 10], &[3, 3]),
+        Err(Error::Shape { .. })
+    ));
+    // the whole tensor must fit one binding (16K floats on this device)
+    let x = vec![1.0f32; 20_000];
+    let e = small_device().run_shaped(&a, &x, &[100, 200]).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+}
+
+#[test]
+fn a_negative_alpha_is_accurate_to_x() {
+    // alpha + (1 - alpha) p has a root where p = -alpha / (1 - alpha) (x at the mean for
+    // alpha = -1): there the output is small and its error follows the error of
+    // (x - mean) / std, so the bound is relative to |x| instead.
+    let x = data(64 * 10, 5, 1.0);
+    let a: Activation = "dice(alpha=-1, eps=0.001)".parse().unwrap();
+    let y = ctx().run_shaped(&a, &x, &[64, 10]).unwrap();
+    let want = cpu::reference_shaped_f64(&a, &x, &[64, 10]).unwrap();
+    for (i, (&got, &r)) in y.iter().zip(&want).enumerate() {
+        let err = (f64::from(got) - r).abs();
+        assert!(
+            err <= 1e-5 * f64::from(x[i]).abs() + 1e-12,
+            "element {i}: {got} vs {r}"
+        );
+    }
+}
