@@ -4,6 +4,8 @@
 // which is p * x + (1 - p) * alpha * x. Two entry points: dice_stats (one invocation per
 // feature, two compensated passes over its column: mean, then the squared deviations)
 // writes (mean, var) to `stats`; dice_apply (one invocation per element) reads them.
+// Evaluation mode, dice_eval, reads running statistics and a per-feature alpha from the
+// caller's buffers instead (bind group 1, read-only).
 // The host prepends activations.wgsl and replaces WORKGROUP_SIZE and SRC.
 
 struct Dice {
@@ -13,9 +15,13 @@ struct Dice {
     out_offset: u32,
     n: u32,          // batch * features
     one: u32,
+    mean_at: u32,    // evaluation mode: element offsets of the running mean, running
+    var_at: u32,     // variance and per-feature alpha in their bindings
+    alpha_at: u32,
+    start: u32,      // evaluation mode: the chunk's first element in the tensor
     pad0: u32,
     pad1: u32,
-    p: vec4<f32>,    // alpha, eps
+    p: vec4<f32>,    // alpha (training mode), eps
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -43,6 +49,33 @@ fn dice_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     }
 }
 
+// Evaluation mode's bind group 1 (declared over the same slots as `stats`; no entry point
+// uses both).
+@group(1) @binding(0) var<storage, read> run_mean: array<f32>;
+@group(1) @binding(1) var<storage, read> run_var: array<f32>;
+@group(1) @binding(2) var<storage, read> feature_alpha: array<f32>;
+
+fn dice_value(x: f32, mean: f32, var_: f32, alpha: f32, eps: f32) -> f32 {
+    let z = (x - mean) / sqrt(var_ + eps);
+    let p = act_sigmoid(z, vec4<f32>(0.0));
+    // a NaN statistic (a NaN or infinity in the column) makes the whole column NaN
+    return pass_nan(z, x * (alpha + (1.0 - alpha) * p));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_eval(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(dice_u.one);
+    let eps = dice_u.p.y;
+    for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
+        let f = (dice_u.start + i) % dice_u.features;
+        let x = SRC[dice_u.in_offset + i];
+        let y = dice_value(x, run_mean[dice_u.mean_at + f], run_var[dice_u.var_at + f],
+                           feature_alpha[dice_u.alpha_at + f], eps);
+        dst[dice_u.out_offset + i] = y;
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
               @builtin(num_workgroups) groups: vec3<u32>) {
@@ -52,9 +85,6 @@ fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
         let x = SRC[dice_u.in_offset + i];
         let st = stats[i % dice_u.features];
-        let z = (x - st.x) / sqrt(st.y + eps);
-        let p = act_sigmoid(z, vec4<f32>(0.0));
-        // a NaN statistic (a NaN or infinity in the column) makes the whole column NaN
-        dst[dice_u.out_offset + i] = pass_nan(z, x * (alpha + (1.0 - alpha) * p));
+        dst[dice_u.out_offset + i] = dice_value(x, st.x, st.y, alpha, eps);
     }
 }

@@ -41,6 +41,8 @@ pub enum Entry {
     /// Dice's statistics pass and its elementwise pass (the statistics in bind group 1).
     DiceStats,
     DiceApply,
+    /// Dice in evaluation mode (running statistics in bind group 1).
+    DiceEval,
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -63,6 +65,7 @@ impl Entry {
             Entry::Random => "random_main",
             Entry::DiceStats => "dice_stats",
             Entry::DiceApply => "dice_apply",
+            Entry::DiceEval => "dice_eval",
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
                 RowKernel::Workgroup => "softmax_workgroup",

@@ -84,6 +84,10 @@ struct Layouts {
     weights: wgpu::BindGroupLayout,
     separate_weights_pipeline: wgpu::PipelineLayout,
     shared_weights_pipeline: wgpu::PipelineLayout,
+    /// Group 1 of dice's evaluation mode: running mean, variance and alpha, read-only.
+    dice_eval: wgpu::BindGroupLayout,
+    separate_dice_pipeline: wgpu::PipelineLayout,
+    shared_dice_pipeline: wgpu::PipelineLayout,
 }
 
 impl Context {
@@ -426,7 +430,7 @@ impl Context {
             } else if op.random().is_some() {
                 vec![Entry::Random]
             } else if op.info().is_statistical() {
-                vec![Entry::DiceStats, Entry::DiceApply]
+                vec![Entry::DiceStats, Entry::DiceApply, Entry::DiceEval]
             } else if op == Op::Prelu {
                 vec![Entry::Vec4, Entry::Scalar, Entry::Prelu]
             } else {
@@ -470,6 +474,10 @@ impl Context {
     pub fn release_cached_bindings(&self) {
         self.bindings().clear();
         *self.partials_slot() = None;
+    }
+
+    pub(crate) fn dice_eval_layout(&self) -> &wgpu::BindGroupLayout {
+        &self.layouts.dice_eval
     }
 
     pub(crate) fn weights_layout(&self) -> &wgpu::BindGroupLayout {
@@ -519,6 +527,8 @@ impl Context {
                 let layout = match (key.layout, key.entry.uses_partials(), key.entry) {
                     (Layout::Separate, _, Entry::Prelu) => &self.layouts.separate_weights_pipeline,
                     (Layout::Shared, _, Entry::Prelu) => &self.layouts.shared_weights_pipeline,
+                    (Layout::Separate, _, Entry::DiceEval) => &self.layouts.separate_dice_pipeline,
+                    (Layout::Shared, _, Entry::DiceEval) => &self.layouts.shared_dice_pipeline,
                     (Layout::Separate, false, _) => &self.layouts.separate_pipeline,
                     (Layout::Shared, false, _) => &self.layouts.shared_pipeline,
                     (Layout::Separate, true, _) => &self.layouts.separate_partials_pipeline,
@@ -630,7 +640,14 @@ impl Layouts {
             label: Some("prelu weights"),
             entries: &[storage(0, true)],
         });
+        let dice_eval = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("dice running statistics"),
+            entries: &[storage(0, true), storage(1, true), storage(2, true)],
+        });
         Layouts {
+            separate_dice_pipeline: pipeline_layout(&[Some(&separate), Some(&dice_eval)]),
+            shared_dice_pipeline: pipeline_layout(&[Some(&shared), Some(&dice_eval)]),
+            dice_eval,
             separate_weights_pipeline: pipeline_layout(&[Some(&separate), Some(&weights)]),
             shared_weights_pipeline: pipeline_layout(&[Some(&shared), Some(&weights)]),
             weights,

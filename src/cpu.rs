@@ -157,15 +157,53 @@ fn dice(activation: &Activation, input: &[f32], shape: &[usize]) -> Result<Vec<f
         .iter()
         .enumerate()
         .map(|(i, &x)| {
-            let x = f64::from(x);
             let (mean, var) = stats[i % features.max(1)];
-            let z = (x - mean) / (var + eps).sqrt();
-            if z.is_nan() {
-                return f64::NAN;
-            }
-            x * (alpha + (1.0 - alpha) * sigmoid64(z))
+            dice64(f64::from(x), mean, var, alpha, eps)
         })
         .collect())
+}
+
+/// Dice in evaluation mode: running `mean`, `var` and `alpha` per feature (the batch on
+/// dim 0, the features the other dims), in f64.
+///
+/// ```
+/// use wgpu_activations::cpu;
+/// let y = cpu::reference_dice_eval(&[1.0, -1.0], &[1, 2], &[1.0, -1.0], &[1.0, 1.0], &[0.0, 1.0], 0.0)
+///     .unwrap();
+/// assert_eq!(y, vec![0.5, -1.0]); // sigmoid(0) = 0.5; alpha = 1 gives x
+/// ```
+pub fn reference_dice_eval(
+    input: &[f32],
+    shape: &[usize],
+    mean: &[f32],
+    var: &[f32],
+    alpha: &[f32],
+    eps: f32,
+) -> Result<Vec<f64>> {
+    crate::kernels::dice::check_eval_lengths(shape, input.len(), [mean, var, alpha])?;
+    let (_, features) = crate::kernels::dice::batch_features(shape, input.len())?;
+    Ok(input
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let f = i % features;
+            dice64(
+                f64::from(x),
+                f64::from(mean[f]),
+                f64::from(var[f]),
+                f64::from(alpha[f]),
+                f64::from(eps),
+            )
+        })
+        .collect())
+}
+
+fn dice64(x: f64, mean: f64, var: f64, alpha: f64, eps: f64) -> f64 {
+    let z = (x - mean) / (var + eps).sqrt();
+    if z.is_nan() {
+        return f64::NAN;
+    }
+    x * (alpha + (1.0 - alpha) * sigmoid64(z))
 }
 
 /// One row of the softmax family with PyTorch's semantics: a row holding NaN or `+inf`

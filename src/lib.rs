@@ -39,6 +39,7 @@ pub use activation::Activation;
 pub use cache::{CacheStats, Layout};
 pub use context::{Context, ContextOptions};
 pub use error::{Error, Result};
+pub use kernels::dice::DiceEval;
 pub use kernels::elementwise::BufferRegion;
 pub use kernels::softmax::Strategy;
 pub use op::{Accuracy, Op, SoftmaxKind};

@@ -121,3 +121,85 @@ fn a_negative_alpha_is_accurate_to_x() {
         );
     }
 }
+
+#[test]
+fn evaluation_mode_reads_running_statistics_and_alpha_per_feature() {
+    // 24,000 elements: two binding-sized pieces on the small device
+    let (batch, features) = (2000usize, 12usize);
+    let x = data(batch * features, 8, 3.0);
+    let mean: Vec<f32> = (0..features).map(|f| f as f32 * 0.1 - 0.5).collect();
+    let var: Vec<f32> = (0..features).map(|f| 0.5 + f as f32 * 0.2).collect();
+    let alpha: Vec<f32> = (0..features).map(|f| f as f32 / features as f32).collect();
+    let want = cpu::reference_dice_eval(&x, &[batch, features], &mean, &var, &alpha, 1e-9).unwrap();
+    for ctx in [ctx(), &small_device()] {
+        // statistics at odd offsets of one buffer each, input and output at others
+        let at =
+            |data: &[f32], k: usize| storage_buffer(ctx, &[vec![9.0; k], data.to_vec()].concat());
+        let (m, v, a) = (at(&mean, 1), at(&var, 5), at(&alpha, 70));
+        let src = at(&x, 3);
+        let dst = poisoned_buffer(ctx, x.len() + 2);
+        let stats = wgpu_activations::DiceEval {
+            mean: BufferRegion::at(&m, 4),
+            var: BufferRegion::at(&v, 20),
+            alpha: BufferRegion::at(&a, 280),
+            eps: 1e-9,
+        };
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        ctx.encode_dice_eval(
+            &mut encoder,
+            BufferRegion::at(&src, 12),
+            BufferRegion::at(&dst, 8),
+            stats,
+            &[batch, features],
+        )
+        .unwrap();
+        ctx.queue().submit([encoder.finish()]);
+        let y = ctx
+            .download(BufferRegion::at(&dst, 8), x.len() as u64)
+            .unwrap();
+        let r = accuracy::compare_relative(&want, &y, 1e-5, 1e-12);
+        assert!(
+            r.within(1e-5),
+            "error {:e} at {}",
+            r.max_error,
+            r.worst_index
+        );
+    }
+    // the blocking form, and mismatched lengths
+    let y = ctx()
+        .run_dice_eval(&x, &[batch, features], &mean, &var, &alpha, 1e-9)
+        .unwrap();
+    assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
+    let e = ctx()
+        .run_dice_eval(&x, &[batch, features], &mean[1..], &var, &alpha, 1e-9)
+        .unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    assert!(ctx()
+        .run_dice_eval(&x, &[batch, features], &mean, &var, &alpha, -1.0)
+        .is_err());
+}
+
+#[test]
+fn evaluation_with_the_batch_statistics_matches_training() {
+    let (batch, features) = (200usize, 5usize);
+    let x = data(batch * features, 9, 2.0);
+    let mut mean = vec![0.0f32; features];
+    let mut var = vec![0.0f32; features];
+    for f in 0..features {
+        let col: Vec<f64> = (0..batch).map(|b| f64::from(x[b * features + f])).collect();
+        let m = col.iter().sum::<f64>() / batch as f64;
+        mean[f] = m as f32;
+        var[f] = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / batch as f64) as f32;
+    }
+    let train: Activation = "dice(alpha=0.3)".parse().unwrap();
+    let t = ctx().run_shaped(&train, &x, &[batch, features]).unwrap();
+    let e = ctx()
+        .run_dice_eval(&x, &[batch, features], &mean, &var, &[0.3; 5], 1e-9)
+        .unwrap();
+    for (i, (a, b)) in t.iter().zip(&e).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1e-6),
+            "element {i}: {a} vs {b}"
+        );
+    }
+}

@@ -20,6 +20,10 @@ struct Uniforms {
     out_offset: u32,
     n: u32,
     one: u32,
+    mean_at: u32,
+    var_at: u32,
+    alpha_at: u32,
+    start: u32,
     pad: [u32; 2],
     p: [f32; 4],
 }
@@ -29,6 +33,26 @@ pub(crate) fn batch_features(shape: &[usize], len: usize) -> Result<(usize, usiz
     crate::shape::check_len(shape, len)?;
     let batch = shape.first().copied().unwrap_or(1);
     Ok((batch, len.checked_div(batch).unwrap_or(0)))
+}
+
+/// An error unless the running mean, variance and alpha hold one value per feature.
+pub(crate) fn check_eval_lengths(shape: &[usize], len: usize, stats: [&[f32]; 3]) -> Result<()> {
+    let (_, features) = batch_features(shape, len)?;
+    for (name, data) in ["running mean", "running variance", "alpha"]
+        .iter()
+        .zip(stats)
+    {
+        if data.len() != features {
+            return Err(Error::Shape {
+                shape: shape.to_vec(),
+                reason: format!(
+                    "{features} features need {features} values of the {name}, got {}",
+                    data.len()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Context {
@@ -85,6 +109,10 @@ impl Context {
             out_offset: (out_delta / F32) as u32,
             n: len as u32,
             one: 1,
+            mean_at: 0,
+            var_at: 0,
+            alpha_at: 0,
+            start: 0,
             pad: [0; 2],
             p: activation.param_slots(),
         };
@@ -113,5 +141,164 @@ impl Context {
             &apply_dispatch,
         );
         Ok(())
+    }
+}
+
+/// Dice's evaluation-mode inputs: running mean and variance and alpha, one value per
+/// feature each, in the caller's buffers (`STORAGE` usage).
+#[derive(Clone, Copy, Debug)]
+pub struct DiceEval<'a> {
+    pub mean: BufferRegion<'a>,
+    pub var: BufferRegion<'a>,
+    pub alpha: BufferRegion<'a>,
+    /// Added to the variance (1e-9 in `dice`'s spec).
+    pub eps: f32,
+}
+
+impl Context {
+    /// Records dice in evaluation mode: `x * (alpha[f] + (1 - alpha[f]) * sigmoid((x -
+    /// mean[f]) / sqrt(var[f] + eps)))` for feature `f`, the batch on dim 0 of `shape`
+    /// and the features the other dims. In place allowed.
+    ///
+    /// ```no_run
+    /// # use wgpu_activations::{BufferRegion, Context, DiceEval};
+    /// # fn demo(ctx: &Context, x: &wgpu::Buffer, m: &wgpu::Buffer, v: &wgpu::Buffer, a: &wgpu::Buffer) -> wgpu_activations::Result<()> {
+    /// let stats = DiceEval {
+    ///     mean: BufferRegion::new(m),
+    ///     var: BufferRegion::new(v),
+    ///     alpha: BufferRegion::new(a),
+    ///     eps: 1e-9,
+    /// };
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// let r = BufferRegion::new(x);
+    /// ctx.encode_dice_eval(&mut encoder, r, r, stats, &[256, 64])?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn encode_dice_eval(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        stats: DiceEval<'_>,
+        shape: &[usize],
+    ) -> Result<()> {
+        let len = crate::shape::element_count(shape)?;
+        let (batch, features) = batch_features(shape, len)?;
+        for (role, region) in [
+            ("running mean", stats.mean),
+            ("running variance", stats.var),
+            ("alpha", stats.alpha),
+        ] {
+            super::elementwise::check_region(role, region, features as u64)?;
+        }
+        if !stats.eps.is_finite() || stats.eps < 0.0 {
+            return Err(Error::Unsupported(format!(
+                "eps must be finite and >= 0, got {}",
+                stats.eps
+            )));
+        }
+        let plan = self.plan(input, output, len as u64)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let staged = self.stage_input(encoder, &plan, input, len as u64)?;
+        let input = staged.as_ref().map_or(input, BufferRegion::new);
+        let pipeline = self.pipeline(PipelineKey {
+            op: crate::Op::Dice,
+            layout: plan.layout(),
+            entry: Entry::DiceEval,
+        })?;
+        let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
+        let windows = [stats.mean, stats.var, stats.alpha].map(|r| {
+            (
+                r,
+                super::elementwise::window(r.offset, features as u64, align),
+            )
+        });
+        let group1 = self.scoped(|| {
+            let entries: Vec<_> = windows
+                .iter()
+                .enumerate()
+                .map(|(i, (r, w))| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: r.buffer,
+                        offset: w.start,
+                        size: wgpu::BufferSize::new(w.size),
+                    }),
+                })
+                .collect();
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("dice running statistics"),
+                layout: self.dice_eval_layout(),
+                entries: &entries,
+            })
+        })?;
+        let at = |i: usize| (windows[i].1.delta / F32) as u32;
+        let dispatches = self.chunk_dispatches(
+            "dice eval",
+            &plan,
+            input,
+            output,
+            len as u64,
+            staged.is_none(),
+            |c| Uniforms {
+                batch: batch as u32,
+                features: features as u32,
+                in_offset: c.in_offset,
+                out_offset: c.out_offset,
+                n: c.count as u32,
+                one: 1,
+                mean_at: at(0),
+                var_at: at(1),
+                alpha_at: at(2),
+                start: c.start as u32,
+                pad: [0; 2],
+                p: [0.0, stats.eps, 0.0, 0.0],
+            },
+        )?;
+        self.record_pass(
+            encoder,
+            "wgpu-activations dice eval",
+            &pipeline,
+            Some(&group1),
+            &dispatches,
+        );
+        Ok(())
+    }
+
+    /// Dice in evaluation mode, blocking: the convenience form of
+    /// [`Context::encode_dice_eval`], with one running mean, variance and alpha per
+    /// feature.
+    pub fn run_dice_eval(
+        &self,
+        input: &[f32],
+        shape: &[usize],
+        mean: &[f32],
+        var: &[f32],
+        alpha: &[f32],
+        eps: f32,
+    ) -> Result<Vec<f32>> {
+        use wgpu::util::DeviceExt;
+        let upload = |data: &[f32]| {
+            self.device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("dice statistics"),
+                    contents: bytemuck::cast_slice(if data.is_empty() { &[0.0] } else { data }),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        };
+        let (m, v, a) = self.scoped(|| (upload(mean), upload(var), upload(alpha)))?;
+        check_eval_lengths(shape, input.len(), [mean, var, alpha])?;
+        let stats = DiceEval {
+            mean: BufferRegion::new(&m),
+            var: BufferRegion::new(&v),
+            alpha: BufferRegion::new(&a),
+            eps,
+        };
+        self.run_with_buffers(input, |encoder, src, dst| {
+            self.encode_dice_eval(encoder, src, dst, stats, shape)
+        })
     }
 }
