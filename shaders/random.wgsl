@@ -1,8 +1,11 @@
-// Random ops: rrelu in training mode, dst[i] = x if x >= 0 else x * slope(i), the slope
-// uniform in [lower, upper) from Philox4x32-10 keyed by (seed, salt) and counted by the
+// Random ops, drawing from Philox4x32-10 keyed by (seed, salt) and counted by the
 // element's index in the tensor, so every adapter and the CPU reference (src/random.rs)
-// draw the same bits. The host prepends activations.wgsl and replaces WORKGROUP_SIZE and
-// SRC (src, or dst in place).
+// draw the same bits:
+//   RANDOM_KIND 0, rrelu in training mode: x if x >= 0 else x * slope(i), the slope
+//     uniform in [lower, upper) (p = lower, upper, seed);
+//   RANDOM_KIND 1, noisy_relu: max(0, x + std * N(0, 1)) (p = std, seed).
+// The host prepends activations.wgsl and `const RANDOM_KIND: u32`, and replaces
+// WORKGROUP_SIZE and SRC (src, or dst in place).
 
 struct Random {
     n: u32,          // elements in this chunk
@@ -31,8 +34,8 @@ fn mulhilo(a: u32, b: u32) -> vec2<u32> {
     return vec2<u32>(hi, a * b);
 }
 
-// The first word of Philox4x32-10 for counter (index, 0, 0, 0) and key (seed, salt).
-fn philox_first(index: u32, seed: u32) -> u32 {
+// Philox4x32-10 for counter (index, 0, 0, 0) and key (seed, salt).
+fn philox(index: u32, seed: u32) -> vec4<u32> {
     var c = vec4<u32>(index, 0u, 0u, 0u);
     var k = vec2<u32>(seed, 0x5EED0A17u);
     for (var round = 0u; round < 10u; round++) {
@@ -41,22 +44,112 @@ fn philox_first(index: u32, seed: u32) -> u32 {
         c = vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
         k += vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
     }
-    return c.x;
+    return c;
 }
+// ---------------------------------------------------------------------------------------
+// A standard normal sample (Box-Muller), in exactly the f32 operations of src/random.rs:
+// products and sums only, each product through keep() so that no compiler fuses it into
+// the following sum (a fused multiply-add rounds once, the CPU twice).
+
+fn ln_unit(u: f32) -> f32 {
+    let bits = bitcast<u32>(u);
+    var e = i32((bits >> 23u) & 0xffu) - 127;
+    var m = bitcast<f32>((bits & 0x007fffffu) | 0x3f800000u);
+    if (m > 1.4142135381698608) {
+        m = m * 0.5;
+        e = e + 1;
+    }
+    let t = m - 1.0;
+    var p = -0.0714285746216774;
+    p = keep(p * t) + 0.07692307978868484;
+    p = keep(p * t) + -0.0833333358168602;
+    p = keep(p * t) + 0.09090909361839294;
+    p = keep(p * t) + -0.10000000149011612;
+    p = keep(p * t) + 0.1111111119389534;
+    p = keep(p * t) + -0.125;
+    p = keep(p * t) + 0.1428571492433548;
+    p = keep(p * t) + -0.1666666716337204;
+    p = keep(p * t) + 0.20000000298023224;
+    p = keep(p * t) + -0.25;
+    p = keep(p * t) + 0.3333333432674408;
+    p = keep(p * t) + -0.5;
+    p = keep(p * t) + 1.0;
+    return keep(f32(e) * 0.6931471824645996) + keep(p * t);
+}
+
+fn sqrt_newton(w: f32) -> f32 {
+    if (w == 0.0) {
+        return 0.0;
+    }
+    var y = bitcast<f32>(0x5f3759dfu - (bitcast<u32>(w) >> 1u));
+    let half = 0.5 * w;
+    for (var i = 0u; i < 3u; i++) {
+        y = y * (1.5 - keep(keep(half * y) * y));
+    }
+    return w * y;
+}
+
+fn cos_turns(k: u32) -> f32 {
+    let quadrant = k >> 22u;
+    let theta = (f32(k & 0x3fffffu) * 2.384185791015625e-07) * 1.5707963705062866;
+    let t2 = theta * theta;
+    var c = -1.1470746227870698e-11;
+    c = keep(c * t2) + 2.08767581000302e-09;
+    c = keep(c * t2) + -2.755731998149713e-07;
+    c = keep(c * t2) + 2.4801587642286904e-05;
+    c = keep(c * t2) + -0.0013888889225199819;
+    c = keep(c * t2) + 0.0416666679084301;
+    c = keep(c * t2) + -0.5;
+    c = keep(c * t2) + 1.0;
+    var s = -7.647164151913799e-13;
+    s = keep(s * t2) + 1.6059044372074283e-10;
+    s = keep(s * t2) + -2.5052107943679403e-08;
+    s = keep(s * t2) + 2.7557321118365508e-06;
+    s = keep(s * t2) + -0.00019841270113829523;
+    s = keep(s * t2) + 0.008333333767950535;
+    s = keep(s * t2) + -0.1666666716337204;
+    s = keep(s * t2) + 1.0;
+    let sn = s * theta;
+    if (quadrant == 0u) {
+        return c;
+    }
+    if (quadrant == 1u) {
+        return -sn;
+    }
+    if (quadrant == 2u) {
+        return -c;
+    }
+    return sn;
+}
+
+fn normal_sample(r0: u32, r1: u32) -> f32 {
+    let u1 = f32((r0 >> 8u) + 1u) * 5.9604644775390625e-8;
+    let radius = sqrt_newton(-2.0 * ln_unit(u1));
+    return radius * cos_turns(r1 >> 8u);
+}
+
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn random_main(@builtin(global_invocation_id) gid: vec3<u32>,
                @builtin(num_workgroups) groups: vec3<u32>) {
     opaque_one = f32(min(random_u.n, 1u));
-    let lower = random_u.p.x;
-    let upper = random_u.p.y;
-    let seed = u32(random_u.p.z);
     for (var i = gid.x; i < random_u.n; i += groups.x * WORKGROUP_SIZE) {
         let x = SRC[random_u.in_offset + i];
-        let u = f32(philox_first(random_u.start + i, seed) >> 8u) * 5.9604644775390625e-8;
-        // keep(): the product is rounded on its own, as on the CPU, even where a
-        // compiler would fuse it into the addition.
-        let slope = lower + keep((upper - lower) * u);
-        dst[random_u.out_offset + i] = select(x * slope, x, x >= 0.0 || is_nan_f32(x));
+        var y: f32;
+        if (RANDOM_KIND == 0u) {
+            let lower = random_u.p.x;
+            let upper = random_u.p.y;
+            let r = philox(random_u.start + i, u32(random_u.p.z));
+            let u = f32(r.x >> 8u) * 5.9604644775390625e-8;
+            // keep(): the product is rounded on its own, as on the CPU, even where a
+            // compiler would fuse it into the addition.
+            let slope = lower + keep((upper - lower) * u);
+            y = select(x * slope, x, x >= 0.0 || is_nan_f32(x));
+        } else {
+            let r = philox(random_u.start + i, u32(random_u.p.y));
+            let v = x + keep(random_u.p.x * normal_sample(r.x, r.y));
+            y = select(select(0.0, v, v > 0.0), x, is_nan_f32(x));
+        }
+        dst[random_u.out_offset + i] = y;
     }
 }

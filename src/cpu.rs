@@ -61,20 +61,21 @@ pub fn reference_shaped_f64(
     let kind = match op.info().kernel {
         Kernel::Grouped(kind) => return grouped(activation, kind, input, shape),
         Kernel::Statistical => return dice(activation, input, shape),
-        Kernel::Random(RandomKind::Rrelu) => {
+        Kernel::Random(kind) => {
             crate::shape::check_len(shape, input.len())?;
             let p = activation.params();
             return Ok(input
                 .iter()
                 .enumerate()
                 .map(|(i, &x)| {
-                    f64::from(crate::random::rrelu_train(
-                        x,
-                        i as u32,
-                        p[0],
-                        p[1],
-                        p[2] as u32,
-                    ))
+                    f64::from(match kind {
+                        RandomKind::Rrelu => {
+                            crate::random::rrelu_train(x, i as u32, p[0], p[1], p[2] as u32)
+                        }
+                        RandomKind::NoisyRelu => {
+                            crate::random::noisy_relu(x, i as u32, p[0], p[1] as u32)
+                        }
+                    })
                 })
                 .collect());
         }

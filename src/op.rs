@@ -92,6 +92,15 @@ pub enum Kernel {
 pub enum RandomKind {
     /// `rrelu(training=true)`: a uniform slope in [lower, upper) per element.
     Rrelu,
+    /// `noisy_relu`: max(0, x + std * N(0, 1)) per element.
+    NoisyRelu,
+}
+
+impl RandomKind {
+    /// The WGSL id of the kind (`RANDOM_KIND` in `shaders/random.wgsl`).
+    pub(crate) fn id(self) -> u32 {
+        self as u32
+    }
 }
 
 /// Which grouped op a [`Kernel::Grouped`] row is.
@@ -172,18 +181,28 @@ fn check_k_dim(p: &[f32]) -> Result<(), String> {
 
 fn check_rrelu_train(p: &[f32]) -> Result<(), String> {
     check_ordered(p)?;
-    let seed = p[2];
-    if seed.fract() != 0.0 || !(0.0..=16_777_216.0).contains(&seed) {
-        return Err(format!(
-            "seed must be a whole number from 0 to 2^24, got {seed}"
-        ));
-    }
-    Ok(())
+    check_seed(p[2])
 }
 
 fn check_eps(p: &[f32]) -> Result<(), String> {
     if p[1] < 0.0 {
         return Err(format!("eps must be >= 0, got {}", p[1]));
+    }
+    Ok(())
+}
+
+fn check_noisy(p: &[f32]) -> Result<(), String> {
+    if p[0] < 0.0 {
+        return Err(format!("std must be >= 0, got {}", p[0]));
+    }
+    check_seed(p[1])
+}
+
+fn check_seed(seed: f32) -> Result<(), String> {
+    if seed.fract() != 0.0 || !(0.0..=16_777_216.0).contains(&seed) {
+        return Err(format!(
+            "seed must be a whole number from 0 to 2^24, got {seed}"
+        ));
     }
     Ok(())
 }
@@ -346,6 +365,10 @@ op_table! {
     /// `Context::encode_prelu`
     Prelu: "prelu" ("weight" = 0.25) => ew("act_prelu", cpu::prelu), EXACT, no_check,
         "x if x > 0 else weight * x (per channel: encode_prelu)";
+    /// max(0, x + std * N(0, 1)), the noise drawn per element from a counter-based
+    /// generator keyed by (seed, element index)
+    NoisyRelu: "noisy_relu" ("std" ~ 0.5, "seed" = 0.0) => Kernel::Random(RandomKind::NoisyRelu),
+        EXACT, check_noisy, "max(0, x + std * N(0, 1)), seeded per element";
     /// sqrt((x - c)^2 + a^2), a radial basis function
     Multiquadric: "multiquadric" ("c" = 0.0, "a" = 1.0) => ew("act_multiquadric", cpu::multiquadric),
         ulp(1, 1), no_check, "sqrt((x - c)^2 + a^2)";

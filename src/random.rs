@@ -39,6 +39,7 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 /// first output, times 2^-24 (exact).
 pub fn uniform(seed: u32, index: u32) -> f32 {
     let r = philox4x32_10([index, 0, 0, 0], [seed, KEY_SALT])[0];
+    // (the shader: f32(r >> 8) * 2^-24)
     (r >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
@@ -50,4 +51,121 @@ pub fn rrelu_train(x: f32, index: u32, lower: f32, upper: f32, seed: u32) -> f32
     }
     let slope = lower + (upper - lower) * uniform(seed, index);
     x * slope
+}
+
+/// ln(u) for u in (0, 1], in the f32 operations `shaders/random.wgsl` performs (products
+/// and sums only, each rounded once, so both sides get the same bits): u = m 2^e with
+/// m in [0.707, 1.414], and a degree-14 Taylor polynomial of ln(1 + t), t = m - 1.
+fn ln_unit(u: f32) -> f32 {
+    let bits = u.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    if m > std::f32::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let t = m - 1.0;
+    let mut p = LN_COEFFS[0];
+    for &c in &LN_COEFFS[1..] {
+        p = p * t + c;
+    }
+    e as f32 * std::f32::consts::LN_2 + p * t
+}
+
+/// (-1)^(k+1) / k for k = 14 down to 1: ln(1 + t) = t (c1 + t (c2 + ...)).
+const LN_COEFFS: [f32; 14] = [
+    -1.0 / 14.0,
+    1.0 / 13.0,
+    -1.0 / 12.0,
+    1.0 / 11.0,
+    -1.0 / 10.0,
+    1.0 / 9.0,
+    -1.0 / 8.0,
+    1.0 / 7.0,
+    -1.0 / 6.0,
+    1.0 / 5.0,
+    -1.0 / 4.0,
+    1.0 / 3.0,
+    -1.0 / 2.0,
+    1.0,
+];
+
+/// sqrt(w) for w >= 0 by three Newton steps on 1/sqrt from the classic bit estimate.
+fn sqrt_newton(w: f32) -> f32 {
+    if w == 0.0 {
+        return 0.0;
+    }
+    let mut y = f32::from_bits(0x5f37_59df - (w.to_bits() >> 1));
+    let half = 0.5 * w;
+    for _ in 0..3 {
+        y *= 1.5 - half * y * y;
+    }
+    w * y
+}
+
+/// cos(2 pi k / 2^24) for a 24-bit k: the top two bits pick the quadrant, the rest an
+/// angle in [0, pi/2) for Taylor polynomials of cos and sin (degrees 14 and 15).
+fn cos_turns(k: u32) -> f32 {
+    let quadrant = k >> 22;
+    let theta = (k & 0x3f_ffff) as f32 * (1.0 / 4_194_304.0) * std::f32::consts::FRAC_PI_2;
+    let t2 = theta * theta;
+    let mut c = COS_COEFFS[0];
+    for &k in &COS_COEFFS[1..] {
+        c = c * t2 + k;
+    }
+    let mut s = SIN_COEFFS[0];
+    for &k in &SIN_COEFFS[1..] {
+        s = s * t2 + k;
+    }
+    let s = s * theta;
+    match quadrant {
+        0 => c,
+        1 => -s,
+        2 => -c,
+        _ => s,
+    }
+}
+
+/// cos: (-1)^j / (2j)! for j = 7 down to 0; sin: (-1)^j / (2j + 1)! for j = 7 down to 0.
+const COS_COEFFS: [f32; 8] = [
+    -1.147_074_6e-11,
+    2.087_675_7e-9,
+    -2.755_732e-7,
+    2.480_158_7e-5,
+    -1.388_888_9e-3,
+    4.166_666_8e-2,
+    -0.5,
+    1.0,
+];
+const SIN_COEFFS: [f32; 8] = [
+    -7.647_164e-13,
+    1.605_904_4e-10,
+    -2.505_210_8e-8,
+    2.755_732e-6,
+    -1.984_127e-4,
+    8.333_334e-3,
+    -0.166_666_67,
+    1.0,
+];
+
+/// A standard normal sample for element `index` under `seed` (Box-Muller on the first
+/// two Philox words), in the f32 operations the shader performs.
+pub fn normal(seed: u32, index: u32) -> f32 {
+    let r = philox4x32_10([index, 0, 0, 0], [seed, KEY_SALT]);
+    let u1 = ((r[0] >> 8) + 1) as f32 * (1.0 / 16_777_216.0);
+    let radius = sqrt_newton(-2.0 * ln_unit(u1));
+    radius * cos_turns(r[1] >> 8)
+}
+
+/// noisy_relu for element `index`: max(0, x + std * N(0, 1)), NaN passing through.
+pub fn noisy_relu(x: f32, index: u32, std: f32, seed: u32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    let v = x + std * normal(seed, index);
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
 }

@@ -104,10 +104,17 @@ pub fn prelu_source(layout: Layout, workgroup_size: u32) -> String {
     )
 }
 
-/// The complete WGSL of the random ops' kernel.
-pub fn random_source(layout: Layout, workgroup_size: u32) -> String {
+/// The complete WGSL of a random op's kernel.
+///
+/// # Panics
+/// If `op` is not a random op.
+pub fn random_source(op: Op, layout: Layout, workgroup_size: u32) -> String {
+    let kind = op.random().expect("random_source needs a random op");
     with_input_binding(
-        &format!("{ACTIVATIONS_WGSL}\n{RANDOM_WGSL}"),
+        &format!(
+            "{ACTIVATIONS_WGSL}\nconst RANDOM_KIND: u32 = {}u;\n{RANDOM_WGSL}",
+            kind.id()
+        ),
         layout,
         workgroup_size,
     )
@@ -132,7 +139,7 @@ pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> S
     } else if op.grouped().is_some() {
         grouped_source(op, workgroup_size)
     } else if op.random().is_some() {
-        random_source(layout, workgroup_size)
+        random_source(op, layout, workgroup_size)
     } else if op.info().is_statistical() {
         with_input_binding(
             &format!("{ACTIVATIONS_WGSL}\n{DICE_WGSL}"),

@@ -149,3 +149,76 @@ fn training_is_a_word_of_the_rrelu_spec() {
         .is_err());
     assert!("rrelu(training=maybe)".parse::<Activation>().is_err());
 }
+
+fn noisy(std: f32, seed: u32) -> Activation {
+    format!("noisy_relu(std={std}, seed={seed})")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn noisy_relu_draws_the_cpu_reference_bits() {
+    let mut rng = Rng::new(6);
+    let mut x: Vec<f32> = (0..100_003).map(|_| rng.uniform(-3.0, 3.0)).collect();
+    x[4] = f32::NAN;
+    x[5] = f32::INFINITY;
+    x[6] = f32::NEG_INFINITY;
+    for (std, seed) in [(0.5f32, 0u32), (2.0, 77), (0.0, 5)] {
+        let a = noisy(std, seed);
+        let want = cpu::reference(&a, &x);
+        for (ctx, at) in [(ctx(), (0, 0)), (ctx(), (1, 6)), (&small_device(), (7, 3))] {
+            let y = gpu_at(ctx, &a, &x, at.0, at.1);
+            assert_eq!(
+                bits(&y),
+                bits(&want),
+                "std {std} seed {seed} offsets {at:?}"
+            );
+        }
+    }
+    let z = noisy(1.0, 1);
+    let y = ctx().run(&z, &[f32::NAN, -1e30, 1e30]).unwrap();
+    assert!(y[0].is_nan());
+    assert_eq!(&y[1..], &[0.0, 1e30]);
+}
+
+#[test]
+fn noisy_relu_noise_is_normal() {
+    // x = 100 keeps every sample away from the clamp at 0: y - 100 = std * N(0, 1)
+    let n = 1usize << 20;
+    let std = 1.5f64;
+    let y = ctx()
+        .run(&noisy(std as f32, 31), &vec![100.0f32; n])
+        .unwrap();
+    let z: Vec<f64> = y.iter().map(|&v| (f64::from(v) - 100.0) / std).collect();
+    let mean = z.iter().sum::<f64>() / n as f64;
+    let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+    let nf = n as f64;
+    assert!(mean.abs() < 5.0 / nf.sqrt(), "mean {mean}");
+    assert!(
+        (var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(),
+        "variance {var}"
+    );
+    // the mass within 1, 2 and 3 standard deviations, and a symmetric tail
+    for (k, p) in [(1.0, 0.682_689_5), (2.0, 0.954_499_7), (3.0, 0.997_300_2)] {
+        let within = z.iter().filter(|v| v.abs() < k).count() as f64 / nf;
+        let se = (p * (1.0 - p) / nf).sqrt();
+        assert!(
+            (within - p).abs() < 5.0 * se,
+            "P(|z| < {k}) = {within}, expected {p}"
+        );
+    }
+    let above = z.iter().filter(|&&v| v > 2.0).count() as f64;
+    let below = z.iter().filter(|&&v| v < -2.0).count() as f64;
+    assert!(
+        (above - below).abs() < 5.0 * (above + below).sqrt(),
+        "{above} vs {below}"
+    );
+    // and below 0 the output is clamped
+    let y = ctx().run(&noisy(1.0, 2), &vec![-100.0f32; 1000]).unwrap();
+    assert!(y.iter().all(|&v| v == 0.0));
+    assert!(
+        "noisy_relu".parse::<Activation>().is_err(),
+        "std is required"
+    );
+    assert!("noisy_relu(std=-1)".parse::<Activation>().is_err());
+}
