@@ -76,6 +76,23 @@ fn dice_eval(@builtin(global_invocation_id) gid: vec3<u32>,
     }
 }
 
+// Training mode with a per-feature alpha: the alpha beside the statistics in group 1.
+@group(1) @binding(1) var<storage, read> train_alpha: array<f32>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_apply_alpha(@builtin(global_invocation_id) gid: vec3<u32>,
+                    @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(dice_u.one);
+    let eps = dice_u.p.y;
+    for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
+        let f = i % dice_u.features;
+        let st = stats[f];
+        let x = SRC[dice_u.in_offset + i];
+        dst[dice_u.out_offset + i] =
+            dice_value(x, st.x, st.y, train_alpha[dice_u.alpha_at + f], eps);
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
               @builtin(num_workgroups) groups: vec3<u32>) {

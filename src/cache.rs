@@ -43,6 +43,10 @@ pub enum Entry {
     DiceApply,
     /// Dice in evaluation mode (running statistics in bind group 1).
     DiceEval,
+    /// Dice in training mode with a per-feature alpha: the statistics pass and the
+    /// elementwise pass over a bind group 1 of (statistics, alpha).
+    DiceStatsAlpha,
+    DiceApplyAlpha,
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -66,6 +70,8 @@ impl Entry {
             Entry::DiceStats => "dice_stats",
             Entry::DiceApply => "dice_apply",
             Entry::DiceEval => "dice_eval",
+            Entry::DiceStatsAlpha => "dice_stats",
+            Entry::DiceApplyAlpha => "dice_apply_alpha",
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
                 RowKernel::Workgroup => "softmax_workgroup",

@@ -88,6 +88,11 @@ struct Layouts {
     dice_eval: wgpu::BindGroupLayout,
     separate_dice_pipeline: wgpu::PipelineLayout,
     shared_dice_pipeline: wgpu::PipelineLayout,
+    /// Group 1 of dice's training mode with a per-feature alpha: statistics (read-write)
+    /// and alpha (read-only).
+    dice_alpha: wgpu::BindGroupLayout,
+    separate_dice_alpha_pipeline: wgpu::PipelineLayout,
+    shared_dice_alpha_pipeline: wgpu::PipelineLayout,
 }
 
 impl Context {
@@ -430,7 +435,13 @@ impl Context {
             } else if op.random().is_some() {
                 vec![Entry::Random]
             } else if op.info().is_statistical() {
-                vec![Entry::DiceStats, Entry::DiceApply, Entry::DiceEval]
+                vec![
+                    Entry::DiceStats,
+                    Entry::DiceApply,
+                    Entry::DiceEval,
+                    Entry::DiceStatsAlpha,
+                    Entry::DiceApplyAlpha,
+                ]
             } else if op == Op::Prelu {
                 vec![Entry::Vec4, Entry::Scalar, Entry::Prelu]
             } else {
@@ -474,6 +485,10 @@ impl Context {
     pub fn release_cached_bindings(&self) {
         self.bindings().clear();
         *self.partials_slot() = None;
+    }
+
+    pub(crate) fn dice_alpha_layout(&self) -> &wgpu::BindGroupLayout {
+        &self.layouts.dice_alpha
     }
 
     pub(crate) fn dice_eval_layout(&self) -> &wgpu::BindGroupLayout {
@@ -529,6 +544,12 @@ impl Context {
                     (Layout::Shared, _, Entry::Prelu) => &self.layouts.shared_weights_pipeline,
                     (Layout::Separate, _, Entry::DiceEval) => &self.layouts.separate_dice_pipeline,
                     (Layout::Shared, _, Entry::DiceEval) => &self.layouts.shared_dice_pipeline,
+                    (Layout::Separate, _, Entry::DiceStatsAlpha | Entry::DiceApplyAlpha) => {
+                        &self.layouts.separate_dice_alpha_pipeline
+                    }
+                    (Layout::Shared, _, Entry::DiceStatsAlpha | Entry::DiceApplyAlpha) => {
+                        &self.layouts.shared_dice_alpha_pipeline
+                    }
                     (Layout::Separate, false, _) => &self.layouts.separate_pipeline,
                     (Layout::Shared, false, _) => &self.layouts.shared_pipeline,
                     (Layout::Separate, true, _) => &self.layouts.separate_partials_pipeline,
@@ -644,7 +665,14 @@ impl Layouts {
             label: Some("dice running statistics"),
             entries: &[storage(0, true), storage(1, true), storage(2, true)],
         });
+        let dice_alpha = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("dice statistics and alpha"),
+            entries: &[storage(0, false), storage(1, true)],
+        });
         Layouts {
+            separate_dice_alpha_pipeline: pipeline_layout(&[Some(&separate), Some(&dice_alpha)]),
+            shared_dice_alpha_pipeline: pipeline_layout(&[Some(&shared), Some(&dice_alpha)]),
+            dice_alpha,
             separate_dice_pipeline: pipeline_layout(&[Some(&separate), Some(&dice_eval)]),
             shared_dice_pipeline: pipeline_layout(&[Some(&shared), Some(&dice_eval)]),
             dice_eval,

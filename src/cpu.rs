@@ -147,13 +147,7 @@ fn dice(activation: &Activation, input: &[f32], shape: &[usize]) -> Result<Vec<f
     let (batch, features) = crate::kernels::dice::batch_features(shape, input.len())?;
     let p = f64_params(activation);
     let (alpha, eps) = (p[0], p[1]);
-    let mut stats = vec![(0.0, 0.0); features];
-    for (f, st) in stats.iter_mut().enumerate() {
-        let column = || (0..batch).map(|b| f64::from(input[b * features + f]));
-        let mean = column().sum::<f64>() / batch as f64;
-        let var = column().map(|x| (x - mean) * (x - mean)).sum::<f64>() / batch as f64;
-        *st = (mean, var);
-    }
+    let stats = batch_stats(input, batch, features);
     Ok(input
         .iter()
         .enumerate()
@@ -162,6 +156,40 @@ fn dice(activation: &Activation, input: &[f32], shape: &[usize]) -> Result<Vec<f
             dice64(f64::from(x), mean, var, alpha, eps)
         })
         .collect())
+}
+
+/// Dice in training mode with one alpha per feature: batch statistics over dim 0, in
+/// f64.
+pub fn reference_dice_train(
+    input: &[f32],
+    shape: &[usize],
+    alpha: &[f32],
+    eps: f32,
+) -> Result<Vec<f64>> {
+    crate::kernels::dice::check_alpha_len(shape, input.len(), alpha)?;
+    let (batch, features) = crate::kernels::dice::batch_features(shape, input.len())?;
+    let stats = batch_stats(input, batch, features);
+    Ok(input
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let f = i % features;
+            let (m, v) = stats[f];
+            dice64(f64::from(x), m, v, f64::from(alpha[f]), f64::from(eps))
+        })
+        .collect())
+}
+
+/// Per-feature batch mean and biased variance, in f64.
+fn batch_stats(input: &[f32], batch: usize, features: usize) -> Vec<(f64, f64)> {
+    (0..features)
+        .map(|f| {
+            let column = || (0..batch).map(|b| f64::from(input[b * features + f]));
+            let mean = column().sum::<f64>() / batch as f64;
+            let var = column().map(|x| (x - mean) * (x - mean)).sum::<f64>() / batch as f64;
+            (mean, var)
+        })
+        .collect()
 }
 
 /// Dice in evaluation mode: running `mean`, `var` and `alpha` per feature (the batch on

@@ -203,3 +203,46 @@ fn evaluation_with_the_batch_statistics_matches_training() {
         );
     }
 }
+
+#[test]
+fn training_mode_takes_one_alpha_per_feature_from_a_buffer() {
+    let (batch, features) = (300usize, 7usize);
+    let x = data(batch * features, 10, 4.0);
+    let alpha: Vec<f32> = (0..features).map(|f| f as f32 / 7.0).collect();
+    let want = cpu::reference_dice_train(&x, &[batch, features], &alpha, 1e-9).unwrap();
+    let ctx = ctx();
+    // alpha at an odd offset, in place
+    let a = storage_buffer(ctx, &[vec![5.0; 3], alpha.clone()].concat());
+    let buf = storage_buffer(ctx, &x);
+    let r = BufferRegion::new(&buf);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.encode_dice_train(
+        &mut encoder,
+        r,
+        r,
+        BufferRegion::at(&a, 12),
+        1e-9,
+        &[batch, features],
+    )
+    .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    let y = ctx.download(r, x.len() as u64).unwrap();
+    let rep = accuracy::compare_relative(&want, &y, 1e-5, 1e-12);
+    assert!(
+        rep.within(1e-5),
+        "error {:e} at {}",
+        rep.max_error,
+        rep.worst_index
+    );
+    // one alpha for all equals the spec form
+    let same = ctx
+        .run_dice_train(&x, &[batch, features], &[0.4; 7], 1e-9)
+        .unwrap();
+    let spec: Activation = "dice(alpha=0.4)".parse().unwrap();
+    let by_spec = ctx.run_shaped(&spec, &x, &[batch, features]).unwrap();
+    assert_eq!(same, by_spec);
+    assert!(matches!(
+        ctx.run_dice_train(&x, &[batch, features], &alpha[1..], 1e-9),
+        Err(Error::Shape { .. })
+    ));
+}

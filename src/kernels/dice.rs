@@ -64,9 +64,13 @@ impl Context {
         input: BufferRegion<'_>,
         output: BufferRegion<'_>,
         shape: &[usize],
+        alpha: Option<BufferRegion<'_>>,
     ) -> Result<()> {
         let len = crate::shape::element_count(shape)?;
         let (batch, features) = batch_features(shape, len)?;
+        if let Some(a) = alpha {
+            super::elementwise::check_region("alpha", a, features as u64)?;
+        }
         let plan = self.plan(input, output, len as u64)?;
         if len == 0 {
             return Ok(());
@@ -99,8 +103,50 @@ impl Context {
                 entry,
             })
         };
-        let (stats, apply) = (pipeline(Entry::DiceStats)?, pipeline(Entry::DiceApply)?);
-        let stats_group = self.partials_group(features as u64 * 16)?;
+        let (stats, apply, stats_group, alpha_at) = match alpha {
+            None => (
+                pipeline(Entry::DiceStats)?,
+                pipeline(Entry::DiceApply)?,
+                self.partials_group(features as u64 * 16)?,
+                0,
+            ),
+            Some(a) => {
+                let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
+                let w = super::elementwise::window(a.offset, features as u64, align);
+                let group = self.scoped(|| {
+                    let stats = self.device().create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("dice statistics"),
+                        size: features as u64 * 16,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    });
+                    self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some("dice statistics and alpha"),
+                        layout: self.dice_alpha_layout(),
+                        entries: &[
+                            wgpu::BindGroupEntry {
+                                binding: 0,
+                                resource: stats.as_entire_binding(),
+                            },
+                            wgpu::BindGroupEntry {
+                                binding: 1,
+                                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                    buffer: a.buffer,
+                                    offset: w.start,
+                                    size: wgpu::BufferSize::new(w.size),
+                                }),
+                            },
+                        ],
+                    })
+                })?;
+                (
+                    pipeline(Entry::DiceStatsAlpha)?,
+                    pipeline(Entry::DiceApplyAlpha)?,
+                    std::sync::Arc::new(group),
+                    (w.delta / F32) as u32,
+                )
+            }
+        };
         let (entries, in_delta, out_delta) = plan.bindings(input, output, 0, len as u64);
         let uniforms = Uniforms {
             batch: batch as u32,
@@ -111,7 +157,7 @@ impl Context {
             one: 1,
             mean_at: 0,
             var_at: 0,
-            alpha_at: 0,
+            alpha_at,
             start: 0,
             pad: [0; 2],
             p: activation.param_slots(),
@@ -142,6 +188,70 @@ impl Context {
         );
         Ok(())
     }
+}
+
+impl Context {
+    /// Records dice in training mode with one alpha per feature from the caller's buffer
+    /// (the `dice` spec has one alpha for all): batch statistics over dim 0 of `shape`,
+    /// then `x * (alpha[f] + (1 - alpha[f]) * sigmoid((x - mean) / sqrt(var + eps)))`.
+    pub fn encode_dice_train(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        alpha: BufferRegion<'_>,
+        eps: f32,
+        shape: &[usize],
+    ) -> Result<()> {
+        let dice = Activation::from_params(crate::Op::Dice, &[0.0, eps])?;
+        self.encode_dice(encoder, &dice, input, output, shape, Some(alpha))
+    }
+
+    /// [`Context::encode_dice_train`], blocking.
+    ///
+    /// ```no_run
+    /// let ctx = wgpu_activations::Context::new()?;
+    /// let x = [1.0, 2.0, 3.0, 5.0]; // a batch of 2 with 2 features
+    /// let y = ctx.run_dice_train(&x, &[2, 2], &[0.1, 0.9], 1e-9)?;
+    /// assert_eq!(y.len(), 4);
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn run_dice_train(
+        &self,
+        input: &[f32],
+        shape: &[usize],
+        alpha: &[f32],
+        eps: f32,
+    ) -> Result<Vec<f32>> {
+        check_alpha_len(shape, input.len(), alpha)?;
+        let a = self.scoped(|| {
+            use wgpu::util::DeviceExt;
+            self.device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("dice alpha"),
+                    contents: bytemuck::cast_slice(if alpha.is_empty() { &[0.0] } else { alpha }),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+        })?;
+        self.run_with_buffers(input, |encoder, src, dst| {
+            self.encode_dice_train(encoder, src, dst, BufferRegion::new(&a), eps, shape)
+        })
+    }
+}
+
+/// An error unless `alpha` holds one value per feature.
+pub(crate) fn check_alpha_len(shape: &[usize], len: usize, alpha: &[f32]) -> Result<()> {
+    let (_, features) = batch_features(shape, len)?;
+    if alpha.len() != features {
+        return Err(Error::Shape {
+            shape: shape.to_vec(),
+            reason: format!(
+                "{features} features need {features} alphas, got {}",
+                alpha.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Dice's evaluation-mode inputs: running mean and variance and alpha, one value per

@@ -215,7 +215,7 @@ impl Context {
             return self.encode_random(encoder, activation, input, output, len as u64);
         }
         if activation.op().info().is_statistical() {
-            return self.encode_dice(encoder, activation, input, output, shape);
+            return self.encode_dice(encoder, activation, input, output, shape, None);
         }
         let len = crate::shape::element_count(shape)?;
         self.encode(encoder, activation, input, output, len as u64)
@@ -382,7 +382,7 @@ impl Context {
         if activation.op().info().is_statistical() {
             crate::shape::check_len(shape, input.len())?;
             return self.run_with_buffers(input, |encoder, src, dst| {
-                self.encode_dice(encoder, activation, src, dst, shape)
+                self.encode_dice(encoder, activation, src, dst, shape, None)
             });
         }
         if activation.op().softmax().is_none() {
