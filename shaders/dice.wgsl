@@ -105,3 +105,31 @@ fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
         dst[dice_u.out_offset + i] = dice_value(x, st.x, st.y, alpha, eps);
     }
 }
+
+// One workgroup per feature, for large batches: strided compensated sums per invocation,
+// combined by the workgroup reductions (reduce_*.wgsl), for the mean and then the squared
+// deviations. The same `stats` output as dice_stats.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_stats_workgroup(inv: Invocation,
+                        @builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(dice_u.one);
+    let fcount = dice_u.features;
+    for (var f = wid.x; f < fcount; f += groups.x) {
+        var sum = vec2<f32>(0.0);
+        for (var b = inv.lid; b < dice_u.batch; b += WORKGROUP_SIZE) {
+            sum = add_compensated(sum, SRC[dice_u.in_offset + b * fcount + f]);
+        }
+        let total = wg_sum_compensated(sum, inv);
+        let mean = (total.x + total.y) / f32(dice_u.batch);
+        var ss = vec2<f32>(0.0);
+        for (var b = inv.lid; b < dice_u.batch; b += WORKGROUP_SIZE) {
+            let d = SRC[dice_u.in_offset + b * fcount + f] - mean;
+            ss = add_compensated(ss, d * d);
+        }
+        let squares = wg_sum_compensated(ss, inv);
+        if (inv.lid == 0u) {
+            stats[f] = vec4<f32>(mean, (squares.x + squares.y) / f32(dice_u.batch), 0.0, 0.0);
+        }
+    }
+}

@@ -105,3 +105,53 @@ fn grouped_lane(@builtin(global_invocation_id) gid: vec3<u32>,
         dst[groups_u.out_offset + t] = y;
     }
 }
+
+// One workgroup per output, for large groups: each invocation folds a strided share of
+// the group, then the workgroup reductions (reduce_*.wgsl) combine the shares. NaN is
+// counted separately (max may drop it); the mean sums at 1 and at 2^-32 scale at once, so
+// an overflowing sum needs no second pass (barriers stay in uniform control flow).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn grouped_workgroup(inv: Invocation,
+                     @builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(groups_u.one);
+    let k = groups_u.k;
+    let inner = groups_u.inner;
+    let neg_inf = -bitcast<f32>(0x7f800000u * groups_u.one);
+    for (var r = wid.x; r < groups_u.outputs; r += groups.x) {
+        let base = groups_u.in_offset + (r / inner) * k * inner + r % inner;
+        var m = neg_inf;
+        var flags = vec2<f32>(0.0); // (NaN seen, infinity seen)
+        var sc = vec2<f32>(0.0);
+        var scaled = vec2<f32>(0.0);
+        for (var j = inv.lid; j < k; j += WORKGROUP_SIZE) {
+            let x = src[base + j * inner];
+            flags += vec2<f32>(f32(is_nan_f32(x)), f32(is_inf_f32(x)));
+            if (GROUP_KIND == 0u) {
+                m = max(m, x);
+            } else if (GROUP_KIND == 1u) {
+                m = max(m, -x);
+            } else {
+                sc = add_compensated(sc, x);
+                scaled = add_compensated(scaled, x * 2.3283064365386963e-10);
+            }
+        }
+        let seen = wg_sum2(flags, inv);
+        var y: f32;
+        if (GROUP_KIND == 2u) {
+            let total = wg_sum_compensated(sc, inv);
+            let small = wg_sum_compensated(scaled, inv);
+            let sum = total.x + total.y;
+            y = sum / f32(k);
+            if (is_inf_f32(sum) && seen.y == 0.0) {
+                y = ((small.x + small.y) / f32(k)) * 4294967296.0;
+            }
+        } else {
+            let best = wg_max(m, inv);
+            y = select(best, -best, GROUP_KIND == 1u);
+        }
+        if (inv.lid == 0u) {
+            dst[groups_u.out_offset + r] = select(y, nan_value(), seen.x > 0.0);
+        }
+    }
+}

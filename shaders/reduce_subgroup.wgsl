@@ -40,3 +40,4 @@ fn wg_sum2(v: vec2<f32>, inv: Invocation) -> vec2<f32> {
     workgroupBarrier();
     return r;
 }
+

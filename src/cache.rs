@@ -34,6 +34,11 @@ pub enum Entry {
     },
     /// The grouped ops' kernel (one invocation per output).
     Grouped,
+    /// The grouped ops with one workgroup per output (large groups), reducing with
+    /// subgroup operations or not.
+    GroupedWg {
+        subgroups: bool,
+    },
     /// PReLU with per-channel weights (a second bind group).
     Prelu,
     /// The random ops' kernel.
@@ -47,6 +52,12 @@ pub enum Entry {
     /// elementwise pass over a bind group 1 of (statistics, alpha).
     DiceStatsAlpha,
     DiceApplyAlpha,
+    /// Dice's statistics with one workgroup per feature (large batches), for the
+    /// partials layout (`alpha: false`) or the per-feature-alpha one.
+    DiceStatsWg {
+        subgroups: bool,
+        alpha: bool,
+    },
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -65,6 +76,8 @@ impl Entry {
             Entry::Vec4 => "main_vec4",
             Entry::Scalar => "main_scalar",
             Entry::Grouped => "grouped_lane",
+            Entry::GroupedWg { .. } => "grouped_workgroup",
+            Entry::DiceStatsWg { .. } => "dice_stats_workgroup",
             Entry::Prelu => "prelu_main",
             Entry::Random => "random_main",
             Entry::DiceStats => "dice_stats",
@@ -91,6 +104,7 @@ impl Entry {
                 ..
             } | Entry::DiceStats
                 | Entry::DiceApply
+                | Entry::DiceStatsWg { alpha: false, .. }
         )
     }
 
@@ -101,7 +115,11 @@ impl Entry {
             Entry::Row {
                 subgroups: true,
                 ..
-            }
+            } | Entry::GroupedWg { subgroups: true }
+                | Entry::DiceStatsWg {
+                    subgroups: true,
+                    ..
+                }
         )
     }
 }

@@ -426,21 +426,37 @@ impl Context {
                 .collect()
             } else if op.grouped().is_some() {
                 // one layout: the output never shares the input's binding
-                self.pipeline(PipelineKey {
-                    op,
-                    layout: Layout::Separate,
-                    entry: Entry::Grouped,
-                })?;
+                for entry in [
+                    Entry::Grouped,
+                    Entry::GroupedWg {
+                        subgroups: self.subgroups(),
+                    },
+                ] {
+                    self.pipeline(PipelineKey {
+                        op,
+                        layout: Layout::Separate,
+                        entry,
+                    })?;
+                }
                 continue;
             } else if op.random().is_some() {
                 vec![Entry::Random]
             } else if op.info().is_statistical() {
+                let subgroups = self.subgroups();
                 vec![
                     Entry::DiceStats,
                     Entry::DiceApply,
                     Entry::DiceEval,
                     Entry::DiceStatsAlpha,
                     Entry::DiceApplyAlpha,
+                    Entry::DiceStatsWg {
+                        subgroups,
+                        alpha: false,
+                    },
+                    Entry::DiceStatsWg {
+                        subgroups,
+                        alpha: true,
+                    },
                 ]
             } else if op == Op::Prelu {
                 vec![Entry::Vec4, Entry::Scalar, Entry::Prelu]
@@ -544,12 +560,20 @@ impl Context {
                     (Layout::Shared, _, Entry::Prelu) => &self.layouts.shared_weights_pipeline,
                     (Layout::Separate, _, Entry::DiceEval) => &self.layouts.separate_dice_pipeline,
                     (Layout::Shared, _, Entry::DiceEval) => &self.layouts.shared_dice_pipeline,
-                    (Layout::Separate, _, Entry::DiceStatsAlpha | Entry::DiceApplyAlpha) => {
-                        &self.layouts.separate_dice_alpha_pipeline
-                    }
-                    (Layout::Shared, _, Entry::DiceStatsAlpha | Entry::DiceApplyAlpha) => {
-                        &self.layouts.shared_dice_alpha_pipeline
-                    }
+                    (
+                        Layout::Separate,
+                        _,
+                        Entry::DiceStatsAlpha
+                        | Entry::DiceApplyAlpha
+                        | Entry::DiceStatsWg { alpha: true, .. },
+                    ) => &self.layouts.separate_dice_alpha_pipeline,
+                    (
+                        Layout::Shared,
+                        _,
+                        Entry::DiceStatsAlpha
+                        | Entry::DiceApplyAlpha
+                        | Entry::DiceStatsWg { alpha: true, .. },
+                    ) => &self.layouts.shared_dice_alpha_pipeline,
                     (Layout::Separate, false, _) => &self.layouts.separate_pipeline,
                     (Layout::Shared, false, _) => &self.layouts.shared_pipeline,
                     (Layout::Separate, true, _) => &self.layouts.separate_partials_pipeline,

@@ -17,6 +17,8 @@ const DICE_WGSL: &str = include_str!("../shaders/dice.wgsl");
 pub const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
 /// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
 pub const REDUCE_SUBGROUP_WGSL: &str = include_str!("../shaders/reduce_subgroup.wgsl");
+/// Reductions built on either flavour (the compensated sum).
+pub const REDUCE_COMMON_WGSL: &str = include_str!("../shaders/reduce_common.wgsl");
 
 /// Contiguous vec4s each invocation of the elementwise kernel takes per grid step (the
 /// body below is written out for 4).
@@ -70,11 +72,7 @@ pub fn softmax_source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bo
         .replace("RESIDENT_K", &format!("{RESIDENT_K}u"));
     // naga 30 takes subgroup operations without `enable subgroups;` (which it rejects as
     // not yet implemented); wgpu gates them on `Features::SUBGROUP` instead.
-    let reduce = if subgroups {
-        REDUCE_SUBGROUP_WGSL
-    } else {
-        REDUCE_TREE_WGSL
-    };
+    let reduce = reduce_wgsl(subgroups);
     format!(
         "{ACTIVATIONS_WGSL}\n{reduce}\nconst SIGN: f32 = {sign:?};\n\
          const LOG_OUTPUT: bool = {log};\n{kernel}"
@@ -86,13 +84,25 @@ pub fn softmax_source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bo
 ///
 /// # Panics
 /// If `op` is not a grouped op.
-pub fn grouped_source(op: Op, workgroup_size: u32) -> String {
+pub fn grouped_source(op: Op, workgroup_size: u32, subgroups: bool) -> String {
     let kind = op.grouped().expect("grouped_source needs a grouped op");
     format!(
-        "{ACTIVATIONS_WGSL}\nconst GROUP_KIND: u32 = {}u;\n{GROUPED_WGSL}",
+        "{ACTIVATIONS_WGSL}\n{}\nconst GROUP_KIND: u32 = {}u;\n{GROUPED_WGSL}",
+        reduce_wgsl(subgroups),
         kind.id()
     )
     .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
+}
+
+/// The workgroup reductions, with subgroup operations or through a shared-memory tree,
+/// and those built on either.
+fn reduce_wgsl(subgroups: bool) -> String {
+    let flavour = if subgroups {
+        REDUCE_SUBGROUP_WGSL
+    } else {
+        REDUCE_TREE_WGSL
+    };
+    format!("{flavour}\n{REDUCE_COMMON_WGSL}")
 }
 
 /// The complete WGSL of the per-channel PReLU kernel.
@@ -137,12 +147,15 @@ pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> S
     if op.softmax().is_some() {
         softmax_source(op, layout, workgroup_size, subgroups)
     } else if op.grouped().is_some() {
-        grouped_source(op, workgroup_size)
+        grouped_source(op, workgroup_size, subgroups)
     } else if op.random().is_some() {
         random_source(op, layout, workgroup_size)
     } else if op.info().is_statistical() {
         with_input_binding(
-            &format!("{ACTIVATIONS_WGSL}\n{DICE_WGSL}"),
+            &format!(
+                "{ACTIVATIONS_WGSL}\n{}\n{DICE_WGSL}",
+                reduce_wgsl(subgroups)
+            ),
             layout,
             workgroup_size,
         )
@@ -173,14 +186,15 @@ pub fn validate_wgsl(source: &str) -> Result<()> {
 pub fn validate_all(workgroup_size: u32) -> Result<()> {
     for &op in Op::ALL {
         for layout in [Layout::Separate, Layout::Shared] {
-            let sources = if op.softmax().is_some() {
-                vec![
-                    softmax_source(op, layout, workgroup_size, false),
-                    softmax_source(op, layout, workgroup_size, true),
-                ]
-            } else {
-                vec![source(op, layout, workgroup_size, false)]
-            };
+            let sources =
+                if op.softmax().is_some() || op.grouped().is_some() || op.info().is_statistical() {
+                    vec![
+                        source(op, layout, workgroup_size, false),
+                        source(op, layout, workgroup_size, true),
+                    ]
+                } else {
+                    vec![source(op, layout, workgroup_size, false)]
+                };
             let mut sources = sources;
             if op == Op::Prelu {
                 sources.push(prelu_source(layout, workgroup_size));

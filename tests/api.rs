@@ -218,13 +218,14 @@ fn warm_up_compiles_every_variant_once() {
     ctx.warm_up(&[]).unwrap();
     let elementwise = Op::elementwise_ops().count() as u64;
     let softmax = Op::softmax_ops().count() as u64;
-    let grouped = Op::grouped_ops().count() as u64; // one entry point, one layout
-                                                    // + the per-channel PReLU kernel and the random kernel, in both layouts
+    // one layout; a lane and a workgroup entry point
+    let grouped = 2 * Op::grouped_ops().count() as u64;
+    // + the per-channel PReLU kernel and the random kernel, in both layouts
     let random = Op::ALL.iter().filter(|o| o.random().is_some()).count() as u64;
-    // and dice's five entry points in both layouts
+    // and dice's seven entry points in both layouts
     assert_eq!(
         ctx.cache_stats().misses,
-        4 * elementwise + 10 * softmax + grouped + 2 + 2 * random + 10
+        4 * elementwise + 10 * softmax + grouped + 2 + 2 * random + 14
     );
 }
 

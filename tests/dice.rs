@@ -246,3 +246,18 @@ fn training_mode_takes_one_alpha_per_feature_from_a_buffer() {
         Err(Error::Shape { .. })
     ));
 }
+
+#[test]
+fn large_batches_use_the_workgroup_reductions_on_both_paths() {
+    let tree = tree_ctx();
+    // a batch of 40,000 would also pass lavapipe's loop budget in one invocation
+    let x = data(40_000 * 3, 12, 5.0);
+    for c in [ctx(), tree] {
+        check(c, "dice(alpha=0.2)", &x, &[40_000, 3], false);
+        check(c, "dice(alpha=0.6)", &x[..2048 * 5], &[2048, 5], true);
+        let alpha = [0.1f32, 0.5, 0.9];
+        let y = c.run_dice_train(&x, &[40_000, 3], &alpha, 1e-9).unwrap();
+        let want = cpu::reference_dice_train(&x, &[40_000, 3], &alpha, 1e-9).unwrap();
+        assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
+    }
+}

@@ -210,3 +210,34 @@ fn bad_group_sizes_and_placements_are_errors() {
         .unwrap_err();
     assert!(matches!(e, Error::Overlap { .. }), "{e}");
 }
+
+#[test]
+fn large_groups_use_the_workgroup_reductions_on_both_paths() {
+    // k >= 1024 takes one workgroup per output; k = 100,000 would also pass lavapipe's
+    // loop budget in one invocation
+    let tree = tree_ctx();
+    let mut x = data(3 * 100_000, 7);
+    x[5] = f32::NAN; // group 0 of every spec below
+    x[100_000 + 17] = f32::INFINITY;
+    for c in [ctx(), tree] {
+        for spec in [
+            "maxout(k=100000)",
+            "fold_min(k=100000)",
+            "fold_mean(k=100000)",
+            "fold_max(k=2048, dim=0)",
+        ] {
+            let shape = if spec.ends_with("dim=0)") {
+                [2048, 146]
+            } else {
+                [3, 100_000]
+            };
+            let n: usize = shape.iter().product();
+            check(c, spec, &x[..n], &shape);
+        }
+        // an overflowing mean, rescaled
+        let mut big = vec![1.0f32; 2048];
+        big[0] = f32::MAX;
+        big[1] = f32::MAX;
+        check(c, "fold_mean(k=2048)", &big, &[2048]);
+    }
+}

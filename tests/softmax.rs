@@ -4,30 +4,11 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
 use common::*;
-use wgpu_activations::{
-    Activation, BufferRegion, Context, ContextOptions, Error, Op, RowView, Strategy,
-};
+use wgpu_activations::{Activation, BufferRegion, Context, Error, Op, RowView, Strategy};
 
 fn softmax_ops() -> Vec<Activation> {
     Op::softmax_ops().map(Activation::example).collect()
-}
-
-/// A context without subgroup operations: its kernels reduce through the shared-memory
-/// tree, the path adapters without subgroups take.
-fn tree_ctx() -> &'static Context {
-    static CTX: OnceLock<Context> = OnceLock::new();
-    CTX.get_or_init(|| {
-        let ctx = Context::with_options(ContextOptions {
-            optional_features: Some(wgpu::Features::empty()),
-            ..Default::default()
-        })
-        .expect("a context without optional features");
-        assert!(!ctx.subgroups());
-        ctx
-    })
 }
 
 /// Both reduction paths where this adapter has subgroups (lavapipe has), else the tree.

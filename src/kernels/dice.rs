@@ -84,16 +84,24 @@ impl Context {
         }
         let wg = u64::from(self.workgroup_size());
         let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
-        if let Some(budget) = self.loop_budget() {
-            // two passes over a column per feature
-            let per_invocation = (features as u64).div_ceil(wg * max_groups) * 2 * batch as u64;
-            if per_invocation > budget {
-                return Err(Error::Unsupported(format!(
-                    "a batch of {batch} needs {per_invocation} loop iterations per \
-                     invocation; this adapter stops at {budget}"
-                )));
-            }
+        // Two passes over a column per feature: by one invocation, or for large batches
+        // (or past the adapter's loop budget) by a workgroup and its reductions.
+        let budget = self.loop_budget().unwrap_or(u64::MAX);
+        let (f, b) = (features as u64, batch as u64);
+        let lane_iterations = f.div_ceil(wg * max_groups) * 2 * b;
+        let workgroups = b >= 1024 || lane_iterations > budget;
+        let per_invocation = if workgroups {
+            f.div_ceil(max_groups) * (2 * b.div_ceil(wg) + 4 * wg + 8)
+        } else {
+            lane_iterations
+        };
+        if per_invocation > budget {
+            return Err(Error::Unsupported(format!(
+                "a batch of {batch} needs {per_invocation} loop iterations per invocation; \
+                 this adapter stops at {budget}"
+            )));
         }
+        let subgroups = self.subgroups();
         let staged = self.stage_input(encoder, &plan, input, len as u64)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
         let pipeline = |entry| {
@@ -105,7 +113,14 @@ impl Context {
         };
         let (stats, apply, stats_group, alpha_at) = match alpha {
             None => (
-                pipeline(Entry::DiceStats)?,
+                pipeline(if workgroups {
+                    Entry::DiceStatsWg {
+                        subgroups,
+                        alpha: false,
+                    }
+                } else {
+                    Entry::DiceStats
+                })?,
                 pipeline(Entry::DiceApply)?,
                 self.partials_group(features as u64 * 16)?,
                 0,
@@ -140,7 +155,14 @@ impl Context {
                     })
                 })?;
                 (
-                    pipeline(Entry::DiceStatsAlpha)?,
+                    pipeline(if workgroups {
+                        Entry::DiceStatsWg {
+                            subgroups,
+                            alpha: true,
+                        }
+                    } else {
+                        Entry::DiceStatsAlpha
+                    })?,
                     pipeline(Entry::DiceApplyAlpha)?,
                     std::sync::Arc::new(group),
                     (w.delta / F32) as u32,
@@ -170,7 +192,12 @@ impl Context {
             staged.is_none(),
         )?;
         let groups = |items: u64| items.div_ceil(wg).clamp(1, max_groups) as u32;
-        let stats_dispatch = [(group.clone(), groups(features as u64))];
+        let stats_groups = if workgroups {
+            f.clamp(1, max_groups) as u32
+        } else {
+            groups(f)
+        };
+        let stats_dispatch = [(group.clone(), stats_groups)];
         let apply_dispatch = [(group, groups(len as u64))];
         self.record_pass(
             encoder,

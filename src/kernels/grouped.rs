@@ -95,19 +95,33 @@ impl Context {
             GroupKind::Mean => 2 * k,
             _ => k,
         };
-        let per_invocation = piece_outputs.div_ceil(wg * max_groups) * per_output;
-        if let Some(budget) = self.loop_budget() {
-            if per_invocation > budget {
-                return Err(Error::Unsupported(format!(
-                    "groups of {k} would run {per_invocation} loop iterations per \
-                     invocation; this adapter stops at {budget}"
-                )));
-            }
+        let lane_iterations = piece_outputs.div_ceil(wg * max_groups) * per_output;
+        // One workgroup per output for large groups (or where one invocation's loop
+        // would pass the adapter's budget): each invocation folds a strided share and
+        // the workgroup reductions combine them.
+        let budget = self.loop_budget().unwrap_or(u64::MAX);
+        let workgroups = kind != GroupKind::Glu && (k >= 1024 || lane_iterations > budget);
+        let per_invocation = if workgroups {
+            piece_outputs.div_ceil(max_groups) * (k.div_ceil(wg) + 4 * wg + 8)
+        } else {
+            lane_iterations
+        };
+        if per_invocation > budget {
+            return Err(Error::Unsupported(format!(
+                "groups of {k} would run {per_invocation} loop iterations per invocation; \
+                 this adapter stops at {budget}"
+            )));
         }
         let pipeline = self.pipeline(PipelineKey {
             op: activation.op(),
             layout: Layout::Separate,
-            entry: Entry::Grouped,
+            entry: if workgroups {
+                Entry::GroupedWg {
+                    subgroups: self.subgroups(),
+                }
+            } else {
+                Entry::Grouped
+            },
         })?;
 
         let mut dispatches = Vec::new();
@@ -155,7 +169,12 @@ impl Context {
                 &uniforms,
                 staged.is_none(),
             )?;
-            dispatches.push((group, outputs.div_ceil(wg).clamp(1, max_groups) as u32));
+            let wanted = if workgroups {
+                outputs
+            } else {
+                outputs.div_ceil(wg)
+            };
+            dispatches.push((group, wanted.clamp(1, max_groups) as u32));
             first += count;
         }
         self.record_pass(

@@ -234,3 +234,18 @@ pub fn small_device() -> Context {
     })
     .expect("a device with lowered limits")
 }
+
+/// A context without subgroup operations: its kernels reduce through the shared-memory
+/// tree, the path adapters without subgroups take.
+pub fn tree_ctx() -> &'static Context {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let ctx = Context::with_options(wgpu_activations::ContextOptions {
+            optional_features: Some(wgpu::Features::empty()),
+            ..Default::default()
+        })
+        .expect("a context without optional features");
+        assert!(!ctx.subgroups());
+        ctx
+    })
+}
