@@ -261,3 +261,33 @@ fn large_batches_use_the_workgroup_reductions_on_both_paths() {
         assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
     }
 }
+
+#[test]
+fn extremal_values_in_a_batch() {
+    // each extremal value in its own feature column beside ordinary values (values near
+    // 3.4e38 are left out: their variance overflows f32, a documented limit)
+    let specials = [0.0f32, -0.0, 88.8, -88.8, 1e4, -1e4, 1e-40, -1e-45];
+    let batch = 6;
+    let mut x = vec![0.0f32; batch * specials.len()];
+    for (f, &s) in specials.iter().enumerate() {
+        for b in 0..batch {
+            x[b * specials.len() + f] = if b == 2 { s } else { b as f32 - 2.5 };
+        }
+    }
+    check(
+        ctx(),
+        "dice(alpha=0.3)",
+        &x,
+        &[batch, specials.len()],
+        false,
+    );
+    // non-finite values make their column NaN and leave the others alone
+    let mut y = x.clone();
+    y[2 * specials.len()] = f32::INFINITY;
+    y[3 * specials.len() + 1] = f32::NAN;
+    let a: Activation = "dice(alpha=0.3)".parse().unwrap();
+    let out = ctx().run_shaped(&a, &y, &[batch, specials.len()]).unwrap();
+    for (i, v) in out.iter().enumerate() {
+        assert_eq!(v.is_nan(), i % specials.len() < 2, "element {i}: {v}");
+    }
+}

@@ -49,9 +49,8 @@ fn philox_matches_the_random123_known_answers() {
 fn the_gpu_draws_the_cpu_reference_bits_in_any_chunking() {
     let mut rng = Rng::new(5);
     let mut x: Vec<f32> = (0..100_003).map(|_| rng.uniform(-4.0, 4.0)).collect();
-    x[7] = f32::NAN;
-    x[8] = f32::NEG_INFINITY;
-    x[9] = -0.0;
+    let extremal = wgpu_activations::accuracy::extremal_inputs();
+    x[7..7 + extremal.len()].copy_from_slice(&extremal);
     for seed in [0u32, 1, 12_345, 16_777_216] {
         let a = rrelu(seed);
         let want = cpu::reference(&a, &x);
@@ -160,9 +159,8 @@ fn noisy(std: f32, seed: u32) -> Activation {
 fn noisy_relu_draws_the_cpu_reference_bits() {
     let mut rng = Rng::new(6);
     let mut x: Vec<f32> = (0..100_003).map(|_| rng.uniform(-3.0, 3.0)).collect();
-    x[4] = f32::NAN;
-    x[5] = f32::INFINITY;
-    x[6] = f32::NEG_INFINITY;
+    let extremal = wgpu_activations::accuracy::extremal_inputs();
+    x[4..4 + extremal.len()].copy_from_slice(&extremal);
     for (std, seed) in [(0.5f32, 0u32), (2.0, 77), (0.0, 5)] {
         let a = noisy(std, seed);
         let want = cpu::reference(&a, &x);

@@ -494,3 +494,38 @@ fn same_buffer_disjoint_ranges() {
         );
     }
 }
+
+#[test]
+fn extremal_values_in_rows() {
+    // +-0, +-inf, NaN, +-88.8, +-1e4, +-3.4e38 and denormals, one per row beside finite
+    // neighbours, and all of them together in one row
+    let specials = [
+        0.0f32,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        88.8,
+        -88.8,
+        1e4,
+        -1e4,
+        3.4e38,
+        -3.4e38,
+        1e-40,
+        -1e-45,
+    ];
+    let axis = 5;
+    let mut x = Vec::new();
+    for &s in &specials {
+        x.extend([1.0, s, -2.0, 0.5, s]);
+    }
+    check_all(&x, &[specials.len(), axis], -1, "one special per row");
+    check_all(&specials, &[specials.len()], -1, "every special in one row");
+    let finite: Vec<f32> = specials.iter().copied().filter(|v| v.is_finite()).collect();
+    check_all(
+        &finite,
+        &[finite.len()],
+        -1,
+        "the finite specials in one row",
+    );
+}
