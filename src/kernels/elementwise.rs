@@ -72,9 +72,6 @@ impl Context {
         output: BufferRegion<'_>,
         len: u64,
     ) -> Result<()> {
-        if activation.op().random().is_some() {
-            return self.encode_random(encoder, activation, input, output, len);
-        }
         if activation.op().elementwise().is_none() {
             let len = usize::try_from(len).map_err(|_| {
                 Error::Unsupported(format!("{len} elements do not fit this host's usize"))
@@ -581,22 +578,9 @@ impl Context {
                  use run or run_shaped"
             )));
         }
-        if activation.op().info().is_statistical() {
-            // One batch: the slice is the batch axis.
-            let y = self.run_shaped(activation, input, &[input.len()])?;
-            output.copy_from_slice(&y);
-            return Ok(());
-        }
-        if activation.op().random().is_some() {
-            // One piece: element i draws with counter i.
-            let y = self.run_with_buffers(input, |encoder, src, dst| {
-                self.encode(encoder, activation, src, dst, input.len() as u64)
-            })?;
-            output.copy_from_slice(&y);
-            return Ok(());
-        }
         if activation.op().elementwise().is_none() {
-            // A softmax-family op normalises the slice as one row: no pieces.
+            // One tensor of one axis (a softmax row, dice's batch, the random ops' counter):
+            // no pieces.
             let y = self.run_shaped(activation, input, &[input.len()])?;
             output.copy_from_slice(&y);
             return Ok(());

@@ -8,6 +8,7 @@
 
 use super::elementwise::F32;
 use crate::cache::{Entry, PipelineKey, RowKernel};
+use crate::op::Kernel;
 use crate::shader::RESIDENT_K;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
 use std::sync::Arc;
@@ -204,21 +205,23 @@ impl Context {
         output: BufferRegion<'_>,
         shape: &[usize],
     ) -> Result<()> {
-        if activation.op().softmax().is_some() {
-            return self.encode_rows(encoder, activation, input, output, shape, Strategy::Auto);
+        match activation.op().info().kernel {
+            Kernel::Softmax(_) => {
+                self.encode_rows(encoder, activation, input, output, shape, Strategy::Auto)
+            }
+            Kernel::Grouped(_) => self.encode_grouped(encoder, activation, input, output, shape),
+            Kernel::Statistical => {
+                self.encode_dice(encoder, activation, input, output, shape, None)
+            }
+            Kernel::Random(_) => {
+                let len = crate::shape::element_count(shape)?;
+                self.encode_random(encoder, activation, input, output, len as u64)
+            }
+            Kernel::Elementwise { .. } => {
+                let len = crate::shape::element_count(shape)?;
+                self.encode(encoder, activation, input, output, len as u64)
+            }
         }
-        if activation.op().grouped().is_some() {
-            return self.encode_grouped(encoder, activation, input, output, shape);
-        }
-        if activation.op().random().is_some() {
-            let len = crate::shape::element_count(shape)?;
-            return self.encode_random(encoder, activation, input, output, len as u64);
-        }
-        if activation.op().info().is_statistical() {
-            return self.encode_dice(encoder, activation, input, output, shape, None);
-        }
-        let len = crate::shape::element_count(shape)?;
-        self.encode(encoder, activation, input, output, len as u64)
     }
 
     /// [`Context::encode_shaped`] for a softmax-family op with a chosen strategy (an
@@ -372,24 +375,15 @@ impl Context {
         input: &[f32],
         shape: &[usize],
     ) -> Result<Vec<f32>> {
-        if activation.op().grouped().is_some() {
-            RowView::new(shape, activation.dim(), input.len())?;
-            let out_len = activation.output_shape(shape)?.iter().product();
-            return self.run_with_buffers_sized(input, out_len, |encoder, src, dst| {
-                self.encode_grouped(encoder, activation, src, dst, shape)
-            });
-        }
-        if activation.op().info().is_statistical() {
-            crate::shape::check_len(shape, input.len())?;
-            return self.run_with_buffers(input, |encoder, src, dst| {
-                self.encode_dice(encoder, activation, src, dst, shape, None)
-            });
-        }
-        if activation.op().softmax().is_none() {
-            crate::shape::check_len(shape, input.len())?;
+        crate::shape::check_len(shape, input.len())?;
+        if activation.op().elementwise().is_some() {
             return self.run(activation, input);
         }
-        self.run_rows(activation, input, shape, Strategy::Auto)
+        // The output's length differs from the input's for grouped ops.
+        let out_len = activation.output_shape(shape)?.iter().product();
+        self.run_with_buffers_sized(input, out_len, |encoder, src, dst| {
+            self.encode_shaped(encoder, activation, src, dst, shape)
+        })
     }
 
     /// [`Context::run_shaped`] for a softmax-family op with a chosen strategy.
