@@ -212,17 +212,24 @@ fn main() {
     if args.json {
         println!(
             "{{\"cold_start\": true, \"context_seconds\": {:e}, \"first_result_seconds\": {:e}, \
-             \"all_pipelines_seconds\": {:e}, \"pipeline_cache\": {}, \"adapter\": \"{}\"}}",
+             \"all_pipelines_seconds\": {:e}, \"pipeline_cache\": {}, \"adapter\": \"{}\", \
+             \"fused_fma\": {}, \"flushes_subnormals\": {}, \"subgroups\": {}, \
+             \"adapter_facts\": \"{}\"}}",
             created.as_secs_f64(),
             first.as_secs_f64(),
             compiled.as_secs_f64(),
             ctx.has_pipeline_cache(),
-            adapter.replace('"', "'")
+            adapter.replace('"', "'"),
+            ctx.fused_fma(),
+            ctx.flushes_subnormals(),
+            ctx.subgroups(),
+            ctx.adapter_facts()
         );
     } else {
         eprintln!(
-            "adapter: {adapter}\ncold start: context {:.1} ms, first result {:.1} ms, every \
+            "adapter: {adapter}\nadapter facts: {}\ncold start: context {:.1} ms, first result {:.1} ms, every \
              pipeline compiled {:.1} ms more (pipeline cache: {})",
+            ctx.adapter_facts(),
             ms(created),
             ms(first),
             ms(compiled),

@@ -47,16 +47,75 @@ fn copy_sign(y: f32, x: f32) -> f32 {
     return bitcast<f32>((bitcast<u32>(y) & 0x7fffffffu) | (bitcast<u32>(x) & 0x80000000u));
 }
 
+// x's place in the order of f32 values, as an i32, with +0 and -0 in the same place.
+// Comparing these is exact on every adapter, where a float compare may flush a subnormal
+// operand to zero first (WGSL allows it; NVIDIA does it: `-1e-40 < 0.0` is false there).
+// The exact ops compare through these, so they stay bit-exact for subnormal inputs.
+// (NaN gets a place beyond the infinities; callers that care test it first.)
+fn order_key(x: f32) -> i32 {
+    let b = bitcast<i32>(x);
+    return select(b, bitcast<i32>(0x80000000u) - b, b < 0);
+}
+
+fn exact_lt(a: f32, b: f32) -> bool {
+    return order_key(a) < order_key(b);
+}
+
+fn exact_gt(a: f32, b: f32) -> bool {
+    return order_key(a) > order_key(b);
+}
+
+// x > 0 and x < 0 on the sign bit and magnitude (the common cases, cheaper than keys).
+fn is_positive(x: f32) -> bool {
+    return bitcast<u32>(x) - 1u < 0x7fffffffu;
+}
+
+fn is_negative(x: f32) -> bool {
+    return bitcast<u32>(x) > 0x80000000u;
+}
+
+// Whether |x| is below the smallest normal (zero or subnormal), on the bits.
+fn is_tiny(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) < 0x00800000u;
+}
+
+// x * 2^64, exactly, for |x| < 2^-64, subnormals included, built from the bits so that no
+// flushing adapter sees the subnormal: a subnormal's magnitude is m 2^-149 with an
+// integer m < 2^23, so f32(m) 2^-85 is exact and normal.
+fn up64(x: f32) -> f32 {
+    let b = bitcast<u32>(x);
+    if (!is_tiny(x)) {
+        return bitcast<f32>(b + (64u << 23u));
+    }
+    return copy_sign(f32(b & 0x007fffffu) * 2.5849394142282115e-26, x);
+}
+
+// x * c, correctly rounded where the product is normal, also for a subnormal x that a
+// flushing adapter would zero before multiplying; a subnormal product is what the adapter
+// gives (correctly rounded, or a zero of its sign).
+fn mul_rescued(x: f32, c: f32) -> f32 {
+    let plain = x * c;
+    if (!is_tiny(x)) {
+        return plain;
+    }
+    // |x c 2^64| >= 2^-62 exactly when x c is normal; then scaling back is exact.
+    let big = up64(x) * c;
+    return select(plain, scale2(big, -64), abs(big) >= 2.168404344971009e-19);
+}
+
 // 2^k for k in [-126, 127], built from its bits.
 fn pow2i(k: i32) -> f32 {
     return bitcast<f32>(u32(k + 127) << 23u);
 }
 
-// m * 2^k for k in [-252, 254] in two exact steps, so that neither step overflows or
-// underflows on its own; only the final product rounds (to a subnormal, 0 or inf).
+// m * 2^k for k in [-378, 381] in three exact steps, so that no step overflows or
+// underflows on its own; only the final product rounds (to a subnormal, 0 or inf). Three,
+// not two: callers pass an m as large as 2^128 with a k as low as -289 (x e^h in the
+// sigmoid family's tail), whose product is 0 but whose two halves would not be in range.
 fn scale2(m: f32, k: i32) -> f32 {
-    let k1 = k / 2;
-    return (m * pow2i(k1)) * pow2i(k - k1);
+    let k1 = k / 3;
+    let k2 = (k - k1) / 2;
+    return ((m * pow2i(k1)) * pow2i(k2)) * pow2i(k - k1 - k2);
 }
 
 // Whether WGSL's `fma` rounds once on this adapter. The WGSL spec lets an implementation
@@ -67,7 +126,9 @@ override FUSED_FMA: bool = true;
 // a * b as an unevaluated pair (p, e) with p + e == a * b exactly: with a fused fma when
 // the adapter has one, else by Dekker's product of Veltkamp-split halves (12 + 12 bits),
 // which is exact with plain rounded multiplies. e is 0 where the split would overflow
-// (|a * b| > 1e30, far outside where any caller needs e).
+// (|a * b| > 1e30, far outside where any caller needs e) and where |a * b| < 1e-30: there
+// e and Dekker's partial products fall below 2^-126, and an adapter that flushes
+// subnormals would leave partial products uncancelled (an error of 2^-12 |p|, not 0).
 fn two_prod(a: f32, b: f32) -> vec2<f32> {
     let p = a * b;
     var e: f32;
@@ -82,7 +143,7 @@ fn two_prod(a: f32, b: f32) -> vec2<f32> {
         let bl = b - bh;
         e = ((keep(ah * bh - p) + ah * bl) + al * bh) + al * bl;
     }
-    return vec2<f32>(p, select(0.0, e, abs(p) < 1.0e30));
+    return vec2<f32>(p, select(0.0, e, abs(p) < 1.0e30 && abs(p) > 1.0e-30));
 }
 
 // a + b as an unevaluated pair, exactly (Knuth's TwoSum: no ordering needed).
@@ -230,9 +291,11 @@ const LN2_LO: f32 = 1.428606765330187e-06;
 // exp(x) as (hi, lo, k) with exp(x) = (hi + lo) * 2^k, hi in [0.70, 1.42] and |lo| within
 // an ULP of hi: the mantissa is kept as an exact pair, because half an ULP of exp(x) can be
 // almost a whole ULP of a result in another binade (sigmoid, softplus). x is clamped to
-// [-104, 89], past which exp is 0 or inf in f32 anyway; the clamp maps +-inf there too.
+// [-200, 89]: callers scale the parts by factors up to 2^128 before the final scale2
+// (x e^h with x near f32's maximum), so exp(-150) is not yet 0 for them, but e^-200 times
+// any f32 is; the clamp maps +-inf there too.
 fn exp_parts(x_in: f32) -> vec3<f32> {
-    let x = clamp(x_in, -104.0, 89.0);
+    let x = clamp(x_in, -200.0, 89.0);
     let k = round(x * LOG2E);
     let hi = x - k * LN2_HI;
     let lo = k * LN2_LO;
@@ -345,7 +408,8 @@ fn mul_sigmoid_pair(x: f32, h: f32, l: f32) -> f32 {
     let xe = two_prod(x, e);
     let num = select(x, xe.x, neg);
     let num_lo = select(0.0, fma(x, el, xe.y), neg);
-    return div_pair(num, num_lo, d.x, d.y + el);
+    // sigmoid > 0: the result has the sign of x, also where a flushing adapter zeroes it.
+    return copy_sign(div_pair(num, num_lo, d.x, d.y + el), x);
 }
 
 fn scale2_parts(e: vec3<f32>) -> f32 {
@@ -360,6 +424,11 @@ fn tanh_far(a: f32) -> f32 {
 
 fn tanh_f32(x: f32) -> f32 {
     let a = abs(x);
+    if (a < 2.4414062e-4) {
+        // |x| < 2^-12: tanh(x) = x (1 - x^2/3 + ...) rounds to x; returned as it came, so
+        // a subnormal x keeps its value and sign on an adapter that flushes arithmetic.
+        return x;
+    }
     if (a < 0.625) {
         return fma(x * (x * x), poly_tanh_t(x * x), x);
     }
@@ -397,7 +466,8 @@ fn gelu_erf(x: f32) -> f32 {
     if (a < 0.35) {
         // 1 + erf(t) is in [0.62, 1.38]: no cancellation.
         let erf_t = th * poly_erf_e(th * th);
-        return 0.5 * x + 0.5 * x * erf_t;
+        // x Phi(x) has the sign of x, also where a flushing adapter zeroes it.
+        return copy_sign(0.5 * x + 0.5 * x * erf_t, x);
     }
     if (a > 15.0) {
         // erfc(15) ~ 1e-99: the result is x or -0.
@@ -468,7 +538,7 @@ fn act_identity(x: f32, p: vec4<f32>) -> f32 {
 }
 
 fn act_binary_step(x: f32, p: vec4<f32>) -> f32 {
-    return select(0.0, 1.0, x >= 0.0);
+    return select(1.0, 0.0, is_negative(x));
 }
 
 fn act_sigmoid(x: f32, p: vec4<f32>) -> f32 {
@@ -480,12 +550,13 @@ fn act_tanh(x: f32, p: vec4<f32>) -> f32 {
 }
 
 fn act_relu(x: f32, p: vec4<f32>) -> f32 {
-    return select(x, 0.0, x < 0.0);
+    return select(x, 0.0, is_negative(x));
 }
 
-// clamp that keeps NaN (WGSL's clamp may drop it) and is exact.
+// clamp that is exact for subnormals too (ordered compares); NaN never reaches it (the
+// kernels pass NaN inputs through before calling an activation).
 fn clamp_keep(x: f32, lo: f32, hi: f32) -> f32 {
-    return select(select(x, lo, x < lo), hi, x > hi);
+    return select(select(x, lo, exact_lt(x, lo)), hi, exact_gt(x, hi));
 }
 
 fn act_relu6(x: f32, p: vec4<f32>) -> f32 {
@@ -493,11 +564,18 @@ fn act_relu6(x: f32, p: vec4<f32>) -> f32 {
 }
 
 fn act_leaky_relu(x: f32, p: vec4<f32>) -> f32 {
-    return select(x * p.x, x, x > 0.0);
+    return select(mul_rescued(x, p.x), x, is_positive(x));
 }
 
 fn act_elu(x: f32, p: vec4<f32>) -> f32 {
-    return select(p.x * expm1_f32(x), x, x > 0.0);
+    if (is_positive(x)) {
+        return x;
+    }
+    if (x > -1.0e-30) {
+        // expm1(x) rounds to x: alpha x, also for a subnormal x (alpha > 1 makes it normal).
+        return mul_rescued(x, p.x);
+    }
+    return p.x * expm1_f32(x);
 }
 
 // SELU's scale and scale * alpha, each as a pair so the product rounds once.
@@ -507,6 +585,16 @@ const SELU_SCALE_ALPHA_HI: f32 = 1.7580993175506592;
 const SELU_SCALE_ALPHA_LO: f32 = 2.3296717444054593e-08;
 
 fn act_selu(x: f32, p: vec4<f32>) -> f32 {
+    if (abs(x) < 1.0e-30) {
+        // expm1(x) rounds to x: c x, scaled up first so that a subnormal x (for which c x
+        // is normal) survives a flushing adapter, and c as a pair so it rounds once.
+        let xs = up64(x);
+        let hi = select(SELU_SCALE_ALPHA_HI, SELU_SCALE_HI, is_positive(x));
+        let lo = select(SELU_SCALE_ALPHA_LO, SELU_SCALE_LO, is_positive(x));
+        let prod = two_prod(hi, xs);
+        let big = prod.x + fma(lo, xs, prod.y);
+        return select(mul_rescued(x, hi), scale2(big, -64), abs(big) >= 2.168404344971009e-19);
+    }
     // (c_hi + c_lo) * v with the product c_hi * v kept exact: one rounding at the end.
     let v = select(expm1_f32(x), x, x > 0.0);
     if (is_inf_f32(v)) {
@@ -525,6 +613,11 @@ fn act_celu(x: f32, p: vec4<f32>) -> f32 {
     let alpha = p.x;
     // u = x / alpha as a pair (u, ul): the remainder x - u alpha is exact.
     let u = keep(x / alpha);
+    if (abs(u) < 5.9604645e-8) {
+        // |x / alpha| < 2^-24: celu(x) = x (1 + u/2 + ...) rounds to x. Also where u is
+        // subnormal (and flushed) but x is not.
+        return x;
+    }
     let ua = two_prod(u, alpha);
     let ul = select(0.0, (keep(x - ua.x) - ua.y) / alpha, u > -30.0);
     let m = expm1_f32(u);
@@ -556,6 +649,10 @@ fn act_mish(x: f32, p: vec4<f32>) -> f32 {
     if (x > 15.0) {
         // 2e^2 / (1 + 2e + 2e^2) < 2^-40: tanh(softplus(x)) rounds to 1.
         return x;
+    }
+    if (abs(x) < 1.0e-30) {
+        // mish(x) = x tanh(ln 2) + O(x^2) = 0.6 x, also for a subnormal x (on the bits).
+        return mul_rescued(x, 0.6);
     }
     if (x >= 0.0) {
         let e = exp_f32(-x);
@@ -590,14 +687,34 @@ fn act_softplus(x: f32, p: vec4<f32>) -> f32 {
 }
 
 fn act_softsign(x: f32, p: vec4<f32>) -> f32 {
-    if (is_inf_f32(x)) {
+    let a = abs(x);
+    if (a > 33554432.0) {
+        // |x| > 2^25: 1 - 1 / (1 + |x|) rounds to 1. This also keeps the divisor within
+        // [1, 2^126], where WGSL's division is defined (a GPU that divides through a
+        // flushed reciprocal gave 0 for |x| > 2^126).
         return copy_sign(1.0, x);
     }
-    return x / (1.0 + abs(x));
+    let d = two_sum(1.0, a);
+    // The sign of x, also where a flushing adapter zeroes a subnormal result.
+    return copy_sign(div_pair(x, 0.0, d.x, d.y), x);
 }
 
+// 1/6 as a pair
+const SIXTH_HI: f32 = 0.1666666716337204;
+const SIXTH_LO: f32 = -4.967053879312289e-09;
+
 fn act_hardsigmoid(x: f32, p: vec4<f32>) -> f32 {
-    return clamp_keep((x + 3.0) / 6.0, 0.0, 1.0);
+    if (x <= -3.0) {
+        return 0.0;
+    }
+    if (x >= 3.0) {
+        return 1.0;
+    }
+    // (x + 3) / 6 with x + 3 kept opaque: a compiler may otherwise distribute the division
+    // into x * (1/6) + 0.5, which cancels near x = -3 (524,288 ULP seen on a GPU). The
+    // division is a product with 1/6 as a pair, so it rounds about once.
+    let t = keep(x + 3.0);
+    return fma(t, SIXTH_HI, t * SIXTH_LO);
 }
 
 fn act_hardswish(x: f32, p: vec4<f32>) -> f32 {
@@ -631,7 +748,8 @@ fn act_tanhshrink(x: f32, p: vec4<f32>) -> f32 {
         let cl = fma(x, s.y, c.y);
         let t = two_prod(c.x, THIRD_HI);
         let rest = fma(s.x, poly_tanhshrink_q(s.x), THIRD_LO);
-        return t.x + (t.y + fma(cl, THIRD_HI, c.x * rest));
+        // The sign of x, also where the result is a flushed zero.
+        return copy_sign(t.x + (t.y + fma(cl, THIRD_HI, c.x * rest)), x);
     }
     if (a > 9.5) {
         return copy_sign(a - 1.0, x);
@@ -643,16 +761,18 @@ fn act_tanhshrink(x: f32, p: vec4<f32>) -> f32 {
 
 fn act_softshrink(x: f32, p: vec4<f32>) -> f32 {
     let l = p.x;
-    return select(select(0.0, x + l, x < -l), x - l, x > l);
+    // x - l > 0 and x + l < 0 in their branches (lambd >= 0): the signs are set
+    // explicitly, so a subnormal difference flushed to zero keeps its sign.
+    return select(select(0.0, -abs(x + l), exact_lt(x, -l)), abs(x - l), exact_gt(x, l));
 }
 
 fn act_hardshrink(x: f32, p: vec4<f32>) -> f32 {
     let l = p.x;
-    return select(x, 0.0, x >= -l && x <= l);
+    return select(0.0, x, exact_lt(x, -l) || exact_gt(x, l));
 }
 
 fn act_threshold(x: f32, p: vec4<f32>) -> f32 {
-    return select(p.y, x, x > p.x);
+    return select(p.y, x, exact_gt(x, p.x));
 }
 
 fn act_gaussian(x: f32, p: vec4<f32>) -> f32 {
@@ -708,13 +828,13 @@ fn act_inverse_multiquadric(x: f32, p: vec4<f32>) -> f32 {
 }
 
 fn act_prelu(x: f32, p: vec4<f32>) -> f32 {
-    return select(x * p.x, x, x > 0.0);
+    return select(mul_rescued(x, p.x), x, is_positive(x));
 }
 
 fn act_rrelu(x: f32, p: vec4<f32>) -> f32 {
     // Evaluation mode: a fixed slope (lower + upper) / 2; the halving is exact.
     let slope = (p.x + p.y) * 0.5;
-    return select(x * slope, x, x > 0.0);
+    return select(mul_rescued(x, slope), x, is_positive(x));
 }
 
 // NaN in, NaN out, whatever the function does: tested by bits, because WGSL allows a

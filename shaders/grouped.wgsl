@@ -41,10 +41,11 @@ fn reduce_group(r: u32) -> f32 {
     for (var j = 1u; j < k; j++) {
         let x = src[base + j * inner];
         any_nan = any_nan || is_nan_f32(x);
+        // Ordered compares, not max/min: exact for subnormals on adapters that flush.
         if (GROUP_KIND == 0u) {
-            acc = max(acc, x);
+            acc = select(acc, x, exact_gt(x, acc));
         } else if (GROUP_KIND == 1u) {
-            acc = min(acc, x);
+            acc = select(acc, x, exact_lt(x, acc));
         } else {
             sc = add_compensated(sc, x);
         }
@@ -106,6 +107,28 @@ fn grouped_lane(@builtin(global_invocation_id) gid: vec3<u32>,
     }
 }
 
+// The workgroup's maximum of the invocations' `m`, exact for subnormals: an atomic max
+// of each value's place in the float order (`order_key` as an unsigned word), where a
+// subgroup or tree max of floats may flush.
+var<workgroup> group_best: atomic<u32>;
+
+fn wg_max_exact(m: f32, inv: Invocation) -> f32 {
+    if (inv.lid == 0u) {
+        atomicStore(&group_best, 0u);
+    }
+    workgroupBarrier();
+    atomicMax(&group_best, bitcast<u32>(order_key(m)) ^ 0x80000000u);
+    workgroupBarrier();
+    let key = bitcast<i32>(atomicLoad(&group_best) ^ 0x80000000u);
+    workgroupBarrier();
+    return bitcast<f32>(select(key, bitcast<i32>(0x80000000u) - key, key < 0));
+}
+
+// -x by its sign bit (a flushing adapter's negation may zero a subnormal).
+fn negate_bits(x: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) ^ 0x80000000u);
+}
+
 // One workgroup per output, for large groups: each invocation folds a strided share of
 // the group, then the workgroup reductions (reduce_*.wgsl) combine the shares. NaN is
 // counted separately (max may drop it); the mean sums at 1 and at 2^-32 scale at once, so
@@ -128,9 +151,9 @@ fn grouped_workgroup(inv: Invocation,
             let x = src[base + j * inner];
             flags += vec2<f32>(f32(is_nan_f32(x)), f32(is_inf_f32(x)));
             if (GROUP_KIND == 0u) {
-                m = max(m, x);
+                m = select(m, x, exact_gt(x, m));
             } else if (GROUP_KIND == 1u) {
-                m = max(m, -x);
+                m = select(m, negate_bits(x), exact_gt(negate_bits(x), m));
             } else {
                 sc = add_compensated(sc, x);
                 scaled = add_compensated(scaled, x * 2.3283064365386963e-10);
@@ -147,8 +170,8 @@ fn grouped_workgroup(inv: Invocation,
                 y = ((small.x + small.y) / f32(k)) * 4294967296.0;
             }
         } else {
-            let best = wg_max(m, inv);
-            y = select(best, -best, GROUP_KIND == 1u);
+            let best = wg_max_exact(m, inv);
+            y = select(best, negate_bits(best), GROUP_KIND == 1u);
         }
         if (inv.lid == 0u) {
             dst[groups_u.out_offset + r] = select(y, nan_value(), seen.x > 0.0);

@@ -27,6 +27,6 @@ fn prelu_main(@builtin(global_invocation_id) gid: vec3<u32>,
         let x = SRC[prelu_u.in_offset + i];
         let c = ((prelu_u.start + i) / prelu_u.inner) % prelu_u.channels;
         let w = weights[prelu_u.w_offset + c];
-        dst[prelu_u.out_offset + i] = pass_nan(x, select(x * w, x, x > 0.0));
+        dst[prelu_u.out_offset + i] = pass_nan(x, select(mul_rescued(x, w), x, is_positive(x)));
     }
 }

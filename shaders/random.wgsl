@@ -144,11 +144,13 @@ fn random_main(@builtin(global_invocation_id) gid: vec3<u32>,
             // keep(): the product is rounded on its own, as on the CPU, even where a
             // compiler would fuse it into the addition.
             let slope = lower + keep((upper - lower) * u);
-            y = select(x * slope, x, x >= 0.0 || is_nan_f32(x));
+            // Signs on bits: a flushing adapter's `x >= 0.0` is true for -1e-40.
+            y = select(x * slope, x, bitcast<u32>(x) <= 0x80000000u || is_nan_f32(x));
         } else {
             let r = philox(random_u.start + i, u32(random_u.p.y));
             let v = x + keep(random_u.p.x * normal_sample(r.x, r.y));
-            y = select(select(0.0, v, v > 0.0), x, is_nan_f32(x));
+            // v > 0 on its bits (positive, nonzero, not NaN)
+            y = select(select(0.0, v, bitcast<u32>(v) - 1u < 0x7f800000u), x, is_nan_f32(x));
         }
         dst[random_u.out_offset + i] = y;
     }

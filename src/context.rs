@@ -34,6 +34,14 @@ pub struct ContextOptions {
     /// file must be one this crate wrote; wgpu ignores data from another adapter, driver
     /// or wgpu version.
     pub pipeline_cache: Option<std::path::PathBuf>,
+    /// Test mode: compile every shader (the probes included) under emulated relaxed float
+    /// semantics, as the WGSL spec allows a GPU to compute: subnormal inputs and results
+    /// of every f32 operation flushed to zeros of their sign, `x / y` computed as
+    /// `x * (1 / y)` with the reciprocal flushed, and constant factors distributed over
+    /// sums (`(x + 3) / 6` as `x * (1/6) + 0.5`). Code that passes its tests on lavapipe
+    /// both with and without it holds on GPUs that do these things (an NVIDIA H100 does
+    /// all three). Slower to compile and run; for tests, not production.
+    pub emulate_relaxed_math: bool,
 }
 
 /// Features this crate uses when the adapter has them; requested opportunistically.
@@ -59,6 +67,10 @@ pub struct Context {
     cache: PipelineCache,
     /// Whether WGSL `fma` rounds once here; passed to every shader as `FUSED_FMA`.
     fused_fma: bool,
+    /// Whether f32 arithmetic here flushes subnormal inputs or results to zero.
+    flushes_subnormals: bool,
+    /// Whether shaders are compiled under emulated relaxed semantics (a test mode).
+    relaxed: bool,
     /// Loop iterations one invocation may run, where the adapter stops them early.
     loop_budget: Option<u64>,
     /// wgpu's pipeline cache and the file it is saved to.
@@ -136,7 +148,7 @@ impl Context {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let mut ctx = Self::build(device, queue, Some(info));
+        let mut ctx = Self::build(device, queue, Some(info), options.emulate_relaxed_math);
         if let Some(path) = options.pipeline_cache {
             ctx.open_pipeline_cache(path)?;
         }
@@ -215,13 +227,14 @@ impl Context {
     /// them). The caller's uncaptured-error handler is left alone: this crate validates
     /// its inputs and runs its own wgpu calls inside error scopes.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
-        Self::build(device, queue, None)
+        Self::build(device, queue, None, false)
     }
 
     fn build(
         device: wgpu::Device,
         queue: wgpu::Queue,
         adapter_info: Option<wgpu::AdapterInfo>,
+        relaxed: bool,
     ) -> Self {
         let limits = device.limits();
         // A power of two: the reduction trees halve it.
@@ -240,6 +253,8 @@ impl Context {
             layouts,
             cache: PipelineCache::default(),
             fused_fma: false,
+            flushes_subnormals: false,
+            relaxed,
             loop_budget: None,
             pipeline_cache: None,
             bindings: Mutex::new(HashMap::new()),
@@ -253,6 +268,9 @@ impl Context {
             .then(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         // If the probe itself fails, Dekker's product is exact either way.
         ctx.fused_fma = ctx.probe_fused_fma().unwrap_or(false);
+        // If this probe fails, assume the adapter flushes (the stricter case for the
+        // random ops' CPU mirror).
+        ctx.flushes_subnormals = ctx.probe_flushes_subnormals().unwrap_or(true);
         // If this probe fails, assume the smallest budget seen (lavapipe's).
         ctx.loop_budget = ctx.probe_loop_budget().unwrap_or(Some(65_535));
         ctx
@@ -262,6 +280,82 @@ impl Context {
     /// use it for exact products when it does, and Dekker's algorithm when not.
     pub fn fused_fma(&self) -> bool {
         self.fused_fma
+    }
+
+    /// Whether f32 arithmetic on this adapter flushes subnormal inputs or results to zero
+    /// (the WGSL spec allows it; NVIDIA GPUs do it, lavapipe does not). Measured at
+    /// creation. The crate's kernels give their documented results either way; the random
+    /// ops' CPU mirror ([`crate::random::FloatModel`]) needs to know it to reproduce the
+    /// GPU's bits.
+    pub fn flushes_subnormals(&self) -> bool {
+        self.flushes_subnormals
+    }
+
+    /// The adapter's float and execution facts that decide numerics and strategy, measured
+    /// at creation, as one line: whether `fma` is fused, whether subnormals are flushed,
+    /// subgroup support and sizes, and the loop budget.
+    ///
+    /// ```no_run
+    /// let ctx = wgpu_activations::Context::new()?;
+    /// println!("{}", ctx.adapter_facts());
+    /// // fma fused: no, subnormals flushed: no, subgroups: yes (size 8 to 8), loop budget: 65535
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn adapter_facts(&self) -> String {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let subgroups = match (&self.adapter_info, self.subgroups()) {
+            (Some(info), true) => format!(
+                "yes (size {} to {})",
+                info.subgroup_min_size, info.subgroup_max_size
+            ),
+            (None, true) => "yes".to_string(),
+            (_, false) => "no".to_string(),
+        };
+        format!(
+            "fma fused: {}, subnormals flushed: {}{}, subgroups: {subgroups}, loop budget: {}",
+            yes(self.fused_fma),
+            yes(self.flushes_subnormals),
+            if self.relaxed {
+                " (emulated relaxed math)"
+            } else {
+                ""
+            },
+            self.loop_budget
+                .map_or_else(|| "none".to_string(), |b| b.to_string())
+        )
+    }
+
+    /// Whether this context compiles its shaders under emulated relaxed float semantics
+    /// ([`ContextOptions::emulate_relaxed_math`]).
+    pub fn emulates_relaxed_math(&self) -> bool {
+        self.relaxed
+    }
+
+    /// The float facts of this adapter that decide the random ops' exact bits.
+    pub fn float_model(&self) -> crate::random::FloatModel {
+        crate::random::FloatModel {
+            flushes_subnormals: self.flushes_subnormals,
+        }
+    }
+
+    /// Multiplies a subnormal input by 2^30 (a normal result if inputs are kept) and halves
+    /// the smallest normal (a subnormal result if results are kept): either gives 0 on an
+    /// adapter that flushes.
+    fn probe_flushes_subnormals(&self) -> Result<bool> {
+        const PROBE: &str = "@group(0) @binding(0) var<storage, read_write> buf: array<f32>;\n\
+            @compute @workgroup_size(1) fn main() {\n\
+                buf[2] = buf[0] * buf[1];\n\
+                buf[3] = buf[4] * 0.5;\n\
+            }";
+        let inputs = [
+            f32::from_bits(1 << 10), // 2^-139
+            (1u64 << 30) as f32,
+            0.0,
+            0.0,
+            f32::MIN_POSITIVE,
+        ];
+        let out = self.probe(PROBE, &inputs.map(f32::to_bits))?;
+        Ok(f32::from_bits(out[2]) == 0.0 || f32::from_bits(out[3]) == 0.0)
     }
 
     /// Runs `fma(a, a, -(a * a))` for an `a` whose square is inexact: a fused fma returns
@@ -297,12 +391,7 @@ impl Context {
     fn probe(&self, source: &str, words: &[u32]) -> Result<Vec<u32>> {
         use wgpu::util::DeviceExt;
         let buffer = self.scoped(|| {
-            let module = self
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some("probe"),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                });
+            let module = self.shader_module("probe", source)?;
             let pipeline = self
                 .device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -336,8 +425,8 @@ impl Context {
                 pass.dispatch_workgroups(1, 1, 1);
             }
             self.queue.submit([encoder.finish()]);
-            buffer
-        })?;
+            Ok::<_, Error>(buffer)
+        })??;
         let out = self.download(crate::BufferRegion::new(&buffer), words.len() as u64)?;
         Ok(out.into_iter().map(f32::to_bits).collect())
     }
@@ -540,21 +629,19 @@ impl Context {
         let label = key.op.name();
         self.cache.get_or_compile(key, |modules| {
             self.scoped(|| {
-                let module = modules
-                    .entry((key.op, key.layout, subgroups, key.entry == Entry::Prelu))
-                    .or_insert_with(|| {
+                let module_key = (key.op, key.layout, subgroups, key.entry == Entry::Prelu);
+                let module = match modules.entry(module_key) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
                         let wg = self.workgroup_size;
                         let source = if key.entry == Entry::Prelu {
                             shader::prelu_source(key.layout, wg)
                         } else {
                             shader::source(key.op, key.layout, wg, subgroups)
                         };
-                        self.device
-                            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                                label: Some(label),
-                                source: wgpu::ShaderSource::Wgsl(source.into()),
-                            })
-                    });
+                        e.insert(self.shader_module(label, &source)?)
+                    }
+                };
                 let layout = match (key.layout, key.entry.uses_partials(), key.entry) {
                     (Layout::Separate, _, Entry::Prelu) => &self.layouts.separate_weights_pipeline,
                     (Layout::Shared, _, Entry::Prelu) => &self.layouts.shared_weights_pipeline,
@@ -579,7 +666,8 @@ impl Context {
                     (Layout::Separate, true, _) => &self.layouts.separate_partials_pipeline,
                     (Layout::Shared, true, _) => &self.layouts.shared_partials_pipeline,
                 };
-                self.device
+                Ok(self
+                    .device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                         label: Some(label),
                         layout: Some(layout),
@@ -590,9 +678,29 @@ impl Context {
                             ..Default::default()
                         },
                         cache: self.pipeline_cache.as_ref().map(|(c, _)| c),
-                    })
-            })
+                    }))
+            })?
         })
+    }
+
+    /// A shader module from WGSL, compiled under emulated relaxed semantics in that test
+    /// mode (where a source the pass cannot take is an error, never silently unrelaxed).
+    fn shader_module(&self, label: &str, source: &str) -> Result<wgpu::ShaderModule> {
+        let source = if self.relaxed {
+            let mut module = naga::front::wgsl::parse_str(source).map_err(|e| {
+                Error::Wgpu(format!("WGSL parse error: {}", e.emit_to_string(source)))
+            })?;
+            crate::relaxed::relax(&mut module).map_err(Error::Wgpu)?;
+            wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module))
+        } else {
+            wgpu::ShaderSource::Wgsl(source.into())
+        };
+        Ok(self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source,
+            }))
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes, turning anything wgpu

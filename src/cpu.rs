@@ -15,7 +15,7 @@
 //! function. The result is NaN exactly when the input is NaN (or the op's mathematics
 //! gives NaN), and `+-inf` inputs give the mathematical limits.
 
-use crate::op::{GroupKind, Kernel, RandomKind, SoftmaxKind};
+use crate::op::{GroupKind, Kernel, SoftmaxKind};
 use crate::{Activation, Result, RowView};
 
 /// The activation of a 1-D tensor, each element correctly rounded to f32 (up to the
@@ -68,14 +68,7 @@ pub fn reference_shaped_f64(
                 .iter()
                 .enumerate()
                 .map(|(i, &x)| {
-                    f64::from(match kind {
-                        RandomKind::Rrelu => {
-                            crate::random::rrelu_train(x, i as u32, p[0], p[1], p[2] as u32)
-                        }
-                        RandomKind::NoisyRelu => {
-                            crate::random::noisy_relu(x, i as u32, p[0], p[1] as u32)
-                        }
-                    })
+                    f64::from(crate::random::FloatModel::default().draw(kind, p, x, i as u32))
                 })
                 .collect());
         }

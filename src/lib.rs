@@ -32,6 +32,7 @@ mod error;
 pub mod kernels;
 pub mod op;
 pub mod random;
+mod relaxed;
 pub mod shader;
 mod shape;
 

@@ -43,14 +43,115 @@ pub fn uniform(seed: u32, index: u32) -> f32 {
     (r >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
-/// rrelu in training mode for element `index`: `x` for `x >= 0`, else `x` times a slope
-/// `lower + (upper - lower) * u`, in the f32 operations the shader performs.
+/// rrelu in training mode for element `index` on an adapter that keeps subnormals (see
+/// [`FloatModel::rrelu_train`]).
 pub fn rrelu_train(x: f32, index: u32, lower: f32, upper: f32, seed: u32) -> f32 {
-    if x.is_nan() || x >= 0.0 {
-        return x;
+    FloatModel::default().rrelu_train(x, index, lower, upper, seed)
+}
+
+/// The float facts of an adapter that decide the random ops' exact bits
+/// ([`crate::Context::float_model`] measures them). The shaders compute the random ops
+/// with integer arithmetic, and f32 products and sums each rounded on their own (no fused
+/// multiply-add can form: every product passes through an opaque factor first), so the
+/// only freedom the WGSL spec leaves an adapter there is flushing subnormal inputs and
+/// results to zero. This model mirrors that, so the CPU reproduces the GPU's bits on
+/// every adapter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FloatModel {
+    /// Subnormal inputs and results of f32 operations become zeros of their sign.
+    pub flushes_subnormals: bool,
+}
+
+impl FloatModel {
+    fn flush(self, x: f32) -> f32 {
+        if self.flushes_subnormals && x.is_subnormal() {
+            0.0f32.copysign(x)
+        } else {
+            x
+        }
     }
-    let slope = lower + (upper - lower) * uniform(seed, index);
-    x * slope
+
+    fn mul(self, a: f32, b: f32) -> f32 {
+        self.flush(self.flush(a) * self.flush(b))
+    }
+
+    fn add(self, a: f32, b: f32) -> f32 {
+        self.flush(self.flush(a) + self.flush(b))
+    }
+
+    /// rrelu in training mode for element `index`: `x` where its sign bit is clear (or
+    /// `x` is -0 or NaN), else `x` times a slope `lower + (upper - lower) * u`, in the f32
+    /// operations the shader performs.
+    ///
+    /// ```
+    /// use wgpu_activations::random::FloatModel;
+    /// let keep = FloatModel { flushes_subnormals: false };
+    /// let flush = FloatModel { flushes_subnormals: true };
+    /// // a subnormal product: kept here, a zero of its sign where the adapter flushes
+    /// assert!(keep.rrelu_train(-1e-40, 0, 0.1, 0.3, 7).is_subnormal());
+    /// assert_eq!(flush.rrelu_train(-1e-40, 0, 0.1, 0.3, 7).to_bits(), (-0.0f32).to_bits());
+    /// ```
+    pub fn rrelu_train(self, x: f32, index: u32, lower: f32, upper: f32, seed: u32) -> f32 {
+        if x.is_nan() || !is_negative_nonzero(x) {
+            return x;
+        }
+        let u = uniform(seed, index);
+        let slope = self.add(lower, self.mul(self.add(upper, -lower), u));
+        self.mul(x, slope)
+    }
+
+    /// The random op `activation` over `input` (element `i` drawn with counter `i`, as
+    /// the GPU draws a tensor), with the bits an adapter of this model gives; `None` for
+    /// an op that is not random.
+    ///
+    /// ```
+    /// use wgpu_activations::{random::FloatModel, Activation};
+    /// let a: Activation = "noisy_relu(std=0.5, seed=3)".parse().unwrap();
+    /// let y = FloatModel::default().reference(&a, &[1.0, -1.0]).unwrap();
+    /// assert_eq!(y[0], wgpu_activations::random::noisy_relu(1.0, 0, 0.5, 3));
+    /// ```
+    pub fn reference(self, activation: &crate::Activation, input: &[f32]) -> Option<Vec<f32>> {
+        let kind = activation.op().random()?;
+        let p = activation.params();
+        Some(
+            input
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| self.draw(kind, p, x, i as u32))
+                .collect(),
+        )
+    }
+
+    /// Element `index` of a random op with the op table's parameters `p`.
+    pub(crate) fn draw(self, kind: crate::op::RandomKind, p: &[f32], x: f32, index: u32) -> f32 {
+        match kind {
+            crate::op::RandomKind::Rrelu => self.rrelu_train(x, index, p[0], p[1], p[2] as u32),
+            crate::op::RandomKind::NoisyRelu => self.noisy_relu(x, index, p[0], p[1] as u32),
+        }
+    }
+
+    /// noisy_relu for element `index`: max(0, x + std * N(0, 1)), NaN passing through, in
+    /// the f32 operations the shader performs. The normal sample itself never meets a
+    /// subnormal (its inputs are at least 2^-24 from 0 or exactly 0), so only the last
+    /// product and sum depend on the model.
+    pub fn noisy_relu(self, x: f32, index: u32, std: f32, seed: u32) -> f32 {
+        if x.is_nan() {
+            return x;
+        }
+        let v = self.add(x, self.mul(std, normal(seed, index)));
+        // v > 0 on its bits (positive, nonzero, not NaN), as the shader tests it
+        if v.to_bits().wrapping_sub(1) < 0x7f80_0000 {
+            v
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Whether `x` has its sign bit set and is not -0: the shaders test signs on bits, so a
+/// flushing adapter's compares cannot turn -1e-40 into 0.
+fn is_negative_nonzero(x: f32) -> bool {
+    x.to_bits() > 0x8000_0000
 }
 
 /// ln(u) for u in (0, 1], in the f32 operations `shaders/random.wgsl` performs (products
@@ -157,15 +258,8 @@ pub fn normal(seed: u32, index: u32) -> f32 {
     radius * cos_turns(r[1] >> 8)
 }
 
-/// noisy_relu for element `index`: max(0, x + std * N(0, 1)), NaN passing through.
+/// noisy_relu for element `index` on an adapter that keeps subnormals (see
+/// [`FloatModel::noisy_relu`]).
 pub fn noisy_relu(x: f32, index: u32, std: f32, seed: u32) -> f32 {
-    if x.is_nan() {
-        return x;
-    }
-    let v = x + std * normal(seed, index);
-    if v > 0.0 {
-        v
-    } else {
-        0.0
-    }
+    FloatModel::default().noisy_relu(x, index, std, seed)
 }

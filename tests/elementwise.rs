@@ -7,11 +7,12 @@ use common::*;
 use wgpu_activations::{accuracy, Activation, BufferRegion, Context, Op};
 
 fn check_category(name: &str, input: &[f32]) {
-    let ctx = ctx();
-    for op in Op::elementwise_ops() {
-        let a = activation(op);
-        let out = gpu_apply(ctx, &a, input);
-        assert_within(&a, input, &out, bound(&a), name);
+    for (mode, ctx) in both_contexts() {
+        for op in Op::elementwise_ops() {
+            let a = activation(op);
+            let out = gpu_apply(ctx, &a, input);
+            assert_within(&a, input, &out, bound(&a), &format!("{mode}{name}"));
+        }
     }
 }
 
@@ -56,12 +57,15 @@ fn tails_named_in_the_numerics_policy_are_right() {
         ("silu", -90.0),
         ("mish", -90.0),
     ];
-    for (spec, x) in cases {
+    for ((mode, ctx), (spec, x)) in both_contexts()
+        .into_iter()
+        .flat_map(|c| cases.iter().map(move |case| (c, case)))
+    {
         let a: Activation = spec.parse().unwrap();
-        let y = gpu_apply(ctx(), &a, &[*x]);
+        let y = gpu_apply(ctx, &a, &[*x]);
         assert!(
             y[0] != 0.0 && y[0].is_finite(),
-            "{spec} at {x} gave {}",
+            "{mode}{spec} at {x} gave {}",
             y[0]
         );
         assert_within(&a, &[*x], &y, bound(&a), "tail");
@@ -80,26 +84,28 @@ fn no_op_overflows_to_nan_and_infinities_give_limits() {
         f32::INFINITY,
         f32::NEG_INFINITY,
     ];
-    for op in Op::elementwise_ops() {
-        let a = activation(op);
-        let y = gpu_apply(ctx(), &a, &xs);
-        for (x, y) in xs.iter().zip(&y) {
-            assert!(!y.is_nan(), "{a}({x}) is NaN");
+    for (mode, ctx) in both_contexts() {
+        for op in Op::elementwise_ops() {
+            let a = activation(op);
+            let y = gpu_apply(ctx, &a, &xs);
+            for (x, y) in xs.iter().zip(&y) {
+                assert!(!y.is_nan(), "{mode}{a}({x}) is NaN");
+            }
+            assert_within(&a, &xs, &y, bound(&a), &format!("{mode}overflow"));
         }
-        assert_within(&a, &xs, &y, bound(&a), "overflow");
     }
 }
 
 #[test]
 fn nan_in_gives_nan_out_for_every_op() {
     let xs = [f32::NAN, 1.0, -f32::NAN, f32::from_bits(0x7fc0_1234), 0.0];
-    for op in Op::elementwise_ops() {
+    for (op, (mode, ctx)) in Op::elementwise_ops().flat_map(|op| both_contexts().map(|c| (op, c))) {
         let a = activation(op);
-        let y = gpu_apply(ctx(), &a, &xs);
+        let y = gpu_apply(ctx, &a, &xs);
         for i in [0, 2, 3] {
             assert!(
                 y[i].is_nan() && y[i].to_bits() != POISON_BITS,
-                "{a}: NaN at {i} gave {}",
+                "{mode}{a}: NaN at {i} gave {}",
                 y[i]
             );
         }
@@ -147,10 +153,12 @@ fn non_default_parameters_stay_within_their_bound() {
     let mut input = normal_inputs(20_000);
     input.extend(accuracy::extremal_inputs());
     input.extend(small_inputs(5_000));
-    for spec in specs {
-        let a: Activation = spec.parse().unwrap();
-        let out = gpu_apply(ctx(), &a, &input);
-        assert_within(&a, &input, &out, bound(&a), spec);
+    for (mode, ctx) in both_contexts() {
+        for spec in specs {
+            let a: Activation = spec.parse().unwrap();
+            let out = gpu_apply(ctx, &a, &input);
+            assert_within(&a, &input, &out, bound(&a), &format!("{mode}{spec}"));
+        }
     }
 }
 

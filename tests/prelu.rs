@@ -5,8 +5,11 @@ mod common;
 use common::*;
 use wgpu_activations::{cpu, Activation, BufferRegion, Context, Error};
 
+/// The bits of each value, every NaN as one (an adapter may change NaN payloads).
 fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
+    v.iter()
+        .map(|x| if x.is_nan() { 0x7fc0_0000 } else { x.to_bits() })
+        .collect()
 }
 
 fn data(n: usize, seed: u64) -> Vec<f32> {
@@ -16,6 +19,12 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
         v[1] = f32::NAN;
         v[2] = f32::NEG_INFINITY;
         v[3] = -0.0;
+    }
+    // subnormals of both signs, where a flushing adapter's compares and products fail
+    for (i, s) in subnormals().into_iter().enumerate() {
+        if 5 + 2 * i < n {
+            v[5 + 2 * i] = s;
+        }
     }
     v
 }
@@ -48,29 +57,30 @@ fn gpu_prelu(
 
 #[test]
 fn per_channel_weights_on_every_rank() {
-    let ctx = ctx();
-    for shape in [
-        vec![5usize],
-        vec![4, 3],
-        vec![2, 3, 7],
-        vec![2, 5, 4, 3],
-        vec![3, 64, 5, 5],
-    ] {
-        let n: usize = shape.iter().product();
-        let x = data(n, n as u64);
-        let channels = if shape.len() >= 2 { shape[1] } else { 1 };
-        let w: Vec<f32> = (0..channels).map(|c| 0.1 * c as f32 - 0.2).collect();
-        for offsets in [(0, 0, 0), (1, 3, 5), (64, 7, 2)] {
-            let y = gpu_prelu(ctx, &x, &shape, &w, offsets);
-            let want = cpu::reference_prelu(&x, &shape, &w).unwrap();
-            assert_eq!(bits(&y), bits(&want), "{shape:?} {offsets:?}");
+    for (mode, ctx) in both_contexts() {
+        for shape in [
+            vec![5usize],
+            vec![4, 3],
+            vec![2, 3, 7],
+            vec![2, 5, 4, 3],
+            vec![3, 64, 5, 5],
+        ] {
+            let n: usize = shape.iter().product();
+            let x = data(n, n as u64);
+            let channels = if shape.len() >= 2 { shape[1] } else { 1 };
+            let w: Vec<f32> = (0..channels).map(|c| 0.1 * c as f32 - 0.2).collect();
+            for offsets in [(0, 0, 0), (1, 3, 5), (64, 7, 2)] {
+                let y = gpu_prelu(ctx, &x, &shape, &w, offsets);
+                let want = cpu::reference_prelu(&x, &shape, &w).unwrap();
+                assert_exact(&y, &want, &format!("{mode}{shape:?} {offsets:?}"));
+            }
+            // one weight for every channel, and one that makes subnormal inputs normal
+            for weight in [0.3, 1e6] {
+                let y = gpu_prelu(ctx, &x, &shape, &[weight], (0, 0, 0));
+                let want = cpu::reference_prelu(&x, &shape, &[weight]).unwrap();
+                assert_exact(&y, &want, &format!("{mode}{shape:?} weight {weight}"));
+            }
         }
-        // one weight for every channel
-        let y = gpu_prelu(ctx, &x, &shape, &[0.3], (0, 0, 0));
-        assert_eq!(
-            bits(&y),
-            bits(&cpu::reference_prelu(&x, &shape, &[0.3]).unwrap())
-        );
     }
 }
 
@@ -96,7 +106,7 @@ fn in_place_and_pieces_on_a_small_device() {
     let w: Vec<f32> = (0..13).map(|c| c as f32 / 13.0).collect();
     let want = cpu::reference_prelu(&x, &shape, &w).unwrap();
     let y = gpu_prelu(&small, &x, &shape, &w, (3, 1, 1));
-    assert_eq!(bits(&y), bits(&want), "pieces");
+    assert_exact(&y, &want, "pieces");
     // in place
     let buf = storage_buffer(ctx(), &x);
     let wbuf = storage_buffer(ctx(), &w);
@@ -107,7 +117,7 @@ fn in_place_and_pieces_on_a_small_device() {
         .unwrap();
     ctx().queue().submit([encoder.finish()]);
     let y = ctx().download(r, n as u64).unwrap();
-    assert_eq!(bits(&y), bits(&want), "in place");
+    assert_exact(&y, &want, "in place");
 }
 
 #[test]

@@ -24,6 +24,27 @@ pub fn ctx() -> &'static Context {
     })
 }
 
+/// A context whose shaders run under emulated relaxed float semantics (subnormals flushed,
+/// division by a flushed reciprocal, constants distributed over sums), as the WGSL spec
+/// allows a GPU to compute: what an NVIDIA H100 does, on lavapipe.
+pub fn relaxed_ctx() -> &'static Context {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let ctx = Context::with_options(wgpu_activations::ContextOptions {
+            emulate_relaxed_math: true,
+            ..Default::default()
+        })
+        .expect("a context with emulated relaxed semantics");
+        assert!(ctx.flushes_subnormals(), "the relaxed mode must flush");
+        ctx
+    })
+}
+
+/// The default context and the relaxed one, with a name for messages.
+pub fn both_contexts() -> [(&'static str, &'static Context); 2] {
+    [("", ctx()), ("relaxed: ", relaxed_ctx())]
+}
+
 /// The op with default parameters, or (threshold) with 0.5 and -2.
 pub fn activation(op: Op) -> Activation {
     Activation::example(op)
@@ -86,6 +107,42 @@ pub fn assert_within(a: &Activation, input: &[f32], output: &[f32], max_ulp: u64
         r.worst_output,
         r.worst_expected
     );
+}
+
+/// Panics unless every element of `got` is `want`'s under the accuracy policy at 0 ULP:
+/// the same value, NaN for NaN (any payload), and for a subnormal `want` also a zero of
+/// its sign (an adapter may flush subnormal results).
+pub fn assert_exact(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.to_bits() != POISON_BITS && accuracy::error_against(w, g) == 0,
+            "{what}: element {i} is {g:e} ({:#010x}), expected {w:e} ({:#010x})",
+            g.to_bits(),
+            w.to_bits()
+        );
+    }
+}
+
+/// Panics unless `got` has `want`'s bits exactly, NaN for NaN (any payload) and +0 for -0
+/// (equal values): for ops that select an input, a parameter or a constant, which no
+/// adapter may change, subnormals included.
+pub fn assert_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g.is_nan() && w.is_nan()) || g == w,
+            "{what}: element {i} is {g:e} ({:#010x}), expected {w:e} ({:#010x})",
+            g.to_bits(),
+            w.to_bits()
+        );
+    }
+}
+
+/// Subnormal values of both signs, for exact-op tests.
+pub fn subnormals() -> Vec<f32> {
+    let v = [1u32, 2, 3, 0x1234, 0x40_0000, 0x7f_fffe, 0x7f_ffff].map(f32::from_bits);
+    v.iter().chain(v.map(|x| -x).iter()).copied().collect()
 }
 
 /// The bound the op table gives this activation.

@@ -1,0 +1,576 @@
+//! Emulated relaxed float semantics: a naga IR pass that makes any adapter (lavapipe in CI)
+//! compute the way the WGSL spec lets a GPU compute, so that code relying on stricter
+//! arithmetic fails on a machine without a GPU.
+//!
+//! The WGSL spec (section "Floating Point Evaluation") lets an implementation flush
+//! subnormal inputs and results of float operations to zero, compute `x / y` as
+//! `x * (1 / y)` (accurate only for `|y|` in [2^-126, 2^126]), and rearrange arithmetic.
+//! An NVIDIA H100 does all three; lavapipe does none. Under this pass, in every function of
+//! a module:
+//!
+//! - every f32 arithmetic operation (`+ - * / %`, negation, comparisons and every f32
+//!   builtin such as `max`, `abs`, `fma` or `sqrt`) sees its f32 operands flushed to a zero
+//!   of their sign when subnormal, and its result flushed likewise;
+//! - `x / y` becomes `x * r` with `r = 1 / y` flushed the same way, so `r` is 0 where
+//!   `|y| > 2^126` and infinite where `y` is subnormal, as on a GPU that divides by a
+//!   reciprocal;
+//! - a NaN result of such an operation loses its payload (it becomes `0x7fffffff`, the
+//!   NaN an H100 returned for prelu's `-NaN * w`);
+//! - `(a + c1) * c2`, `(a + c1) / c2` and their mirror images with f32 constants `c1`,
+//!   `c2` are distributed into `a * c2' + c1 * c2'`, the rewrite seen on the H100
+//!   (hardsigmoid's `(x + 3) / 6` became `x * (1/6) + 0.5`).
+//!
+//! Moves are left alone, as on real hardware: loads, stores, `select`, `bitcast`,
+//! swizzles and constructors pass bits through, so code that selects on bit patterns stays
+//! exact. Subgroup reductions are left alone too (their inputs are flushed where they
+//! were computed). Not emulated: fused multiply-add contraction (lavapipe's `fma` is not
+//! fused, so it cannot be emulated there) and other reassociations.
+
+use naga::{
+    Arena, BinaryOperator, Block, Expression, Function, Handle, Literal, MathFunction, Module,
+    Range, ScalarKind, Span, Statement, TypeInner, UnaryOperator, UniqueArena, VectorSize,
+};
+
+/// The smallest normal f32, 2^-126.
+const MIN_NORMAL: f32 = f32::MIN_POSITIVE;
+
+/// Rewrites `module` in place to compute under relaxed semantics (see the module docs).
+pub(crate) fn relax(module: &mut Module) -> Result<(), String> {
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(module)
+    .map_err(|e| format!("relaxed mode: the module does not validate: {e}"))?;
+    let globals = Globals {
+        types: &module.types,
+        constants: &module.constants,
+        global_expressions: &module.global_expressions,
+    };
+    for (handle, function) in module.functions.iter_mut() {
+        relax_function(function, &info[handle], &globals)?;
+    }
+    for (i, entry) in module.entry_points.iter_mut().enumerate() {
+        relax_function(&mut entry.function, info.get_entry_point(i), &globals)?;
+    }
+    Ok(())
+}
+
+struct Globals<'a> {
+    types: &'a UniqueArena<naga::Type>,
+    constants: &'a Arena<naga::Constant>,
+    global_expressions: &'a Arena<Expression>,
+}
+
+/// The shape of an f32 value: a scalar or a vector of `size`; `None` for other types.
+type F32Shape = Option<Option<VectorSize>>;
+
+fn f32_shape(inner: &TypeInner) -> F32Shape {
+    match *inner {
+        TypeInner::Scalar(s) if s == naga::Scalar::F32 => Some(None),
+        TypeInner::Vector { size, scalar } if scalar == naga::Scalar::F32 => Some(Some(size)),
+        _ => None,
+    }
+}
+
+/// Rebuilds a function's expression arena, old expression by old expression, inserting
+/// the flushes (each operand's handle is earlier than its user, as naga requires), then
+/// maps every handle in the body onto the new arena.
+fn relax_function(
+    function: &mut Function,
+    info: &naga::valid::FunctionInfo,
+    globals: &Globals,
+) -> Result<(), String> {
+    let old = std::mem::take(&mut function.expressions);
+    let mut b = Builder {
+        arena: &mut function.expressions,
+        span: Span::UNDEFINED,
+        first: None,
+    };
+    // For each old expression: its value's new handle, and the first new handle its
+    // rewrite created (the start of its share of an `Emit` range).
+    let mut map: Vec<Handle<Expression>> = Vec::with_capacity(old.len());
+    let mut first: Vec<Handle<Expression>> = Vec::with_capacity(old.len());
+    for (h, expr) in old.iter() {
+        b.span = old.get_span(h);
+        b.first = None;
+        let shape = |e: Handle<Expression>| f32_shape(info[e].ty.inner_with(globals.types));
+        let mut e = expr.clone();
+        remap_expression(&mut e, |x| map[x.index()])?;
+        let value = match (expr, e) {
+            (
+                &Expression::Binary { op, left, right },
+                Expression::Binary {
+                    left: l, right: r, ..
+                },
+            ) if shape(left).is_some() || shape(right).is_some() => {
+                let (sl, sr) = (shape(left), shape(right));
+                let scalar = shape(h) == Some(None);
+                if let Some(v) = scalar
+                    .then(|| distribute(&mut b, &old, globals, &map, op, left, right))
+                    .flatten()
+                {
+                    v
+                } else if is_arithmetic(op) {
+                    let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
+                    let v = if op == BinaryOperator::Divide {
+                        let one = b.splat(Literal::F32(1.0), sr.flatten());
+                        let recip = b.push(Expression::Binary {
+                            op: BinaryOperator::Divide,
+                            left: one,
+                            right: fr,
+                        });
+                        let recip = b.flush(recip, sr);
+                        b.push(Expression::Binary {
+                            op: BinaryOperator::Multiply,
+                            left: fl,
+                            right: recip,
+                        })
+                    } else {
+                        b.push(Expression::Binary {
+                            op,
+                            left: fl,
+                            right: fr,
+                        })
+                    };
+                    b.flush(v, shape(h))
+                } else {
+                    // comparisons
+                    let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
+                    b.push(Expression::Binary {
+                        op,
+                        left: fl,
+                        right: fr,
+                    })
+                }
+            }
+            (
+                &Expression::Unary {
+                    op: UnaryOperator::Negate,
+                    expr: operand,
+                },
+                Expression::Unary { expr: x, .. },
+            ) if shape(operand).is_some() => {
+                let fx = b.flush(x, shape(operand));
+                b.push(Expression::Unary {
+                    op: UnaryOperator::Negate,
+                    expr: fx,
+                })
+            }
+            (
+                &Expression::Math {
+                    fun,
+                    arg,
+                    arg1,
+                    arg2,
+                    arg3,
+                },
+                Expression::Math {
+                    arg: a0,
+                    arg1: a1,
+                    arg2: a2,
+                    arg3: a3,
+                    ..
+                },
+            ) => {
+                let mut flush_arg =
+                    |old: Handle<Expression>, new: Handle<Expression>| b.flush(new, shape(old));
+                let a0 = flush_arg(arg, a0);
+                let a1 = arg1.zip(a1).map(|(o, n)| flush_arg(o, n));
+                let a2 = arg2.zip(a2).map(|(o, n)| flush_arg(o, n));
+                let a3 = arg3.zip(a3).map(|(o, n)| flush_arg(o, n));
+                let v = b.push(Expression::Math {
+                    fun,
+                    arg: a0,
+                    arg1: a1,
+                    arg2: a2,
+                    arg3: a3,
+                });
+                b.flush(v, shape(h))
+            }
+            (_, e) => b.push(e),
+        };
+        first.push(b.first.unwrap_or(value));
+        map.push(value);
+    }
+    let body = std::mem::take(&mut function.body);
+    function.body = remap_block(body, &map, &first, &function.expressions)?;
+    for (_, local) in function.local_variables.iter_mut() {
+        if let Some(init) = local.init.as_mut() {
+            *init = map[init.index()];
+        }
+    }
+    let named = std::mem::take(&mut function.named_expressions);
+    for (h, name) in named {
+        function.named_expressions.insert(map[h.index()], name);
+    }
+    Ok(())
+}
+
+fn is_arithmetic(op: BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Add
+            | BinaryOperator::Subtract
+            | BinaryOperator::Multiply
+            | BinaryOperator::Divide
+            | BinaryOperator::Modulo
+    )
+}
+
+/// The value of an f32 scalar constant expression, if `h` is one.
+fn constant_f32(old: &Arena<Expression>, globals: &Globals, h: Handle<Expression>) -> Option<f32> {
+    match old[h] {
+        Expression::Literal(Literal::F32(v)) => Some(v),
+        Expression::Constant(c) => match globals.global_expressions[globals.constants[c].init] {
+            Expression::Literal(Literal::F32(v)) => Some(v),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `(a +- c1) * c2` or `(a +- c1) / c2` (either operand order of the product and of the
+/// sum) as `a * k +- c1 * k`, with `k = c2` or `1 / c2` rounded to f32: the distribution a
+/// GPU compiler may apply to constant arithmetic.
+fn distribute(
+    b: &mut Builder,
+    old: &Arena<Expression>,
+    globals: &Globals,
+    map: &[Handle<Expression>],
+    op: BinaryOperator,
+    left: Handle<Expression>,
+    right: Handle<Expression>,
+) -> Option<Handle<Expression>> {
+    let (sum, c2) = match op {
+        BinaryOperator::Multiply => match constant_f32(old, globals, right) {
+            Some(c) => (left, c),
+            None => (right, constant_f32(old, globals, left)?),
+        },
+        BinaryOperator::Divide => (left, 1.0 / constant_f32(old, globals, right)?),
+        _ => return None,
+    };
+    let Expression::Binary {
+        op: inner @ (BinaryOperator::Add | BinaryOperator::Subtract),
+        left: sl,
+        right: sr,
+    } = old[sum]
+    else {
+        return None;
+    };
+    // a + c, c + a, a - c, c - a
+    let (a, c1, a_negated) = match (
+        constant_f32(old, globals, sl),
+        constant_f32(old, globals, sr),
+    ) {
+        (None, Some(c)) => (sl, if inner == BinaryOperator::Add { c } else { -c }, false),
+        (Some(c), None) => (sr, c, inner == BinaryOperator::Subtract),
+        _ => return None,
+    };
+    let k = b.push(Expression::Literal(Literal::F32(c2)));
+    let ck = b.push(Expression::Literal(Literal::F32(c1 * c2)));
+    let fa = b.flush(map[a.index()], Some(None));
+    let ak = b.push(Expression::Binary {
+        op: BinaryOperator::Multiply,
+        left: fa,
+        right: k,
+    });
+    let ak = b.flush(ak, Some(None));
+    let v = b.push(Expression::Binary {
+        op: if a_negated {
+            BinaryOperator::Subtract
+        } else {
+            BinaryOperator::Add
+        },
+        left: if a_negated { ck } else { ak },
+        right: if a_negated { ak } else { ck },
+    });
+    Some(b.flush(v, Some(None)))
+}
+
+struct Builder<'a> {
+    arena: &'a mut Arena<Expression>,
+    span: Span,
+    first: Option<Handle<Expression>>,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, e: Expression) -> Handle<Expression> {
+        let h = self.arena.append(e, self.span);
+        self.first.get_or_insert(h);
+        h
+    }
+
+    /// A literal, splatted to a vector of `size` when there is one.
+    fn splat(&mut self, value: Literal, size: Option<VectorSize>) -> Handle<Expression> {
+        let v = self.push(Expression::Literal(value));
+        match size {
+            Some(size) => self.push(Expression::Splat { size, value: v }),
+            None => v,
+        }
+    }
+
+    /// `v` with subnormal components replaced by zeros of their sign and NaN components by
+    /// one NaN; `v` itself where it is not f32 (`shape` None).
+    fn flush(&mut self, v: Handle<Expression>, shape: F32Shape) -> Handle<Expression> {
+        let Some(size) = shape else {
+            return v;
+        };
+        if let Expression::Literal(Literal::F32(c)) = self.arena[v] {
+            if c == 0.0 || c.abs() >= MIN_NORMAL || !c.is_finite() {
+                return v;
+            }
+        }
+        let abs = self.push(Expression::Math {
+            fun: MathFunction::Abs,
+            arg: v,
+            arg1: None,
+            arg2: None,
+            arg3: None,
+        });
+        let tiny = self.splat(Literal::F32(MIN_NORMAL), size);
+        let is_subnormal = self.push(Expression::Binary {
+            op: BinaryOperator::Less,
+            left: abs,
+            right: tiny,
+        });
+        let bits = self.push(Expression::As {
+            expr: v,
+            kind: ScalarKind::Uint,
+            convert: None,
+        });
+        let sign = self.splat(Literal::U32(0x8000_0000), size);
+        let sign_bits = self.push(Expression::Binary {
+            op: BinaryOperator::And,
+            left: bits,
+            right: sign,
+        });
+        let zero = self.push(Expression::As {
+            expr: sign_bits,
+            kind: ScalarKind::Float,
+            convert: None,
+        });
+        let flushed = self.push(Expression::Select {
+            condition: is_subnormal,
+            accept: zero,
+            reject: v,
+        });
+        // NaN: the magnitude's bits beyond infinity's
+        let magnitude_mask = self.splat(Literal::U32(0x7fff_ffff), size);
+        let magnitude = self.push(Expression::Binary {
+            op: BinaryOperator::And,
+            left: bits,
+            right: magnitude_mask,
+        });
+        let inf = self.splat(Literal::U32(0x7f80_0000), size);
+        let is_nan = self.push(Expression::Binary {
+            op: BinaryOperator::Greater,
+            left: magnitude,
+            right: inf,
+        });
+        let one_nan = self.push(Expression::As {
+            expr: magnitude_mask,
+            kind: ScalarKind::Float,
+            convert: None,
+        });
+        self.push(Expression::Select {
+            condition: is_nan,
+            accept: one_nan,
+            reject: flushed,
+        })
+    }
+}
+
+/// Maps the expression handles inside `e` with `f`; an error for expression kinds this
+/// crate's shaders do not use (images, ray queries, cooperative matrices).
+fn remap_expression(
+    e: &mut Expression,
+    f: impl Fn(Handle<Expression>) -> Handle<Expression>,
+) -> Result<(), String> {
+    let m = |h: &mut Handle<Expression>| *h = f(*h);
+    match e {
+        Expression::Literal(_)
+        | Expression::Constant(_)
+        | Expression::Override(_)
+        | Expression::ZeroValue(_)
+        | Expression::FunctionArgument(_)
+        | Expression::GlobalVariable(_)
+        | Expression::LocalVariable(_)
+        | Expression::CallResult(_)
+        | Expression::AtomicResult { .. }
+        | Expression::WorkGroupUniformLoadResult { .. }
+        | Expression::SubgroupBallotResult
+        | Expression::SubgroupOperationResult { .. } => {}
+        Expression::Compose { components, .. } => components.iter_mut().for_each(m),
+        Expression::Access { base, index } => {
+            m(base);
+            m(index);
+        }
+        Expression::AccessIndex { base, .. } => m(base),
+        Expression::Splat { value, .. } => m(value),
+        Expression::Swizzle { vector, .. } => m(vector),
+        Expression::Load { pointer } => m(pointer),
+        Expression::Unary { expr, .. }
+        | Expression::As { expr, .. }
+        | Expression::ArrayLength(expr) => m(expr),
+        Expression::Relational { argument, .. } => m(argument),
+        Expression::Binary { left, right, .. } => {
+            m(left);
+            m(right);
+        }
+        Expression::Select {
+            condition,
+            accept,
+            reject,
+        } => {
+            m(condition);
+            m(accept);
+            m(reject);
+        }
+        Expression::Math {
+            arg,
+            arg1,
+            arg2,
+            arg3,
+            ..
+        } => {
+            m(arg);
+            arg1.iter_mut()
+                .chain(arg2.iter_mut())
+                .chain(arg3.iter_mut())
+                .for_each(m);
+        }
+        other => return Err(format!("relaxed mode: unsupported expression {other:?}")),
+    }
+    Ok(())
+}
+
+/// The body with every expression handle mapped, `Emit` ranges widened to the expressions
+/// inserted for them and split around the literals (which naga requires outside `Emit`).
+fn remap_block(
+    block: Block,
+    map: &[Handle<Expression>],
+    first: &[Handle<Expression>],
+    arena: &Arena<Expression>,
+) -> Result<Block, String> {
+    let m = |h: &mut Handle<Expression>| *h = map[h.index()];
+    let mut out = Block::with_capacity(block.len());
+    for (mut stmt, span) in block.span_into_iter() {
+        match &mut stmt {
+            Statement::Emit(range) => {
+                let Some((lo, hi)) = range.first_and_last() else {
+                    continue;
+                };
+                let (lo, hi) = (first[lo.index()], map[hi.index()]);
+                let mut run: Option<(Handle<Expression>, Handle<Expression>)> = None;
+                for (h, e) in arena
+                    .iter()
+                    .skip(lo.index())
+                    .take(hi.index() + 1 - lo.index())
+                {
+                    if e.needs_pre_emit() {
+                        if let Some((a, z)) = run.take() {
+                            out.push(Statement::Emit(Range::new_from_bounds(a, z)), span);
+                        }
+                    } else {
+                        run = Some((run.map_or(h, |(a, _)| a), h));
+                    }
+                }
+                if let Some((a, z)) = run {
+                    out.push(Statement::Emit(Range::new_from_bounds(a, z)), span);
+                }
+                continue;
+            }
+            Statement::Block(inner) => {
+                *inner = remap_block(std::mem::take(inner), map, first, arena)?;
+            }
+            Statement::If {
+                condition,
+                accept,
+                reject,
+            } => {
+                m(condition);
+                *accept = remap_block(std::mem::take(accept), map, first, arena)?;
+                *reject = remap_block(std::mem::take(reject), map, first, arena)?;
+            }
+            Statement::Switch { selector, cases } => {
+                m(selector);
+                for case in cases.iter_mut() {
+                    case.body = remap_block(std::mem::take(&mut case.body), map, first, arena)?;
+                }
+            }
+            Statement::Loop {
+                body,
+                continuing,
+                break_if,
+            } => {
+                *body = remap_block(std::mem::take(body), map, first, arena)?;
+                *continuing = remap_block(std::mem::take(continuing), map, first, arena)?;
+                break_if.iter_mut().for_each(m);
+            }
+            Statement::Break
+            | Statement::Continue
+            | Statement::Kill
+            | Statement::ControlBarrier(_)
+            | Statement::MemoryBarrier(_) => {}
+            Statement::Return { value } => value.iter_mut().for_each(m),
+            Statement::Store { pointer, value } => {
+                m(pointer);
+                m(value);
+            }
+            Statement::Atomic {
+                pointer,
+                value,
+                result,
+                fun,
+            } => {
+                m(pointer);
+                m(value);
+                result.iter_mut().for_each(m);
+                if let naga::AtomicFunction::Exchange { compare: Some(c) } = fun {
+                    m(c);
+                }
+            }
+            Statement::WorkGroupUniformLoad { pointer, result } => {
+                m(pointer);
+                m(result);
+            }
+            Statement::Call {
+                arguments, result, ..
+            } => {
+                arguments.iter_mut().for_each(m);
+                result.iter_mut().for_each(m);
+            }
+            Statement::SubgroupBallot { result, predicate } => {
+                m(result);
+                predicate.iter_mut().for_each(m);
+            }
+            Statement::SubgroupGather {
+                mode,
+                argument,
+                result,
+            } => {
+                m(argument);
+                m(result);
+                match mode {
+                    naga::GatherMode::Broadcast(i)
+                    | naga::GatherMode::Shuffle(i)
+                    | naga::GatherMode::ShuffleDown(i)
+                    | naga::GatherMode::ShuffleUp(i)
+                    | naga::GatherMode::ShuffleXor(i)
+                    | naga::GatherMode::QuadBroadcast(i) => m(i),
+                    naga::GatherMode::BroadcastFirst | naga::GatherMode::QuadSwap(_) => {}
+                }
+            }
+            Statement::SubgroupCollectiveOperation {
+                argument, result, ..
+            } => {
+                m(argument);
+                m(result);
+            }
+            other => return Err(format!("relaxed mode: unsupported statement {other:?}")),
+        }
+        out.push(stmt, span);
+    }
+    Ok(out)
+}
