@@ -25,13 +25,17 @@
 // residual of a quotient) compute terms such as (a + b) - a that are mathematically
 // trivial, and shader compilers may simplify them away: naga emits no NoContraction
 // decorations, so Mesa's inexact algebraic rules (a - (a - b) -> b, (a / b) * b -> a)
-// apply, and measured on lavapipe they zeroed every compensation term. `keep(x)` multiplies
-// by this value, which each kernel entry point loads from its uniforms (where it is 1.0
-// at run time), so no such rule can match through it. Every kernel must set it first.
+// apply, and measured on lavapipe they zeroed every compensation term. Each kernel entry
+// point loads this value from its uniforms (where it is 1.0 at run time) before anything
+// else, and `keep(x)` passes x through an integer XOR with its bits' difference from 1.0
+// (0 at run time): the compiler must round x to an f32 first, and no float rewrite
+// (contraction into an fma, reassociation, distribution) can reach through an integer
+// operation on an unknown value. (An earlier `x * opaque_one` left a multiplication that a
+// compiler may reassociate: (a * b) * one -> a * (b * one), then fuse with an addition.)
 var<private> opaque_one: f32;
 
 fn keep(x: f32) -> f32 {
-    return x * opaque_one;
+    return bitcast<f32>(bitcast<u32>(x) ^ (bitcast<u32>(opaque_one) ^ 0x3f800000u));
 }
 
 fn is_nan_f32(x: f32) -> bool {

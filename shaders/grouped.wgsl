@@ -56,12 +56,31 @@ fn reduce_group(r: u32) -> f32 {
     return select(acc, nan_value(), any_nan);
 }
 
-// The mean from the group's sum; when the sum of finite values overflowed (two values
-// near f32's maximum), sums again with every value scaled by 2^-32 (exact for values that
-// large) and scales the mean back.
+// x * 2^64, exactly (from the bits for a subnormal x, which a flushing adapter would
+// zero), for |x| < 2^63; infinite beyond.
+fn times_2_pow_64(x: f32) -> f32 {
+    return select(x * 18446744073709551616.0, up64(x), is_tiny(x));
+}
+
+// The mean from the group's sum (with the mean's sign, also where it flushes to zero);
+// when the sum of finite values overflowed (two values near f32's maximum), sums again
+// with every value scaled by 2^-32 (exact for values that large) and scales the mean
+// back; when the sum is below 2^-60, sums again with every value scaled by 2^64, so that
+// subnormal values a flushing adapter would zero still count where the mean is normal.
 fn mean_of(sum: f32, base: u32, k: u32, inner: u32) -> f32 {
+    if (abs(sum) < 8.673617379884035e-19) {
+        var up = vec2<f32>(0.0);
+        for (var j = 0u; j < k; j++) {
+            up = add_compensated(up, times_2_pow_64(src[base + j * inner]));
+        }
+        let total = up.x + up.y;
+        if (!is_inf_f32(total) && !is_nan_f32(total)) {
+            // |mean| 2^64 < 2^4: scale2 rounds once, to a subnormal or zero of its sign
+            return copy_sign(scale2(total / f32(k), -64), total);
+        }
+    }
     if (!is_inf_f32(sum)) {
-        return sum / f32(k);
+        return copy_sign(sum / f32(k), sum);
     }
     var sc = vec2<f32>(0.0);
     for (var j = 0u; j < k; j++) {
@@ -147,6 +166,7 @@ fn grouped_workgroup(inv: Invocation,
         var flags = vec2<f32>(0.0); // (NaN seen, infinity seen)
         var sc = vec2<f32>(0.0);
         var scaled = vec2<f32>(0.0);
+        var up = vec2<f32>(0.0);
         for (var j = inv.lid; j < k; j += WORKGROUP_SIZE) {
             let x = src[base + j * inner];
             flags += vec2<f32>(f32(is_nan_f32(x)), f32(is_inf_f32(x)));
@@ -157,6 +177,7 @@ fn grouped_workgroup(inv: Invocation,
             } else {
                 sc = add_compensated(sc, x);
                 scaled = add_compensated(scaled, x * 2.3283064365386963e-10);
+                up = add_compensated(up, times_2_pow_64(x));
             }
         }
         let seen = wg_sum2(flags, inv);
@@ -164,10 +185,16 @@ fn grouped_workgroup(inv: Invocation,
         if (GROUP_KIND == 2u) {
             let total = wg_sum_compensated(sc, inv);
             let small = wg_sum_compensated(scaled, inv);
+            let large = wg_sum_compensated(up, inv);
             let sum = total.x + total.y;
-            y = sum / f32(k);
+            y = copy_sign(sum / f32(k), sum);
             if (is_inf_f32(sum) && seen.y == 0.0) {
                 y = ((small.x + small.y) / f32(k)) * 4294967296.0;
+            }
+            let up_sum = large.x + large.y;
+            if (abs(sum) < 8.673617379884035e-19 && !is_inf_f32(up_sum) && !is_nan_f32(up_sum)) {
+                // as in mean_of: subnormals counted at 2^64 scale
+                y = copy_sign(scale2(up_sum / f32(k), -64), up_sum);
             }
         } else {
             let best = wg_max_exact(m, inv);

@@ -22,12 +22,14 @@ fn check(spec: &str, xs: &[f32]) {
 fn the_emulation_flushes_and_divides_by_a_flushed_reciprocal() {
     let ctx = relaxed_ctx();
     assert!(ctx.emulates_relaxed_math() && ctx.flushes_subnormals());
-    assert!(
-        !ctx.fused_fma(),
-        "lavapipe's fma is not fused, emulated or not"
-    );
-    // The default context on lavapipe keeps subnormals: the emulation is what flushes.
+    // The emulation leaves fma alone: fused where the adapter fuses it.
+    assert_eq!(ctx.fused_fma(), common::ctx().fused_fma());
     assert!(!common::ctx().emulates_relaxed_math());
+    let facts = ctx.adapter_facts();
+    assert!(
+        facts.contains("subnormals flushed: yes (emulated"),
+        "{facts}"
+    );
 }
 
 #[test]
@@ -171,6 +173,51 @@ fn grouped_extremes_survive_flushing() {
         let a: Activation = "fold_min(k=4096)".parse().unwrap();
         let neg: Vec<f32> = big.iter().map(|x| -x).collect();
         assert_bits(&ctx.run_shaped(&a, &neg, &[4096]).unwrap(), &[-1e-40], mode);
+    }
+}
+
+#[test]
+fn grouped_means_of_subnormals_are_rescued_and_signed() {
+    // fold_mean gave +0 for a negative subnormal mean on the H100; a mean of subnormals
+    // can be normal (1e-38 + 2e-38 / 2 = 1.5e-38), and a flushing adapter summed 0 + 2e-38.
+    let x = [
+        1e-38f32, 2e-38, -1e-38, -2e-38, -1.2e-38, -1e-38, 3e-39, -1e-45,
+    ];
+    for spec in ["fold_mean(k=2)", "fold_mean(k=4)", "fold_mean(k=8)"] {
+        let a: Activation = spec.parse().unwrap();
+        let want: Vec<f32> = cpu::reference_shaped_f64(&a, &x, &[8])
+            .unwrap()
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        for (mode, ctx) in both_contexts() {
+            let y = ctx.run_shaped(&a, &x, &[8]).unwrap();
+            for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                assert!(
+                    accuracy::error_against(w, g) <= 2,
+                    "{mode}{spec}: output {i} is {g:e}, expected {w:e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn large_group_means_of_subnormals_are_rescued() {
+    // groups of 1,024 and more take the workgroup path
+    let mut x = vec![0.0f32; 2048];
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = if i % 2 == 0 { 1e-39 } else { -3e-40 };
+    }
+    x[5] = 5e-35; // the mean is normal (2.5e-38); the subnormals are 1.4% of it
+    let a: Activation = "fold_mean(k=2048)".parse().unwrap();
+    let want = cpu::reference_shaped_f64(&a, &x, &[2048]).unwrap()[0] as f32;
+    for (mode, ctx) in both_contexts() {
+        let y = ctx.run_shaped(&a, &x, &[2048]).unwrap()[0];
+        assert!(
+            accuracy::error_against(want, y) <= 2,
+            "{mode}: {y:e}, expected {want:e}"
+        );
     }
 }
 
