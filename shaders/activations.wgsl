@@ -112,11 +112,20 @@ fn pow2i(k: i32) -> f32 {
     return bitcast<f32>(u32(k + 127) << 23u);
 }
 
-// m * 2^k for k in [-378, 381] in three exact steps, so that no step overflows or
-// underflows on its own; only the final product rounds (to a subnormal, 0 or inf). Three,
-// not two: callers pass an m as large as 2^128 with a k as low as -289 (x e^h in the
-// sigmoid family's tail), whose product is 0 but whose two halves would not be in range.
+// m * 2^k for k in [-378, 381]. Where m and the result are normal, k is added to m's
+// exponent field (exact, and two integer operations); elsewhere (a zero, subnormal or
+// infinite m, or a result that is subnormal, zero or overflows: the tails) in three
+// exact multiplications, so that no step overflows or underflows on its own and only the
+// final product rounds. Three, not two: callers pass an m as large as 2^128 with a k as
+// low as -289 (x e^h in the sigmoid family's tail), whose product is 0 but whose two
+// halves would not be in range.
 fn scale2(m: f32, k: i32) -> f32 {
+    let bits = bitcast<u32>(m);
+    let biased = i32((bits >> 23u) & 0xffu);
+    let e = biased + k;
+    if (biased > 0 && biased < 255 && e > 0 && e < 255) {
+        return bitcast<f32>(bitcast<u32>(bitcast<i32>(bits) + (k << 23u)));
+    }
     let k1 = k / 3;
     let k2 = (k - k1) / 2;
     return ((m * pow2i(k1)) * pow2i(k2)) * pow2i(k - k1 - k2);
