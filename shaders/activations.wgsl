@@ -25,16 +25,25 @@
 // residual of a quotient) compute terms such as (a + b) - a that are mathematically
 // trivial, and shader compilers may simplify them away: naga emits no NoContraction
 // decorations, so Mesa's inexact algebraic rules (a - (a - b) -> b, (a / b) * b -> a)
-// apply, and measured on lavapipe they zeroed every compensation term. Each kernel entry
-// point loads this value from its uniforms (where it is 1.0 at run time) before anything
-// else, and `keep(x)` passes x through an integer XOR with its bits' difference from 1.0
-// (0 at run time): the compiler must round x to an f32 first, and no float rewrite
-// (contraction into an fma, reassociation, distribution) can reach through an integer
-// operation on an unknown value. (An earlier `x * opaque_one` left a multiplication that a
-// compiler may reassociate: (a * b) * one -> a * (b * one), then fuse with an addition.)
+// apply, and measured on lavapipe they zeroed every compensation term. `keep(x)`
+// multiplies by this value, which each kernel entry point loads from its uniforms (where
+// it is 1.0 at run time), so no such rule can match through it. Every kernel must set it
+// first.
 var<private> opaque_one: f32;
 
 fn keep(x: f32) -> f32 {
+    return x * opaque_one;
+}
+
+// A stronger keep: x through an integer XOR with its bits' difference from 1.0 (0 at run
+// time). The compiler must round x to an f32 first, and no float rewrite at all can reach
+// through an integer operation on an unknown value, where `keep`'s multiplication by 1
+// may still be reassociated ((a * b) * one -> a * (b * one)) and fused with a following
+// addition. The random ops use it, since their CPU mirror needs every rounding; measured
+// on an H100, noisy_relu then matched the mirror bit for bit (1 element in 100,003
+// differed through `keep`). Integer operations run at half the rate of float ones there,
+// so the other kernels keep `keep`.
+fn keep_bits(x: f32) -> f32 {
     return bitcast<f32>(bitcast<u32>(x) ^ (bitcast<u32>(opaque_one) ^ 0x3f800000u));
 }
 
@@ -112,23 +121,22 @@ fn pow2i(k: i32) -> f32 {
     return bitcast<f32>(u32(k + 127) << 23u);
 }
 
-// m * 2^k for k in [-378, 381]. Where m and the result are normal, k is added to m's
-// exponent field (exact, and two integer operations); elsewhere (a zero, subnormal or
-// infinite m, or a result that is subnormal, zero or overflows: the tails) in three
-// exact multiplications, so that no step overflows or underflows on its own and only the
-// final product rounds. Three, not two: callers pass an m as large as 2^128 with a k as
-// low as -289 (x e^h in the sigmoid family's tail), whose product is 0 but whose two
-// halves would not be in range.
+// m * 2^k in two exact steps, so that neither step overflows or underflows on its own;
+// only the final product rounds (to a subnormal, 0 or inf). Exact for k in [-252, 254];
+// below, the result is 0 for any |m| < 2^100 (the parts of exp and their low terms), as it
+// should be. Callers whose m may be larger (x e^h in the tails) use `scale2_wide`.
 fn scale2(m: f32, k: i32) -> f32 {
-    let bits = bitcast<u32>(m);
-    let biased = i32((bits >> 23u) & 0xffu);
-    let e = biased + k;
-    if (biased > 0 && biased < 255 && e > 0 && e < 255) {
-        return bitcast<f32>(bitcast<u32>(bitcast<i32>(bits) + (k << 23u)));
-    }
-    let k1 = k / 3;
-    let k2 = (k - k1) / 2;
-    return ((m * pow2i(k1)) * pow2i(k2)) * pow2i(k - k1 - k2);
+    let k1 = max(k >> 1u, -126);
+    return (m * pow2i(k1)) * pow2i(max(k - k1, -126));
+}
+
+// m * 2^k for k in [-378, 381] in three exact steps: for an m as large as 2^128 with a k
+// as low as -289 (x e^h in the sigmoid family's tail), whose product is 0 but whose two
+// halves would not be in range.
+fn scale2_wide(m: f32, k: i32) -> f32 {
+    let k1 = max(k >> 1u, -126);
+    let k2 = clamp(k - k1, -126, 127);
+    return ((m * pow2i(k1)) * pow2i(k2)) * pow2i(clamp(k - k1 - k2, -126, 127));
 }
 
 // Whether WGSL's `fma` rounds once on this adapter. The WGSL spec lets an implementation
@@ -388,7 +396,7 @@ fn softplus_pair_div(h: f32, l: f32, beta: f32) -> f32 {
     if (h < -20.0) {
         // log1p(e) rounds to e; scale last so a normal result survives a subnormal exp.
         let e = exp_pair_parts(h, l);
-        return scale2((e.x + e.y) / beta, i32(e.z));
+        return scale2_wide((e.x + e.y) / beta, i32(e.z));
     }
     // log1p(e + el) = log1p(e) + el / (1 + e)
     let parts = exp_pair_parts(h, l);
@@ -411,7 +419,7 @@ fn mul_sigmoid_pair(x: f32, h: f32, l: f32) -> f32 {
         }
         // 1 + e^h rounds to 1: the result is x e^h, scaled last.
         let e = exp_pair_parts(h, l);
-        return scale2(x * (e.x + e.y), i32(e.z));
+        return scale2_wide(x * (e.x + e.y), i32(e.z));
     }
     let neg = h < 0.0;
     let parts = exp_pair_parts(-abs(h), select(-l, l, neg));
@@ -681,7 +689,7 @@ fn act_mish(x: f32, p: vec4<f32>) -> f32 {
             return -0.0;
         }
         let e = exp_parts(x);
-        return scale2(x * (e.x + e.y), i32(e.z));
+        return scale2_wide(x * (e.x + e.y), i32(e.z));
     }
     let e = exp_f32(x);
     let n = e * (e + 2.0);

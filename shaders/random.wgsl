@@ -48,7 +48,7 @@ fn philox(index: u32, seed: u32) -> vec4<u32> {
 }
 // ---------------------------------------------------------------------------------------
 // A standard normal sample (Box-Muller), in exactly the f32 operations of src/random.rs:
-// products and sums only, each product through keep() so that no compiler fuses it into
+// products and sums only, each product through keep_bits() so that no compiler fuses it into
 // the following sum (a fused multiply-add rounds once, the CPU twice).
 
 fn ln_unit(u: f32) -> f32 {
@@ -61,20 +61,20 @@ fn ln_unit(u: f32) -> f32 {
     }
     let t = m - 1.0;
     var p = -0.0714285746216774;
-    p = keep(p * t) + 0.07692307978868484;
-    p = keep(p * t) + -0.0833333358168602;
-    p = keep(p * t) + 0.09090909361839294;
-    p = keep(p * t) + -0.10000000149011612;
-    p = keep(p * t) + 0.1111111119389534;
-    p = keep(p * t) + -0.125;
-    p = keep(p * t) + 0.1428571492433548;
-    p = keep(p * t) + -0.1666666716337204;
-    p = keep(p * t) + 0.20000000298023224;
-    p = keep(p * t) + -0.25;
-    p = keep(p * t) + 0.3333333432674408;
-    p = keep(p * t) + -0.5;
-    p = keep(p * t) + 1.0;
-    return keep(f32(e) * 0.6931471824645996) + keep(p * t);
+    p = keep_bits(p * t) + 0.07692307978868484;
+    p = keep_bits(p * t) + -0.0833333358168602;
+    p = keep_bits(p * t) + 0.09090909361839294;
+    p = keep_bits(p * t) + -0.10000000149011612;
+    p = keep_bits(p * t) + 0.1111111119389534;
+    p = keep_bits(p * t) + -0.125;
+    p = keep_bits(p * t) + 0.1428571492433548;
+    p = keep_bits(p * t) + -0.1666666716337204;
+    p = keep_bits(p * t) + 0.20000000298023224;
+    p = keep_bits(p * t) + -0.25;
+    p = keep_bits(p * t) + 0.3333333432674408;
+    p = keep_bits(p * t) + -0.5;
+    p = keep_bits(p * t) + 1.0;
+    return keep_bits(f32(e) * 0.6931471824645996) + keep_bits(p * t);
 }
 
 fn sqrt_newton(w: f32) -> f32 {
@@ -84,7 +84,7 @@ fn sqrt_newton(w: f32) -> f32 {
     var y = bitcast<f32>(0x5f3759dfu - (bitcast<u32>(w) >> 1u));
     let half = 0.5 * w;
     for (var i = 0u; i < 3u; i++) {
-        y = y * (1.5 - keep(keep(half * y) * y));
+        y = y * (1.5 - keep_bits(keep_bits(half * y) * y));
     }
     return w * y;
 }
@@ -94,21 +94,21 @@ fn cos_turns(k: u32) -> f32 {
     let theta = (f32(k & 0x3fffffu) * 2.384185791015625e-07) * 1.5707963705062866;
     let t2 = theta * theta;
     var c = -1.1470746227870698e-11;
-    c = keep(c * t2) + 2.08767581000302e-09;
-    c = keep(c * t2) + -2.755731998149713e-07;
-    c = keep(c * t2) + 2.4801587642286904e-05;
-    c = keep(c * t2) + -0.0013888889225199819;
-    c = keep(c * t2) + 0.0416666679084301;
-    c = keep(c * t2) + -0.5;
-    c = keep(c * t2) + 1.0;
+    c = keep_bits(c * t2) + 2.08767581000302e-09;
+    c = keep_bits(c * t2) + -2.755731998149713e-07;
+    c = keep_bits(c * t2) + 2.4801587642286904e-05;
+    c = keep_bits(c * t2) + -0.0013888889225199819;
+    c = keep_bits(c * t2) + 0.0416666679084301;
+    c = keep_bits(c * t2) + -0.5;
+    c = keep_bits(c * t2) + 1.0;
     var s = -7.647164151913799e-13;
-    s = keep(s * t2) + 1.6059044372074283e-10;
-    s = keep(s * t2) + -2.5052107943679403e-08;
-    s = keep(s * t2) + 2.7557321118365508e-06;
-    s = keep(s * t2) + -0.00019841270113829523;
-    s = keep(s * t2) + 0.008333333767950535;
-    s = keep(s * t2) + -0.1666666716337204;
-    s = keep(s * t2) + 1.0;
+    s = keep_bits(s * t2) + 1.6059044372074283e-10;
+    s = keep_bits(s * t2) + -2.5052107943679403e-08;
+    s = keep_bits(s * t2) + 2.7557321118365508e-06;
+    s = keep_bits(s * t2) + -0.00019841270113829523;
+    s = keep_bits(s * t2) + 0.008333333767950535;
+    s = keep_bits(s * t2) + -0.1666666716337204;
+    s = keep_bits(s * t2) + 1.0;
     let sn = s * theta;
     if (quadrant == 0u) {
         return c;
@@ -141,14 +141,14 @@ fn random_main(@builtin(global_invocation_id) gid: vec3<u32>,
             let upper = random_u.p.y;
             let r = philox(random_u.start + i, u32(random_u.p.z));
             let u = f32(r.x >> 8u) * 5.9604644775390625e-8;
-            // keep(): the product is rounded on its own, as on the CPU, even where a
+            // keep_bits(): the product is rounded on its own, as on the CPU, even where a
             // compiler would fuse it into the addition.
-            let slope = lower + keep((upper - lower) * u);
+            let slope = lower + keep_bits((upper - lower) * u);
             // Signs on bits: a flushing adapter's `x >= 0.0` is true for -1e-40.
             y = select(x * slope, x, bitcast<u32>(x) <= 0x80000000u || is_nan_f32(x));
         } else {
             let r = philox(random_u.start + i, u32(random_u.p.y));
-            let v = x + keep(random_u.p.x * normal_sample(r.x, r.y));
+            let v = x + keep_bits(random_u.p.x * normal_sample(r.x, r.y));
             // v > 0 on its bits (positive, nonzero, not NaN)
             y = select(select(0.0, v, bitcast<u32>(v) - 1u < 0x7f800000u), x, is_nan_f32(x));
         }
