@@ -266,13 +266,7 @@ impl Context {
             .as_ref()
             .is_some_and(|i| i.device_type == wgpu::DeviceType::Cpu)
             .then(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        // If the probe itself fails, Dekker's product is exact either way.
-        ctx.fused_fma = ctx.probe_fused_fma().unwrap_or(false);
-        // If this probe fails, assume the adapter flushes (the stricter case for the
-        // random ops' CPU mirror).
-        ctx.flushes_subnormals = ctx.probe_flushes_subnormals().unwrap_or(true);
-        // If this probe fails, assume the smallest budget seen (lavapipe's).
-        ctx.loop_budget = ctx.probe_loop_budget().unwrap_or(Some(65_535));
+        (ctx.fused_fma, ctx.flushes_subnormals, ctx.loop_budget) = ctx.probe_adapter();
         ctx
     }
 
@@ -338,53 +332,59 @@ impl Context {
         }
     }
 
-    /// Multiplies a subnormal input by 2^30 (a normal result if inputs are kept) and halves
-    /// the smallest normal (a subnormal result if results are kept): either gives 0 on an
-    /// adapter that flushes.
-    fn probe_flushes_subnormals(&self) -> Result<bool> {
-        const PROBE: &str = "@group(0) @binding(0) var<storage, read_write> buf: array<f32>;\n\
-            @compute @workgroup_size(1) fn main() {\n\
-                buf[2] = buf[0] * buf[1];\n\
-                buf[3] = buf[4] * 0.5;\n\
-            }";
-        let inputs = [
-            f32::from_bits(1 << 10), // 2^-139
-            (1u64 << 30) as f32,
-            0.0,
-            0.0,
-            f32::MIN_POSITIVE,
-        ];
-        let out = self.probe(PROBE, &inputs.map(f32::to_bits))?;
-        Ok(f32::from_bits(out[2]) == 0.0 || f32::from_bits(out[3]) == 0.0)
-    }
-
-    /// Runs `fma(a, a, -(a * a))` for an `a` whose square is inexact: a fused fma returns
-    /// the rounding error (2^-44 here), an unfused one 0.
-    fn probe_fused_fma(&self) -> Result<bool> {
-        const PROBE: &str = "@group(0) @binding(0) var<storage, read_write> buf: array<f32>;\n\
-            @compute @workgroup_size(1) fn main() { let a = buf[0]; buf[1] = fma(a, a, -(a * a)); }";
-        let a = 1.0f32 + 3.0 * f32::EPSILON;
-        let out = self.probe(PROBE, &[a.to_bits(), 0])?;
-        Ok(f32::from_bits(out[1]) != 0.0)
-    }
-
-    /// Counts how many iterations one invocation may run. Lavapipe (llvmpipe) stops
-    /// every loop of an invocation once 65,535 iterations have run in all of its loops
-    /// together, silently; a GPU runs them all.
-    fn probe_loop_budget(&self) -> Result<Option<u64>> {
+    /// Measures the adapter's float and loop facts with one probe shader (one compile and
+    /// one readback, so creation stays fast):
+    /// - `fma(a, a, -(a * a))` for an `a` whose square is inexact: a fused fma returns
+    ///   the rounding error (2^-44 here), an unfused one 0;
+    /// - a subnormal input times 2^30 (a normal result if inputs are kept) and the
+    ///   smallest normal halved (a subnormal result if results are kept): either is 0 on
+    ///   an adapter that flushes;
+    /// - how many iterations one invocation may run: lavapipe (llvmpipe) stops every loop
+    ///   of an invocation once 65,535 iterations have run in all of its loops together,
+    ///   silently; a GPU runs them all.
+    ///
+    /// Returns (fused fma, flushes subnormals, loop budget). A fact whose probe fails takes
+    /// the safe side: Dekker's product (exact either way), flushing (the stricter mirror
+    /// for the random ops), and lavapipe's budget.
+    fn probe_adapter(&self) -> (bool, bool, Option<u64>) {
         const PROBE: &str = "@group(0) @binding(0) var<storage, read_write> buf: array<u32>;\n\
+            fn f(i: u32) -> f32 { return bitcast<f32>(buf[i]); }\n\
             @compute @workgroup_size(1) fn main() {\n\
+                let a = f(0u);\n\
+                buf[1] = bitcast<u32>(fma(a, a, -(a * a)));\n\
+                buf[4] = bitcast<u32>(f(2u) * f(3u));\n\
+                buf[6] = bitcast<u32>(f(5u) * 0.5);\n\
                 var n = 0u;\n\
-                for (var i = 0u; i < buf[0]; i++) { n += 1u; }\n\
-                buf[1] = n;\n\
-                for (var i = 0u; i < buf[0]; i++) { n += 1u; }\n\
-                buf[2] = n;\n\
+                for (var i = 0u; i < buf[7]; i++) { n += 1u; }\n\
+                buf[8] = n;\n\
+                for (var i = 0u; i < buf[7]; i++) { n += 1u; }\n\
+                buf[9] = n;\n\
             }";
         const TRIES: u32 = 1 << 20;
-        let out = self.probe(PROBE, &[TRIES, 0, 0])?;
+        let words = [
+            (1.0f32 + 3.0 * f32::EPSILON).to_bits(),
+            0,
+            1 << 10, // 2^-139, subnormal
+            ((1u64 << 30) as f32).to_bits(),
+            0,
+            f32::MIN_POSITIVE.to_bits(),
+            0,
+            TRIES,
+            0,
+            0,
+        ];
+        let Ok(out) = self.probe(PROBE, &words) else {
+            return (false, true, Some(65_535));
+        };
+        let fused = f32::from_bits(out[1]) != 0.0;
+        let flushes = f32::from_bits(out[4]) == 0.0 || f32::from_bits(out[6]) == 0.0;
         // The first loop alone, and both together: a per-loop or a shared limit.
-        let budget = out[1].min(out[2]);
-        Ok((budget < TRIES).then_some(u64::from(budget)))
+        let budget = out[8].min(out[9]);
+        (
+            fused,
+            flushes,
+            (budget < TRIES).then_some(u64::from(budget)),
+        )
     }
 
     /// Runs a one-invocation probe shader on a buffer holding `words` and returns them.
