@@ -22,6 +22,27 @@
 //!
 //! Every op is declared once in the table in [`op`]; [`cpu`] holds the reference that the
 //! GPU results are checked against, and [`shader`] the WGSL with naga validation.
+//!
+//! # Numerics on any adapter
+//!
+//! The WGSL spec lets an adapter flush subnormal inputs and results to zero, divide
+//! through a reciprocal that is only accurate for divisors in [2^-126, 2^126], rearrange
+//! or contract arithmetic, drop NaN payloads, and have an unfused `fma`; GPUs do. The
+//! kernels are written so that, on any adapter that follows the spec:
+//! - ops that select an input, a parameter or a constant (`relu`, `hardtanh`, `maxout`,
+//!   ...) return its bits, subnormals included, and never flip a sign; the exact
+//!   products and differences (`leaky_relu`, `prelu`, `rrelu`, `softshrink`) are
+//!   correctly rounded wherever the result is normal;
+//! - every other op is within its published bound wherever the true result is normal,
+//!   also for subnormal inputs, and a subnormal true result comes back within the bound
+//!   or as a zero of its sign ([`accuracy::error_against`] is that policy);
+//! - NaN in gives NaN out (any payload);
+//! - the random ops give the same bits for a seed in any chunking, and
+//!   [`random::FloatModel`] (from [`Context::float_model`]) reproduces them on the CPU.
+//!
+//! [`ContextOptions::emulate_relaxed_math`] makes any adapter (lavapipe in CI) compute
+//! the way a GPU may, so that the tests catch code that relies on stricter arithmetic;
+//! [`Context::adapter_facts`] says what the adapter itself does.
 
 pub mod accuracy;
 mod activation;
