@@ -12,8 +12,16 @@
 //!   hold as many elements as the input. The softmax family normalises along the spec's
 //!   `dim` (`softmax(dim=0) --shape 4,8`); grouped ops (`maxout(k=2)`, `glu`) shrink that
 //!   axis, and the output file holds the shorter tensor; elementwise ops ignore the shape.
-//! - Any error: one line on stderr and a non-zero exit status (2 for usage, 1 otherwise).
+//! - `--output` is written whole or not at all: into a temporary file beside the target,
+//!   then renamed over it, so two writers of one file never interleave (the last rename
+//!   wins) and a failed run leaves the old file. A symbolic link is followed (the file it
+//!   names is replaced, the link kept); a device or FIFO (`/dev/null`, `/dev/stdout`) is
+//!   written through directly.
+//! - `--help`: this usage on stdout, exit 0. Any error: one line on stderr and a non-zero
+//!   exit status (2 for usage, 1 otherwise), never a panic (also when stdout is closed).
 
+use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,16 +44,49 @@ struct Args {
 enum Failure {
     Usage(String),
     Run(String),
+    /// `--help`: the usage on stdout, success.
+    Help,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, Failure> {
+/// Prints to stdout, turning a write error (a closed pipe, a full disk) into a failure
+/// instead of println!'s panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(stdout_failure)?
+    };
+}
+
+fn stdout_failure(e: std::io::Error) -> Failure {
+    Failure::Run(format!("cannot write to standard output: {e}"))
+}
+
+fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
     let usage = |m: String| Failure::Usage(format!("{m}\n{USAGE}"));
+    // Every argument is text (a spec, a flag, a shape) or a path; paths stay OsStrings.
+    let mut args = args.peekable();
     let mut spec = None;
     let (mut shape, mut input, mut output) = (None, None, None);
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| {
+    while let Some(raw) = args.next() {
+        let arg = raw.to_str().map(str::to_string);
+        let mut path = |flag: &str| {
             args.next()
+                .map(PathBuf::from)
                 .ok_or_else(|| usage(format!("{flag} needs a value")))
+        };
+        let Some(arg) = arg else {
+            return Err(usage(format!(
+                "argument `{}` is not valid UTF-8 (specs and flags are text)",
+                raw.to_string_lossy()
+            )));
+        };
+        let mut value = |flag: &str| {
+            let v = path(flag)?;
+            v.to_str().map(str::to_string).ok_or_else(|| {
+                usage(format!(
+                    "{flag} value `{}` is not valid UTF-8",
+                    v.to_string_lossy()
+                ))
+            })
         };
         match arg.as_str() {
             "--shape" => {
@@ -59,9 +100,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, Failure> {
                     })?;
                 shape = Some(dims);
             }
-            "--input" => input = Some(PathBuf::from(value("--input")?)),
-            "--output" => output = Some(PathBuf::from(value("--output")?)),
-            "-h" | "--help" => return Err(Failure::Usage(USAGE.to_string())),
+            "--input" => input = Some(path("--input")?),
+            "--output" => output = Some(path("--output")?),
+            "-h" | "--help" => return Err(Failure::Help),
             flag if flag.starts_with("--") => return Err(usage(format!("unknown flag `{flag}`"))),
             _ if spec.is_none() => spec = Some(arg),
             _ => return Err(usage(format!("unexpected argument `{arg}`"))),
@@ -92,21 +133,76 @@ fn read_f32s(path: &Path) -> Result<Vec<f32>, Failure> {
         .collect())
 }
 
-/// Writes beside the target and renames, so a failure leaves no partial file.
+/// Writes `values` to `path` whole or not at all: into a temporary file of a unique name
+/// beside the target, renamed over it at the end (two writers never share a temporary
+/// file, and the last rename wins). A symbolic link is followed, so the file it names is
+/// replaced and the link kept; a device or FIFO is written through directly.
 fn write_f32s(path: &Path, values: &[f32]) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| Failure::Run(format!("cannot write {}: {e}", path.display()));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&tmp, bytes).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e)
-    })
+    let fail = |what: &str, e: std::io::Error| {
+        Failure::Run(format!("cannot write {}: {what}: {e}", path.display()))
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            // /dev/null, /dev/stdout, a FIFO: no rename is possible, nor needed
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| fail("opening it", e))?;
+            return f.write_all(&bytes).map_err(|e| fail("writing", e));
+        }
+        Ok(meta) if meta.is_dir() => {
+            return Err(Failure::Run(format!(
+                "cannot write {}: it is a directory; name a file",
+                path.display()
+            )))
+        }
+        _ => {}
+    }
+    // A link: replace what it names, beside it, and keep the link.
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| fail("following the symbolic link", e))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            fail(
+                &format!("creating a temporary file in {}", dir.display()),
+                e,
+            )
+        })?;
+    let tmp_name = tmp.path().display().to_string();
+    // The new file gets the old one's permissions, or the usual ones (tempfile's are 0600).
+    let permissions = std::fs::metadata(&target).map(|m| m.permissions());
+    #[cfg(unix)]
+    let permissions = permissions.or_else(|_| {
+        use std::os::unix::fs::PermissionsExt;
+        Ok::<_, std::io::Error>(std::fs::Permissions::from_mode(0o644))
+    });
+    if let Ok(p) = permissions {
+        tmp.as_file()
+            .set_permissions(p)
+            .map_err(|e| fail(&format!("setting the permissions of {tmp_name}"), e))?;
+    }
+    tmp.write_all(&bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| fail(&format!("writing the temporary file {tmp_name}"), e))?;
+    // On error the temporary file is removed when `tmp` drops.
+    tmp.persist(&target)
+        .map_err(|e| fail(&format!("renaming {tmp_name} over it"), e.error))?;
+    Ok(())
 }
 
 fn run(args: Args) -> Result<(), Failure> {
@@ -124,7 +220,16 @@ fn run(args: Args) -> Result<(), Failure> {
         None => SAMPLE.to_vec(),
     };
     let shape = args.shape.clone().unwrap_or_else(|| vec![input.len()]);
-    let elements: usize = shape.iter().product();
+    let elements = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "--shape {shape:?} holds more elements than this machine can address \
+                 (the product overflows); the input has {}",
+                input.len()
+            ))
+        })?;
     if elements != input.len() {
         return Err(Failure::Usage(format!(
             "--shape {shape:?} holds {elements} elements, the input has {}",
@@ -148,12 +253,14 @@ fn run(args: Args) -> Result<(), Failure> {
         _ => None,
     };
     if args.input.is_none() {
-        println!("{activation} on {}", ctx.adapter_name());
+        say!("{activation} on {}", ctx.adapter_name());
         let unit = if relative.is_some() { "rel err" } else { "ULP" };
         let first = if grouped { "output" } else { "input" };
-        println!(
+        say!(
             "{first:>14} {:>16} {:>16} {:>9}",
-            "gpu", "cpu reference", unit
+            "gpu",
+            "cpu reference",
+            unit
         );
         for (i, y) in output.iter().enumerate() {
             let err = match relative {
@@ -171,10 +278,10 @@ fn run(args: Args) -> Result<(), Failure> {
             } else {
                 format!("{:e}", input[i])
             };
-            println!("{lead:>14} {y:>16e} {r:>16e} {err:>9}");
+            say!("{lead:>14} {y:>16e} {r:>16e} {err:>9}");
         }
     } else {
-        println!(
+        say!(
             "{activation} on {}: {} values, shape {shape:?}",
             ctx.adapter_name(),
             input.len()
@@ -189,7 +296,7 @@ fn run(args: Args) -> Result<(), Failure> {
                 .zip(0..)
                 .max()
                 .unwrap_or((0, 0));
-            println!(
+            say!(
                 "largest difference from the CPU reference: {worst} ULP (at output {at}), \
                  {} outputs of shape {:?}",
                 output.len(),
@@ -198,10 +305,13 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         Some((rel, abs)) => {
             let r = accuracy::compare_relative(&reference, &output, rel, abs);
-            println!(
+            say!(
                 "largest error against the f64 CPU reference: {:.2e} relative (bound {rel:e}, \
                  or {abs:e} absolute) at element {}: gpu {:e}, reference {:e}",
-                r.max_error, r.worst_index, r.worst_output, r.worst_expected
+                r.max_error,
+                r.worst_index,
+                r.worst_output,
+                r.worst_expected
             );
         }
         None => {
@@ -211,36 +321,46 @@ fn run(args: Args) -> Result<(), Failure> {
             } else {
                 format!("{} ULP", report.max_ulp)
             };
-            println!(
+            say!(
                 "largest difference from the CPU reference: {worst} (at x = {:e}: gpu {:e}, \
                  reference {:e})",
-                report.worst_input, report.worst_output, report.worst_expected
+                report.worst_input,
+                report.worst_output,
+                report.worst_expected
             );
         }
     }
     Ok(())
 }
 
-/// ULPs between a grouped op's output and its f64 reference (NaN meets NaN).
+/// ULPs between a grouped op's output and its f64 reference, under the accuracy policy
+/// (NaN meets NaN; a subnormal may come back as a zero of its sign).
 fn grouped_ulp(y: f32, r: f64) -> u64 {
-    let r = r as f32;
-    match (y.is_nan(), r.is_nan()) {
-        (true, true) => 0,
-        (false, false) => accuracy::ulp_distance(y, r),
-        _ => u64::MAX,
-    }
+    accuracy::error_against(r as f32, y)
+}
+
+/// One line on stderr; a closed stderr is ignored (eprintln! would panic).
+fn complain(m: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "activate: {m}");
 }
 
 fn main() -> ExitCode {
-    let result = parse_args(std::env::args().skip(1)).and_then(run);
+    let result = parse_args(std::env::args_os().skip(1)).and_then(run);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Help) => match writeln!(std::io::stdout().lock(), "{USAGE}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                complain(&format!("cannot write to standard output: {e}"));
+                ExitCode::FAILURE
+            }
+        },
         Err(Failure::Usage(m)) => {
-            eprintln!("activate: {}", m.replace('\n', " -- "));
+            complain(&m.replace('\n', " -- "));
             ExitCode::from(2)
         }
         Err(Failure::Run(m)) => {
-            eprintln!("activate: {}", m.replace('\n', " "));
+            complain(&m.replace('\n', " "));
             ExitCode::FAILURE
         }
     }

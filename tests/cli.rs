@@ -1,0 +1,236 @@
+//! The `activate` example as a user runs it: exit codes (0, 1 for a failed run, 2 for
+//! usage, never 101), one line on stderr, and an output file written whole or not at all,
+//! also by two processes at once.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The example binary that `cargo test` builds beside the test binaries.
+fn activate() -> Command {
+    let mut dir = std::env::current_exe().expect("the test binary's path");
+    dir.pop(); // the test binary
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let exe = dir
+        .join("examples")
+        .join(format!("activate{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        exe.exists(),
+        "{} is missing: `cargo test` builds the examples first",
+        exe.display()
+    );
+    let mut cmd = Command::new(exe);
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    activate().args(args).output().expect("activate runs")
+}
+
+/// Exit status and stderr: not a panic (101), and at most one line.
+fn status_and_line(out: &Output) -> (i32, String) {
+    let code = out.status.code().expect("an exit code, not a signal");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_ne!(code, 101, "panicked: {err}");
+    assert!(
+        err.lines().count() <= 1,
+        "more than one line on stderr: {err}"
+    );
+    (code, err)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-activations-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn write_f32s(path: &PathBuf, v: &[f32]) {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn exit_codes_say_usage_failure_or_success() {
+    let (code, _) = status_and_line(&run(&["--help"]));
+    assert_eq!(code, 0, "--help is not an error");
+    for (args, want, says) in [
+        (&["gleu"][..], 2, "gelu"),
+        (&[][..], 2, "missing SPEC"),
+        (&["relu", "--bogus"][..], 2, "unknown flag"),
+        (
+            &["relu", "--shape", "4294967296,4294967296,16"][..],
+            2,
+            "overflows",
+        ),
+        (&["relu", "--shape", "2,2"][..], 2, "holds 4 elements"),
+        (
+            &["relu", "--input", "/nonexistent/x.f32"][..],
+            1,
+            "cannot read",
+        ),
+    ] {
+        let (code, err) = status_and_line(&run(args));
+        assert_eq!(code, want, "{args:?}: {err}");
+        assert!(
+            err.contains(says),
+            "{args:?}: `{err}` does not say `{says}`"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_non_utf8_argument_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = activate()
+        .arg(std::ffi::OsStr::from_bytes(b"rel\xffu"))
+        .output()
+        .unwrap();
+    let (code, err) = status_and_line(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("UTF-8"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_is_a_failure_not_a_panic() {
+    let input = scratch("closed-in.f32");
+    write_f32s(&input, &[1.0, -1.0]);
+    let output = scratch("closed-out.f32");
+    // stdout on /dev/full: every write fails (ENOSPC), after the output file is written
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+    if let Ok(full) = full {
+        let out = activate()
+            .args(["relu", "--input", input.to_str().unwrap(), "--output"])
+            .arg(&output)
+            .stdout(Stdio::from(full))
+            .output()
+            .unwrap();
+        let (code, err) = status_and_line(&out);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("standard output"), "{err}");
+        assert_eq!(
+            std::fs::read(&output).unwrap().len(),
+            8,
+            "the file was written"
+        );
+    }
+    // a pipe whose reader has gone
+    let mut child = activate()
+        .arg("relu")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let (code, err) = status_and_line(&out);
+    assert!(code == 1 || code == 0, "{err}");
+}
+
+#[test]
+fn two_writers_of_one_output_never_interleave() {
+    // Two large, different results written to one file at once: each run succeeds and
+    // the file is exactly one of them, with no temporary file left behind.
+    let n = 1 << 20;
+    let a: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let b: Vec<f32> = (0..n).map(|i| -(i as f32) - 1.0).collect();
+    let (ia, ib) = (scratch("two-a.f32"), scratch("two-b.f32"));
+    write_f32s(&ia, &a);
+    write_f32s(&ib, &b);
+    let out = scratch("two-out.f32");
+    for _ in 0..3 {
+        let spawn = |input: &PathBuf| {
+            activate()
+                .args(["identity", "--input"])
+                .arg(input)
+                .arg("--output")
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (pa, pb) = (spawn(&ia), spawn(&ib));
+        for p in [pa, pb] {
+            let o = p.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let got = std::fs::read(&out).unwrap();
+        let as_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        assert!(
+            got == as_bytes(&a) || got == as_bytes(&b),
+            "the output mixes the two writers"
+        );
+    }
+    let dir = out.parent().unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_is_followed_and_a_device_written_through() {
+    let input = scratch("link-in.f32");
+    write_f32s(&input, &[2.0, -3.0]);
+    let real = scratch("link-real.f32");
+    std::fs::write(&real, b"old").unwrap();
+    let link = scratch("link.f32");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (code, err) = status_and_line(
+        &activate()
+            .args(["relu", "--input", input.to_str().unwrap(), "--output"])
+            .arg(&link)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read(&real).unwrap(),
+        [2.0f32, 0.0].map(f32::to_le_bytes).concat()
+    );
+    let (code, err) = status_and_line(
+        &activate()
+            .args([
+                "relu",
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                "/dev/null",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device_like());
+}
+
+/// Whether a file type is a device (character or block).
+trait DeviceLike {
+    fn is_char_device_like(&self) -> bool;
+}
+
+#[cfg(unix)]
+impl DeviceLike for std::fs::FileType {
+    fn is_char_device_like(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        self.is_char_device() || self.is_block_device()
+    }
+}
