@@ -44,6 +44,47 @@ pub struct ContextOptions {
     pub emulate_relaxed_math: bool,
 }
 
+/// A wgpu error with its chain of causes (wgpu's own message is only "Validation Error").
+fn describe(e: &wgpu::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// The process's one wgpu instance per set of backends. Every context this crate creates
+/// takes its device from it, so buffers of one context and another live in one wgpu
+/// registry: handing a context a buffer (or encoder) of another is then a validation error
+/// that the context's error scopes catch, where across two instances the ids could collide
+/// and silently alias an unrelated buffer.
+fn shared_instance(
+    backends: Option<wgpu::Backends>,
+) -> (
+    std::sync::MutexGuard<'static, Vec<(Option<wgpu::Backends>, wgpu::Instance)>>,
+    wgpu::Instance,
+) {
+    static INSTANCES: Mutex<Vec<(Option<wgpu::Backends>, wgpu::Instance)>> = Mutex::new(Vec::new());
+    let mut instances = INSTANCES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, i)) = instances.iter().find(|(b, _)| *b == backends) {
+        let i = i.clone();
+        return (instances, i);
+    }
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if let Some(backends) = backends {
+        desc.backends = backends;
+    }
+    let instance = wgpu::Instance::new(desc);
+    instances.push((backends, instance.clone()));
+    (instances, instance)
+}
+
 /// Features this crate uses when the adapter has them; requested opportunistically.
 const USEFUL_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
     .union(wgpu::Features::SHADER_F16)
@@ -88,23 +129,23 @@ struct Layouts {
     shared: wgpu::BindGroupLayout,
     /// Group 1 of the split softmax kernels: their per-chunk statistics.
     partials: wgpu::BindGroupLayout,
-    separate_pipeline: wgpu::PipelineLayout,
-    shared_pipeline: wgpu::PipelineLayout,
-    separate_partials_pipeline: wgpu::PipelineLayout,
-    shared_partials_pipeline: wgpu::PipelineLayout,
+    separate_pipeline: PipelineLayout,
+    shared_pipeline: PipelineLayout,
+    separate_partials_pipeline: PipelineLayout,
+    shared_partials_pipeline: PipelineLayout,
     /// Group 1 of the per-channel PReLU kernel: its weights, read-only.
     weights: wgpu::BindGroupLayout,
-    separate_weights_pipeline: wgpu::PipelineLayout,
-    shared_weights_pipeline: wgpu::PipelineLayout,
+    separate_weights_pipeline: PipelineLayout,
+    shared_weights_pipeline: PipelineLayout,
     /// Group 1 of dice's evaluation mode: running mean, variance and alpha, read-only.
     dice_eval: wgpu::BindGroupLayout,
-    separate_dice_pipeline: wgpu::PipelineLayout,
-    shared_dice_pipeline: wgpu::PipelineLayout,
+    separate_dice_pipeline: PipelineLayout,
+    shared_dice_pipeline: PipelineLayout,
     /// Group 1 of dice's training mode with a per-feature alpha: statistics (read-write)
     /// and alpha (read-only).
     dice_alpha: wgpu::BindGroupLayout,
-    separate_dice_alpha_pipeline: wgpu::PipelineLayout,
-    shared_dice_alpha_pipeline: wgpu::PipelineLayout,
+    separate_dice_alpha_pipeline: PipelineLayout,
+    shared_dice_alpha_pipeline: PipelineLayout,
 }
 
 impl Context {
@@ -116,38 +157,41 @@ impl Context {
 
     /// A headless context with options.
     pub fn with_options(options: ContextOptions) -> Result<Self> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        if let Some(backends) = options.backends {
-            desc.backends = backends;
-        }
-        let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        let adapter = adapters
-            .into_iter()
-            .min_by_key(|a| adapter_rank(&a.get_info(), options.prefer_software))
-            .ok_or_else(|| {
-                Error::NoAdapter("wgpu enumerated no Vulkan, Metal, DX12 or GL adapter".into())
-            })?;
-        let info = adapter.get_info();
-        let available = adapter.features();
-        let missing = options.required_features - available;
-        if !missing.is_empty() {
-            return Err(Error::MissingFeature { missing, available });
-        }
-        let optional = options.optional_features.unwrap_or(USEFUL_FEATURES);
-        let features = options.required_features | (available & optional);
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("wgpu-activations"),
-            required_features: features,
-            // The adapter's own limits, not wgpu's conservative defaults: larger buffers and
-            // bindings mean fewer chunks.
-            required_limits: options.limits.unwrap_or_else(|| adapter.limits()),
-            ..Default::default()
-        }))
-        .map_err(|e| Error::RequestDevice {
-            adapter: info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        // Under the instances' lock: adapters of one instance are enumerated, opened and
+        // dropped by one thread at a time (the GL backend's EGL context is current on one
+        // thread only, and wgpu-hal panics on contention).
+        let (device, queue, info) = {
+            let (_lock, instance) = shared_instance(options.backends);
+            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+            let adapter = adapters
+                .into_iter()
+                .min_by_key(|a| adapter_rank(&a.get_info(), options.prefer_software))
+                .ok_or_else(|| {
+                    Error::NoAdapter("wgpu enumerated no Vulkan, Metal, DX12 or GL adapter".into())
+                })?;
+            let info = adapter.get_info();
+            let available = adapter.features();
+            let missing = options.required_features - available;
+            if !missing.is_empty() {
+                return Err(Error::MissingFeature { missing, available });
+            }
+            let optional = options.optional_features.unwrap_or(USEFUL_FEATURES);
+            let features = options.required_features | (available & optional);
+            let (device, queue) =
+                pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                    label: Some("wgpu-activations"),
+                    required_features: features,
+                    // The adapter's own limits, not wgpu's conservative defaults: larger
+                    // buffers and bindings mean fewer chunks.
+                    required_limits: options.limits.unwrap_or_else(|| adapter.limits()),
+                    ..Default::default()
+                }))
+                .map_err(|e| Error::RequestDevice {
+                    adapter: info.name.clone(),
+                    reason: e.to_string(),
+                })?;
+            (device, queue, info)
+        };
         let mut ctx = Self::build(device, queue, Some(info), options.emulate_relaxed_math);
         if let Some(path) = options.pipeline_cache {
             ctx.open_pipeline_cache(path)?;
@@ -243,7 +287,12 @@ impl Context {
             .min(limits.max_compute_invocations_per_workgroup)
             .max(1);
         let workgroup_size = 1 << workgroup_size.ilog2();
+        // In an error scope: no layout error may reach the caller's handler (each
+        // bind-group layout binds at most 3 storage buffers, under every WebGPU device's
+        // limit; pipeline layouts past the device's limit are not created at all).
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let layouts = Layouts::new(&device);
+        let _ = pollster::block_on(scope.pop());
         let mut ctx = Context {
             device,
             queue,
@@ -666,6 +715,9 @@ impl Context {
                     (Layout::Separate, true, _) => &self.layouts.separate_partials_pipeline,
                     (Layout::Shared, true, _) => &self.layouts.shared_partials_pipeline,
                 };
+                let layout = layout.as_ref().map_err(|why| {
+                    Error::Unsupported(format!("{} on this device: {why}", key.op.name()))
+                })?;
                 Ok(self
                     .device
                     .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -712,7 +764,7 @@ impl Context {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         match v.or(o) {
-            Some(e) => Err(Error::Wgpu(e.to_string())),
+            Some(e) => Err(Error::Wgpu(describe(&e))),
             None => Ok(out),
         }
     }
@@ -748,8 +800,16 @@ fn adapter_rank(info: &wgpu::AdapterInfo, prefer_software: bool) -> (u8, u8) {
     (kind, backend)
 }
 
+/// A pipeline layout, or why this device cannot have it (a limit it exceeds).
+type PipelineLayout = std::result::Result<wgpu::PipelineLayout, String>;
+
 impl Layouts {
+    /// Every bind-group and pipeline layout the kernels use. A pipeline layout that binds
+    /// more storage buffers than the device allows per shader stage is not created (it
+    /// would be a validation error); the kernels that need it return an error naming the
+    /// limit, and the others still work.
     fn new(device: &wgpu::Device) -> Self {
+        let max_storage = device.limits().max_storage_buffers_per_shader_stage;
         let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -782,12 +842,24 @@ impl Layouts {
             label: Some("softmax partials"),
             entries: &[storage(0, false)],
         });
-        let pipeline_layout = |groups: &[Option<&wgpu::BindGroupLayout>]| {
-            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: None,
-                bind_group_layouts: groups,
-                immediate_size: 0,
-            })
+        let pipeline_layout = |groups: &[(&wgpu::BindGroupLayout, u32)]| -> PipelineLayout {
+            let storage: u32 = groups.iter().map(|(_, n)| n).sum();
+            if storage > max_storage {
+                return Err(format!(
+                    "this kernel binds {storage} storage buffers and the device allows \
+                     {max_storage} per shader stage (Limits::max_storage_buffers_per_shader_stage); \
+                     request the adapter's own limits (ContextOptions::limits: None)"
+                ));
+            }
+            let layouts: Vec<Option<&wgpu::BindGroupLayout>> =
+                groups.iter().map(|(l, _)| Some(*l)).collect();
+            Ok(
+                device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: None,
+                    bind_group_layouts: &layouts,
+                    immediate_size: 0,
+                }),
+            )
         };
         let weights = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("prelu weights"),
@@ -802,19 +874,20 @@ impl Layouts {
             entries: &[storage(0, false), storage(1, true)],
         });
         Layouts {
-            separate_dice_alpha_pipeline: pipeline_layout(&[Some(&separate), Some(&dice_alpha)]),
-            shared_dice_alpha_pipeline: pipeline_layout(&[Some(&shared), Some(&dice_alpha)]),
+            // (layout, the storage buffers it binds)
+            separate_dice_alpha_pipeline: pipeline_layout(&[(&separate, 2), (&dice_alpha, 2)]),
+            shared_dice_alpha_pipeline: pipeline_layout(&[(&shared, 1), (&dice_alpha, 2)]),
             dice_alpha,
-            separate_dice_pipeline: pipeline_layout(&[Some(&separate), Some(&dice_eval)]),
-            shared_dice_pipeline: pipeline_layout(&[Some(&shared), Some(&dice_eval)]),
+            separate_dice_pipeline: pipeline_layout(&[(&separate, 2), (&dice_eval, 3)]),
+            shared_dice_pipeline: pipeline_layout(&[(&shared, 1), (&dice_eval, 3)]),
             dice_eval,
-            separate_weights_pipeline: pipeline_layout(&[Some(&separate), Some(&weights)]),
-            shared_weights_pipeline: pipeline_layout(&[Some(&shared), Some(&weights)]),
+            separate_weights_pipeline: pipeline_layout(&[(&separate, 2), (&weights, 1)]),
+            shared_weights_pipeline: pipeline_layout(&[(&shared, 1), (&weights, 1)]),
             weights,
-            separate_pipeline: pipeline_layout(&[Some(&separate)]),
-            shared_pipeline: pipeline_layout(&[Some(&shared)]),
-            separate_partials_pipeline: pipeline_layout(&[Some(&separate), Some(&partials)]),
-            shared_partials_pipeline: pipeline_layout(&[Some(&shared), Some(&partials)]),
+            separate_pipeline: pipeline_layout(&[(&separate, 2)]),
+            shared_pipeline: pipeline_layout(&[(&shared, 1)]),
+            separate_partials_pipeline: pipeline_layout(&[(&separate, 2), (&partials, 1)]),
+            shared_partials_pipeline: pipeline_layout(&[(&shared, 1), (&partials, 1)]),
             separate,
             shared,
             partials,

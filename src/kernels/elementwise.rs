@@ -514,6 +514,12 @@ pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u6
             offset: region.offset,
         });
     }
+    check_extent(role, region, len)
+}
+
+/// `len` f32 elements from the region's offset must fit its buffer (an overflowing length
+/// never fits).
+fn check_extent(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
     let needed = len
         .checked_mul(F32)
         .and_then(|b| b.checked_add(region.offset))
@@ -670,16 +676,9 @@ impl Context {
                 offset: region.offset,
             });
         }
+        // Overflowing lengths are too long for any buffer, not a wrapped small copy.
+        check_extent("download source", region, len)?;
         let bytes = len * F32;
-        if region.offset + bytes > region.buffer.size() {
-            return Err(Error::BufferTooSmall {
-                role: "download source",
-                offset: region.offset,
-                len,
-                needed: region.offset + bytes,
-                size: region.buffer.size(),
-            });
-        }
         if len == 0 {
             return Ok(Vec::new());
         }

@@ -1,0 +1,162 @@
+//! A hostile but fair user: every misuse returns an `Error` that names what was wrong;
+//! nothing panics, nothing reaches the device's uncaptured-error handler, and no data
+//! lands in the wrong buffer.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use wgpu_activations::{Activation, BufferRegion, Context, ContextOptions, Error};
+
+/// A fresh context whose device counts the errors that reach its uncaptured handler.
+fn counted_context(options: ContextOptions) -> (Context, Arc<AtomicUsize>) {
+    let ctx = Context::with_options(options).expect("a context");
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    ctx.device()
+        .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            eprintln!("uncaptured: {e}");
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+    (ctx, count)
+}
+
+/// Runs `f`, failing the test on a panic; returns its result.
+fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| panic!("{what}: panicked"))
+}
+
+fn relu() -> Activation {
+    "relu".parse().unwrap()
+}
+
+#[test]
+fn buffers_of_another_context_are_refused_not_aliased() {
+    let (ctx, errors) = counted_context(ContextOptions::default());
+    let (other, other_errors) = counted_context(ContextOptions::default());
+    // ctx's own buffers, which a foreign id could alias
+    let mine_in = storage_buffer(&ctx, &[1.0; 64]);
+    let mine_out = storage_buffer(&ctx, &[7.0; 64]);
+    let theirs_in = storage_buffer(&other, &[-1.0; 64]);
+    let theirs_out = poisoned_buffer(&other, 64);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let r = no_panic("foreign buffers", || {
+        ctx.encode(
+            &mut encoder,
+            &relu(),
+            BufferRegion::new(&theirs_in),
+            BufferRegion::new(&theirs_out),
+            64,
+        )
+    });
+    let err = r.expect_err("a foreign buffer must be an error");
+    assert!(err.to_string().to_lowercase().contains("device"), "{err}");
+    ctx.queue().submit([encoder.finish()]);
+    ctx.wait().unwrap();
+    assert_eq!(
+        ctx.download(BufferRegion::new(&mine_in), 64).unwrap(),
+        vec![1.0; 64]
+    );
+    assert_eq!(
+        ctx.download(BufferRegion::new(&mine_out), 64).unwrap(),
+        vec![7.0; 64]
+    );
+    assert_eq!(errors.load(Ordering::SeqCst), 0);
+    assert_eq!(other_errors.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn download_of_an_overflowing_length_is_an_error() {
+    let ctx = ctx();
+    let buf = storage_buffer(ctx, &[1.0; 16]);
+    for (offset, len) in [
+        (0, u64::MAX),
+        (0, u64::MAX / 4 + 1),
+        (4, u64::MAX / 4),
+        (0, 17),
+    ] {
+        let r = no_panic("download", || {
+            ctx.download(BufferRegion::at(&buf, offset), len)
+        });
+        match r {
+            Err(Error::BufferTooSmall { .. }) => {}
+            other => panic!("download({offset}, {len}): {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_encoder_of_another_context_is_reported_never_run() {
+    // wgpu gives no way to ask an encoder for its device, so `encode` cannot refuse it
+    // up front; with one wgpu instance for every context, wgpu itself rejects the
+    // recording when the encoder is finished (on the encoder's device), and nothing runs.
+    let (ctx, errors) = counted_context(ContextOptions::default());
+    let (other, other_errors) = counted_context(ContextOptions::default());
+    let x = storage_buffer(&ctx, &[-1.0; 64]);
+    let y = poisoned_buffer(&ctx, 64);
+    let mut foreign = other.device().create_command_encoder(&Default::default());
+    let r = no_panic("foreign encoder", || {
+        ctx.encode(
+            &mut foreign,
+            &relu(),
+            BufferRegion::new(&x),
+            BufferRegion::new(&y),
+            64,
+        )
+    });
+    no_panic("finish", || other.queue().submit([foreign.finish()]));
+    other.wait().unwrap();
+    ctx.wait().unwrap();
+    assert!(
+        r.is_err() || other_errors.load(Ordering::SeqCst) > 0,
+        "the mismatch went unreported"
+    );
+    assert_eq!(errors.load(Ordering::SeqCst), 0);
+    let got = ctx.download(BufferRegion::new(&y), 64).unwrap();
+    assert!(
+        got.iter().all(|v| v.to_bits() == POISON_BITS),
+        "the kernel ran"
+    );
+}
+
+#[test]
+fn a_device_too_small_for_a_kernel_says_which_limit() {
+    // wgpu's downlevel limits allow 4 storage buffers per stage; dice's evaluation mode
+    // binds 5.
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: ctx().limits().max_storage_buffer_binding_size,
+        ..wgpu::Limits::downlevel_defaults()
+    };
+    let (small, errors) = no_panic("creation", || {
+        counted_context(ContextOptions {
+            limits: Some(limits),
+            ..Default::default()
+        })
+    });
+    // what fits still works
+    let y = no_panic("relu", || small.run(&relu(), &[-1.0, 2.0])).unwrap();
+    assert_eq!(y, vec![0.0, 2.0]);
+    let s: Activation = "softmax".parse().unwrap();
+    assert!(no_panic("softmax", || small.run(&s, &[1.0, 1.0])).is_ok());
+    let x = vec![0.5f32; 8];
+    let r = no_panic("dice train", || {
+        small.run_dice_train(&x, &[4, 2], &[0.25, 0.5], 1e-9)
+    });
+    assert!(r.is_ok(), "{r:?}");
+    // what does not is an error naming the limit: dice's evaluation mode binds the input,
+    // the output, and the running mean, variance and alpha
+    let (m, v, a) = ([0.0f32; 2], [1.0f32; 2], [0.25f32; 2]);
+    let r = no_panic("dice eval", || {
+        small.run_dice_eval(&x, &[4, 2], &m, &v, &a, 1e-9)
+    });
+    let err = r.expect_err("dice's evaluation mode needs 5 storage buffers");
+    assert!(
+        err.to_string()
+            .contains("max_storage_buffers_per_shader_stage"),
+        "{err}"
+    );
+    assert_eq!(errors.load(Ordering::SeqCst), 0);
+}
