@@ -156,13 +156,22 @@ fn two_prod(a: f32, b: f32) -> vec2<f32> {
     if (FUSED_FMA) {
         e = fma(a, b, -p);
     } else {
-        let ca = keep(4097.0 * a);
-        let ah = ca - keep(ca - a);
-        let al = a - ah;
-        let cb = keep(4097.0 * b);
-        let bh = cb - keep(cb - b);
-        let bl = b - bh;
-        e = ((keep(ah * bh - p) + ah * bl) + al * bh) + al * bl;
+        // Veltkamp's split multiplies by 4097, which overflows past 8e34 (and made NaN of
+        // celu(alpha=8.4e34) and swish(beta=8.4e34)): an operand that large is split at
+        // 2^-64 scale and the error term scaled back, both exactly.
+        let a_big = abs(a) > 1.0e30;
+        let b_big = abs(b) > 1.0e30;
+        let sa = select(a, a * 5.421010862427522e-20, a_big);
+        let sb = select(b, b * 5.421010862427522e-20, b_big);
+        let sp = sa * sb;
+        let ca = keep(4097.0 * sa);
+        let ah = ca - keep(ca - sa);
+        let al = sa - ah;
+        let cb = keep(4097.0 * sb);
+        let bh = cb - keep(cb - sb);
+        let bl = sb - bh;
+        let es = ((keep(ah * bh - sp) + ah * bl) + al * bh) + al * bl;
+        e = es * select(1.0, 18446744073709551616.0, a_big) * select(1.0, 18446744073709551616.0, b_big);
     }
     return vec2<f32>(p, select(0.0, e, abs(p) < 1.0e30 && abs(p) > 1.0e-30));
 }

@@ -156,11 +156,28 @@ fn no_check(_: &[f32]) -> Result<(), String> {
     Ok(())
 }
 
-fn check_nonzero_first(p: &[f32]) -> Result<(), String> {
-    if p[0] == 0.0 {
-        return Err("must not be 0 (it divides)".into());
+/// A divisor's magnitude: within [2^-100, 2^100], so that its reciprocal is a normal f32
+/// far from both ends (GPUs may divide through a reciprocal, which WGSL leaves undefined
+/// outside [2^-126, 2^126]), and x / it neither overflows nor vanishes for ordinary x.
+const DIVISOR_RANGE: (f32, f32) = (7.888_609e-31, 1.267_650_6e30);
+
+fn check_divisor(name: &str, v: f32) -> Result<(), String> {
+    let (lo, hi) = DIVISOR_RANGE;
+    if !(lo..=hi).contains(&v.abs()) {
+        return Err(format!(
+            "{name} divides, so its magnitude must be within [{lo:e}, {hi:e}] (2^-100 to \
+             2^100), got {v:e}"
+        ));
     }
     Ok(())
+}
+
+fn check_alpha_divides(p: &[f32]) -> Result<(), String> {
+    check_divisor("alpha", p[0])
+}
+
+fn check_beta_divides(p: &[f32]) -> Result<(), String> {
+    check_divisor("beta", p[0])
 }
 
 fn check_dim(p: &[f32]) -> Result<(), String> {
@@ -312,7 +329,7 @@ op_table! {
     Selu: "selu" () => ew("act_selu", cpu::selu), ulp(2, 2), no_check,
         "scale * (x if x > 0 else alpha * (exp(x) - 1)), scale = 1.0507..., alpha = 1.6733...";
     /// max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
-    Celu: "celu" ("alpha" = 1.0) => ew("act_celu", cpu::celu), ulp(2, 2), check_nonzero_first,
+    Celu: "celu" ("alpha" = 1.0) => ew("act_celu", cpu::celu), ulp(2, 2), check_alpha_divides,
         "max(0, x) + min(0, alpha * (exp(x / alpha) - 1))";
     /// x * Phi(x), with the exact normal CDF
     Gelu: "gelu" ["approximate" = "none"] () => ew("act_gelu", cpu::gelu), ulp(4, 4), no_check,
@@ -329,7 +346,7 @@ op_table! {
     Mish: "mish" () => ew("act_mish", cpu::mish), ulp(4, 4), no_check, "x * tanh(softplus(x))";
     /// log(1 + exp(beta * x)) / beta, or x where beta * x > threshold
     Softplus: "softplus" ("beta" = 1.0, "threshold" = 20.0) => ew("act_softplus", cpu::softplus),
-        ulp(2, 4), check_nonzero_first,
+        ulp(2, 4), check_beta_divides,
         "log(1 + exp(beta * x)) / beta, or x where beta * x > threshold";
     /// x / (1 + |x|)
     Softsign: "softsign" () => ew("act_softsign", cpu::softsign), ulp(2, 2), no_check,

@@ -149,6 +149,16 @@ fn non_default_parameters_stay_within_their_bound() {
         "multiquadric(c=-1e30, a=0)",
         "inverse_multiquadric(c=-3, a=7)",
         "inverse_multiquadric(c=2, a=1e-30)",
+        // the extremes the parser accepts: no NaN, no overflow (celu's alpha and
+        // softplus's beta divide, so their magnitude is capped at 2^+-100)
+        "swish(beta=8.4e34)",
+        "swish(beta=-3e38)",
+        "celu(alpha=1e30)",
+        "celu(alpha=1e-30)",
+        "softplus(beta=1e30)",
+        "softplus(beta=1e-30)",
+        "elu(alpha=3e38)",
+        "leaky_relu(negative_slope=3e38)",
     ];
     let mut input = normal_inputs(20_000);
     input.extend(accuracy::extremal_inputs());

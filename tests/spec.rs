@@ -82,7 +82,9 @@ fn bad_specs_say_what_is_wrong() {
     assert!(reason("elu(alpha=inf)").contains("finite"));
     assert!(reason("threshold(threshold=1)").contains("`value` is required"));
     assert!(reason("gelu(approximate=fast)").contains("none, tanh"));
-    assert!(reason("softplus(beta=0)").contains("must not be 0"));
+    assert!(reason("softplus(beta=0)").contains("beta divides"));
+    assert!(reason("celu(alpha=8.4e34)").contains("alpha divides"));
+    assert!(reason("celu(alpha=1e-35)").contains("2^-100"));
     assert!(reason("hardtanh(min_val=2, max_val=1)").contains("must not exceed"));
     assert!(reason("softshrink(lambd=-1)").contains(">= 0"));
     let e = "gleu".parse::<Activation>().unwrap_err().to_string();
