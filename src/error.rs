@@ -54,15 +54,30 @@ pub enum Error {
     #[error("the {role} offset {offset} is not a multiple of 4 bytes")]
     Misaligned { role: &'static str, offset: u64 },
 
-    /// Input and output share a buffer and overlap without being the same range.
+    /// Input and output share a buffer and overlap where they may not: ranges that are
+    /// not the same, or any overlap for an op that cannot run in place. `hint` says what
+    /// to do.
     #[error(
-        "input range {input:?} and output range {output:?} of the same buffer overlap; \
-         use identical ranges for in-place, or disjoint ones"
+        "the {first} bytes {input:?} and the {second} bytes {output:?} of one buffer \
+         overlap; {hint}"
     )]
     Overlap {
+        /// What the first range holds ("input", "weight", ...).
+        first: &'static str,
+        /// What the second range holds ("output").
+        second: &'static str,
         input: std::ops::Range<u64>,
         output: std::ops::Range<u64>,
+        hint: &'static str,
     },
+
+    /// An auxiliary buffer (prelu's weights, dice's statistics or alpha) is the output's
+    /// buffer: wgpu does not let one dispatch bind a buffer read-only and writable.
+    #[error(
+        "the {role} is in the output's buffer; wgpu does not let one dispatch read a buffer \
+         through a read-only binding while writing it: put the {role} in a buffer of its own"
+    )]
+    SharesOutputBuffer { role: &'static str },
 
     /// Input and output lengths differ.
     #[error("length mismatch: input has {input} elements, output has room for {output}")]

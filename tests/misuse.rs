@@ -160,3 +160,66 @@ fn a_device_too_small_for_a_kernel_says_which_limit() {
     );
     assert_eq!(errors.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn auxiliary_buffers_in_the_output_buffer_are_refused() {
+    // wgpu refuses one dispatch that binds a buffer read-only and writable, whatever the
+    // ranges: that used to reach the device's handler at submit
+    let (ctx, errors) = counted_context(ContextOptions::default());
+    let buf = storage_buffer(&ctx, &[0.5; 64]);
+    let other = storage_buffer(&ctx, &[0.5; 64]);
+    let at = |elements: u64| BufferRegion::at(&buf, elements * 4);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let e = no_panic("prelu", || {
+        ctx.encode_prelu(&mut encoder, at(0), at(16), at(40), 4, &[2, 4, 2])
+    })
+    .expect_err("weights in the output's buffer");
+    assert!(
+        matches!(e, Error::SharesOutputBuffer { role: "weights" }),
+        "{e}"
+    );
+    let stats = |mean, var, alpha| wgpu_activations::DiceEval {
+        mean,
+        var,
+        alpha,
+        eps: 1e-9,
+    };
+    let o = BufferRegion::new(&other);
+    for (s, role) in [
+        (stats(at(50), o, o), "running mean"),
+        (stats(o, at(50), o), "running variance"),
+        (stats(o, o, at(50)), "alpha"),
+    ] {
+        let e = no_panic("dice eval", || {
+            ctx.encode_dice_eval(&mut encoder, at(0), at(32), s, &[4, 2])
+        })
+        .expect_err("statistics in the output's buffer");
+        assert!(e.to_string().contains(role), "{role}: {e}");
+    }
+    let e = no_panic("dice train", || {
+        ctx.encode_dice_train(&mut encoder, at(0), at(32), at(50), 1e-9, &[4, 2])
+    })
+    .expect_err("alpha in the output's buffer");
+    assert!(e.to_string().contains("alpha"), "{e}");
+    // the input's buffer is fine for the weights (both read-only)
+    ctx.encode_prelu(&mut encoder, at(0), o, at(40), 4, &[2, 4, 2])
+        .unwrap();
+    ctx.queue().submit([encoder.finish()]);
+    ctx.wait().unwrap();
+    assert_eq!(errors.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_grouped_op_in_place_says_it_cannot_run_in_place() {
+    let ctx = ctx();
+    let buf = storage_buffer(ctx, &[1.0; 16]);
+    let r = BufferRegion::new(&buf);
+    let a: Activation = "maxout(k=2)".parse().unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let e = ctx
+        .encode_shaped(&mut encoder, &a, r, r, &[16])
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("cannot run in place"), "{text}");
+    assert!(!text.contains("identical ranges"), "{text}");
+}

@@ -70,6 +70,7 @@ impl Context {
         let (batch, features) = batch_features(shape, len)?;
         if let Some(a) = alpha {
             super::elementwise::check_region("alpha", a, features as u64)?;
+            super::elementwise::check_not_in_output("alpha", a, output)?;
         }
         let plan = self.plan(input, output, len as u64)?;
         if len == 0 {
@@ -328,6 +329,7 @@ impl Context {
             ("alpha", stats.alpha),
         ] {
             super::elementwise::check_region(role, region, features as u64)?;
+            super::elementwise::check_not_in_output(role, region, output)?;
         }
         if !stats.eps.is_finite() || stats.eps < 0.0 {
             return Err(Error::Unsupported(format!(

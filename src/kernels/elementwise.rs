@@ -463,8 +463,11 @@ impl Context {
             let (a, b) = (input.offset, output.offset);
             if a != b && a < b + bytes && b < a + bytes {
                 return Err(Error::Overlap {
+                    first: "input",
+                    second: "output",
                     input: a..a + bytes,
                     output: b..b + bytes,
+                    hint: "use identical ranges for in place, or disjoint ones",
                 });
             }
             // Both ranges share one binding, so the distance between them eats into it.
@@ -515,6 +518,21 @@ pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u6
         });
     }
     check_extent(role, region, len)
+}
+
+/// An error if `aux` (read while the kernel runs: prelu's weights, dice's statistics or
+/// alpha) lies in the output's buffer: wgpu refuses one dispatch that binds a buffer both
+/// read-only and writable (whatever the ranges), and would report it to the device's
+/// handler at submit, past this crate's error scopes.
+pub(crate) fn check_not_in_output(
+    role: &'static str,
+    aux: BufferRegion<'_>,
+    output: BufferRegion<'_>,
+) -> Result<()> {
+    if aux.buffer == output.buffer {
+        return Err(Error::SharesOutputBuffer { role });
+    }
+    Ok(())
 }
 
 /// `len` f32 elements from the region's offset must fit its buffer (an overflowing length

@@ -55,8 +55,12 @@ impl Context {
             let (a, b) = (input.offset, output.offset);
             if a < b + out_len * F32 && b < a + len * F32 {
                 return Err(Error::Overlap {
+                    first: "input",
+                    second: "output",
                     input: a..a + len * F32,
                     output: b..b + out_len * F32,
+                    hint: "a grouped op cannot run in place (its output is shorter than its \
+                           input); write to a disjoint range or another buffer",
                 });
             }
             Some(self.copy_input(encoder, input, len)?)

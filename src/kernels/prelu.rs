@@ -75,6 +75,7 @@ impl Context {
         let (channels, inner) = channel_layout(shape, len, weights)?;
         check_region("weight", weight, weights as u64)?;
         let len = len as u64;
+        super::elementwise::check_not_in_output("weights", weight, output)?;
         let plan = self.plan(input, output, len)?;
         if len == 0 {
             return Ok(());
