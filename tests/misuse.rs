@@ -223,3 +223,39 @@ fn a_grouped_op_in_place_says_it_cannot_run_in_place() {
     assert!(text.contains("cannot run in place"), "{text}");
     assert!(!text.contains("identical ranges"), "{text}");
 }
+
+#[test]
+fn a_row_past_the_loop_budget_on_auto_does_not_suggest_auto() {
+    let ctx = ctx();
+    let Some(budget) = ctx.loop_budget() else {
+        eprintln!("skipping: this adapter has no loop budget");
+        return;
+    };
+    let n: u64 = 75_000_000;
+    if n * 4 > ctx.limits().max_buffer_size {
+        eprintln!("skipping: a {n}-element buffer does not fit this device");
+        return;
+    }
+    let buf = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: n * 4,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let r = BufferRegion::new(&buf);
+    let softmax: Activation = "softmax".parse().unwrap();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let e = ctx
+        .encode_rows(
+            &mut encoder,
+            &softmax,
+            r,
+            r,
+            &[n as usize],
+            wgpu_activations::Strategy::Auto,
+        )
+        .expect_err("no strategy fits one 75M row in lavapipe's loop budget");
+    let text = e.to_string();
+    assert!(!text.contains("use Strategy::Auto"), "{text}");
+    assert!(text.contains(&budget.to_string()), "{text}");
+}

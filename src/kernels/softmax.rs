@@ -247,6 +247,7 @@ impl Context {
         if len == 0 {
             return Ok(());
         }
+        let auto = strategy == Strategy::Auto;
         let strategy = match strategy {
             Strategy::Auto => self.softmax_strategy(view),
             s => s,
@@ -259,14 +260,23 @@ impl Context {
             )));
         }
         if !self.serves(strategy, view) {
-            return Err(Error::Unsupported(format!(
-                "{strategy:?} would run more loop iterations per invocation than this \
-                 adapter allows ({}; lavapipe stops at 65,535) on {} rows of {}; use \
-                 Strategy::Auto",
-                self.loop_budget().unwrap_or(u64::MAX),
-                view.rows(),
-                view.axis
-            )));
+            let budget = self.loop_budget().unwrap_or(u64::MAX);
+            let (rows, axis) = (view.rows(), view.axis);
+            return Err(Error::Unsupported(if auto {
+                format!(
+                    "no strategy serves {rows} rows of {axis} elements within this \
+                     adapter's loop budget ({budget} iterations per invocation; lavapipe \
+                     stops every loop there): even Split's chunks are too many for one \
+                     invocation to combine; run rows this long on a GPU, which has no such \
+                     budget"
+                )
+            } else {
+                format!(
+                    "{strategy:?} would run more loop iterations per invocation than this \
+                     adapter allows ({budget}; lavapipe stops at 65,535) on {rows} rows of \
+                     {axis}; use Strategy::Auto"
+                )
+            }));
         }
         // Whole (axis x inner) slabs per binding-sized piece.
         let slab = (view.axis * view.inner) as u64;
