@@ -211,11 +211,12 @@ impl Context {
         let data = match std::fs::read(&path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(Error::Unsupported(format!(
-                    "cannot read the pipeline cache {}: {e}",
-                    path.display()
-                )))
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "read the pipeline cache",
+                    path,
+                    source,
+                })
             }
         };
         let cache = self.scoped(|| {
@@ -252,18 +253,27 @@ impl Context {
         let Some(data) = cache.get_data() else {
             return Ok(false);
         };
+        // A temporary name of this process and call, so that two writers (threads or
+        // processes) never write one temporary file; the last rename wins, whole.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
+        tmp.push(format!(".{}.{call}.partial", std::process::id()));
         let tmp = std::path::PathBuf::from(tmp);
-        let fail = |e: std::io::Error| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::Unsupported(format!(
-                "cannot write the pipeline cache {}: {e}",
-                path.display()
-            ))
+        let fail = |action: &'static str, at: &std::path::Path| {
+            let at = at.to_path_buf();
+            let tmp = tmp.clone();
+            move |source: std::io::Error| {
+                let _ = std::fs::remove_file(&tmp);
+                Error::Io {
+                    action,
+                    path: at,
+                    source,
+                }
+            }
         };
-        std::fs::write(&tmp, &data).map_err(fail)?;
-        std::fs::rename(&tmp, path).map_err(fail)?;
+        std::fs::write(&tmp, &data).map_err(fail("write the temporary pipeline cache", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(fail("rename the temporary file over", path))?;
         Ok(true)
     }
 

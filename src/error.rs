@@ -96,6 +96,16 @@ pub enum Error {
     #[error("wgpu error: {0}")]
     Wgpu(String),
 
+    /// A file this crate reads or writes (the pipeline-cache file): what it was doing,
+    /// the file, and the operating system's error as the source.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Reading results back from the GPU failed.
     #[error("reading results back failed: {0}")]
     Readback(String),

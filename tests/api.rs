@@ -303,7 +303,14 @@ fn pipeline_cache_file_round_trips() {
         ..Default::default()
     });
     if first.has_pipeline_cache() {
-        assert!(bad.is_err());
+        // an I/O error that names the file and keeps the OS error as its source
+        match bad {
+            Err(e @ wgpu_activations::Error::Io { .. }) => {
+                assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
+                assert!(std::error::Error::source(&e).is_some());
+            }
+            other => panic!("expected an I/O error, got {:?}", other.err()),
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
