@@ -59,6 +59,9 @@ fn describe(e: &wgpu::Error) -> String {
     text
 }
 
+/// The instances made so far, by the backends they were asked for.
+type Instances = Vec<(Option<wgpu::Backends>, wgpu::Instance)>;
+
 /// The process's one wgpu instance per set of backends. Every context this crate creates
 /// takes its device from it, so buffers of one context and another live in one wgpu
 /// registry: handing a context a buffer (or encoder) of another is then a validation error
@@ -66,11 +69,8 @@ fn describe(e: &wgpu::Error) -> String {
 /// and silently alias an unrelated buffer.
 fn shared_instance(
     backends: Option<wgpu::Backends>,
-) -> (
-    std::sync::MutexGuard<'static, Vec<(Option<wgpu::Backends>, wgpu::Instance)>>,
-    wgpu::Instance,
-) {
-    static INSTANCES: Mutex<Vec<(Option<wgpu::Backends>, wgpu::Instance)>> = Mutex::new(Vec::new());
+) -> (std::sync::MutexGuard<'static, Instances>, wgpu::Instance) {
+    static INSTANCES: Mutex<Instances> = Mutex::new(Vec::new());
     let mut instances = INSTANCES.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, i)) = instances.iter().find(|(b, _)| *b == backends) {
         let i = i.clone();

@@ -259,3 +259,158 @@ fn a_row_past_the_loop_budget_on_auto_does_not_suggest_auto() {
     assert!(!text.contains("use Strategy::Auto"), "{text}");
     assert!(text.contains(&budget.to_string()), "{text}");
 }
+
+/// One entry point that records on regions: (name, call with input, output, element count).
+type Entry<'a> = (
+    &'static str,
+    Box<
+        dyn Fn(
+                &mut wgpu::CommandEncoder,
+                BufferRegion<'_>,
+                BufferRegion<'_>,
+                usize,
+            ) -> Result<(), Error>
+            + 'a,
+    >,
+);
+
+fn entry_points<'a>(ctx: &'a Context, aux: &'a wgpu::Buffer) -> Vec<Entry<'a>> {
+    let spec = |s: &str| s.parse::<Activation>().unwrap();
+    let (gelu, softmax, maxout, glu) = (
+        spec("gelu"),
+        spec("softmax"),
+        spec("maxout(k=2)"),
+        spec("glu"),
+    );
+    let aux = BufferRegion::new(aux);
+    vec![
+        (
+            "encode",
+            Box::new(move |e, x, y, n| ctx.encode(e, &gelu, x, y, n as u64)),
+        ),
+        (
+            "encode_shaped softmax",
+            Box::new(move |e, x, y, n| ctx.encode_shaped(e, &softmax, x, y, &[2, n / 2])),
+        ),
+        (
+            "encode_rows",
+            Box::new({
+                let softmax = spec("log_softmax");
+                move |e, x, y, n| {
+                    ctx.encode_rows(e, &softmax, x, y, &[n], wgpu_activations::Strategy::Auto)
+                }
+            }),
+        ),
+        (
+            "encode_shaped maxout",
+            Box::new(move |e, x, y, n| ctx.encode_shaped(e, &maxout, x, y, &[n])),
+        ),
+        (
+            "encode_shaped glu",
+            Box::new(move |e, x, y, n| ctx.encode_shaped(e, &glu, x, y, &[n])),
+        ),
+        (
+            "encode_prelu",
+            Box::new(move |e, x, y, n| ctx.encode_prelu(e, x, y, aux, 1, &[n])),
+        ),
+        (
+            "encode_dice_train",
+            Box::new(move |e, x, y, n| ctx.encode_dice_train(e, x, y, aux, 1e-9, &[n / 2, 2])),
+        ),
+        (
+            "encode_dice_eval",
+            Box::new(move |e, x, y, n| {
+                let stats = wgpu_activations::DiceEval {
+                    mean: aux,
+                    var: aux,
+                    alpha: aux,
+                    eps: 1e-9,
+                };
+                ctx.encode_dice_eval(e, x, y, stats, &[n / 2, 2])
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn every_entry_point_refuses_every_misuse_with_a_message() {
+    let (ctx, errors) = counted_context(ContextOptions::default());
+    let (other, other_errors) = counted_context(ContextOptions::default());
+    let n = 64usize;
+    let aux = storage_buffer(&ctx, &[0.5; 64]);
+    let good_in = storage_buffer(&ctx, &vec![0.25; n]);
+    let good_out = poisoned_buffer(&ctx, n);
+    let no_storage = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4 * n as u64,
+        usage: wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let short = storage_buffer(&ctx, &[0.0; 8]); // short of every output, grouped ones too
+    let foreign = storage_buffer(&other, &vec![0.0; n]);
+    let shared = storage_buffer(&ctx, &vec![0.0; 2 * n]);
+    let r = BufferRegion::new;
+    // (misuse, input, output, what the message must say)
+    let cases: Vec<(&str, BufferRegion, BufferRegion, &str)> = vec![
+        (
+            "input without STORAGE",
+            r(&no_storage),
+            r(&good_out),
+            "usage",
+        ),
+        (
+            "output without STORAGE",
+            r(&good_in),
+            r(&no_storage),
+            "usage",
+        ),
+        ("output too short", r(&good_in), r(&short), "too small"),
+        ("input too short", r(&short), r(&good_out), "too small"),
+        (
+            "misaligned input",
+            BufferRegion::at(&shared, 2),
+            r(&good_out),
+            "multiple of 4",
+        ),
+        (
+            "misaligned output",
+            r(&good_in),
+            BufferRegion::at(&shared, 6),
+            "multiple of 4",
+        ),
+        (
+            "overlapping ranges",
+            BufferRegion::at(&shared, 0),
+            BufferRegion::at(&shared, 16),
+            "overlap",
+        ),
+        ("foreign input", r(&foreign), r(&good_out), "device"),
+        ("foreign output", r(&good_in), r(&foreign), "device"),
+    ];
+    for (name, call) in entry_points(&ctx, &aux) {
+        for (misuse, x, y, says) in &cases {
+            let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            let result = no_panic(&format!("{name}: {misuse}"), || {
+                call(&mut encoder, *x, *y, n)
+            });
+            let e = result.expect_err(&format!("{name}: {misuse} must be an error"));
+            let text = e.to_string().to_lowercase();
+            assert!(
+                text.contains(says),
+                "{name}: {misuse}: `{e}` does not say `{says}`"
+            );
+            ctx.queue().submit([encoder.finish()]);
+        }
+        // and the good call works
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        call(&mut encoder, r(&good_in), r(&good_out), n).unwrap_or_else(|e| panic!("{name}: {e}"));
+        ctx.queue().submit([encoder.finish()]);
+    }
+    ctx.wait().unwrap();
+    assert_eq!(
+        errors.load(Ordering::SeqCst),
+        0,
+        "errors reached the device's handler"
+    );
+    assert_eq!(other_errors.load(Ordering::SeqCst), 0);
+}
