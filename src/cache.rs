@@ -95,19 +95,6 @@ impl Entry {
         }
     }
 
-    /// Whether the entry point reads the split partials (a second bind group).
-    pub(crate) fn uses_partials(self) -> bool {
-        matches!(
-            self,
-            Entry::Row {
-                kernel: RowKernel::SplitStats | RowKernel::SplitWrite,
-                ..
-            } | Entry::DiceStats
-                | Entry::DiceApply
-                | Entry::DiceStatsWg { alpha: false, .. }
-        )
-    }
-
     /// Whether the module is built with subgroup operations.
     pub(crate) fn subgroups(self) -> bool {
         matches!(
@@ -127,6 +114,93 @@ impl Entry {
 /// One shader module per (op, layout, subgroups, per-channel PReLU kernel): entry points
 /// of a module share it.
 pub(crate) type ModuleKey = (Op, Layout, bool, bool);
+
+/// Bind group 1 of an entry point: none, or the family's extra data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Group1 {
+    None,
+    /// The split softmax's (or dice's) per-chunk partials.
+    Partials,
+    /// PReLU's weights.
+    Weights,
+    /// Dice's running statistics and alpha (evaluation mode).
+    DiceEval,
+    /// Dice's statistics and per-feature alpha (training mode).
+    DiceAlpha,
+}
+
+impl Entry {
+    /// The entry's bind group 1: one exhaustive match, from which the pipeline layout
+    /// follows.
+    pub(crate) fn group1(self) -> Group1 {
+        match self {
+            Entry::Vec4 | Entry::Scalar | Entry::Grouped | Entry::GroupedWg { .. } => Group1::None,
+            Entry::Random => Group1::None,
+            Entry::Row { kernel, .. } => match kernel {
+                RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
+                RowKernel::Lane | RowKernel::Workgroup | RowKernel::Resident => Group1::None,
+            },
+            Entry::Prelu => Group1::Weights,
+            Entry::DiceStats | Entry::DiceApply | Entry::DiceStatsWg { alpha: false, .. } => {
+                Group1::Partials
+            }
+            Entry::DiceEval => Group1::DiceEval,
+            Entry::DiceStatsAlpha
+            | Entry::DiceApplyAlpha
+            | Entry::DiceStatsWg { alpha: true, .. } => Group1::DiceAlpha,
+        }
+    }
+}
+
+/// Every pipeline `op`'s family compiles, as (layout, entry point), with subgroup
+/// reductions or without: the one place that knows which entry points each family has.
+/// Warm-up, naga validation and the shader sources all follow from it.
+pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
+    use crate::op::Kernel;
+    let both = |entries: &[Entry]| -> Vec<(Layout, Entry)> {
+        [Layout::Separate, Layout::Shared]
+            .into_iter()
+            .flat_map(|l| entries.iter().map(move |&e| (l, e)))
+            .collect()
+    };
+    match op.info().kernel {
+        Kernel::Elementwise { .. } if op == Op::Prelu => {
+            both(&[Entry::Vec4, Entry::Scalar, Entry::Prelu])
+        }
+        Kernel::Elementwise { .. } => both(&[Entry::Vec4, Entry::Scalar]),
+        Kernel::Softmax(_) => both(
+            &[
+                RowKernel::Lane,
+                RowKernel::Workgroup,
+                RowKernel::Resident,
+                RowKernel::SplitStats,
+                RowKernel::SplitWrite,
+            ]
+            .map(|kernel| Entry::Row { kernel, subgroups }),
+        ),
+        // one layout: the output never shares the input's binding
+        Kernel::Grouped(_) => vec![
+            (Layout::Separate, Entry::Grouped),
+            (Layout::Separate, Entry::GroupedWg { subgroups }),
+        ],
+        Kernel::Random(_) => both(&[Entry::Random]),
+        Kernel::Statistical => both(&[
+            Entry::DiceStats,
+            Entry::DiceApply,
+            Entry::DiceEval,
+            Entry::DiceStatsAlpha,
+            Entry::DiceApplyAlpha,
+            Entry::DiceStatsWg {
+                subgroups,
+                alpha: false,
+            },
+            Entry::DiceStatsWg {
+                subgroups,
+                alpha: true,
+            },
+        ]),
+    }
+}
 
 /// What distinguishes one compiled pipeline from another. Parameters are not part of it:
 /// they travel in a uniform buffer, so changing `alpha` compiles nothing.
@@ -195,3 +269,23 @@ impl PipelineCache {
 fn poisoned() -> Error {
     Error::Wgpu("a thread panicked while compiling a pipeline".into())
 }
+
+/// One storage binding of a bind group: `size` bytes of `buffer` from `offset`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct StorageBinding {
+    pub(crate) binding: u32,
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+}
+
+/// What makes two recorded calls share a bind group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct BindingKey {
+    pub(crate) layout: Layout,
+    pub(crate) storage: Vec<StorageBinding>,
+    pub(crate) uniforms: Vec<u8>,
+}
+
+/// Bind groups the context keeps for repeated calls (each holds its buffers alive).
+pub(crate) const BINDING_CACHE_ENTRIES: usize = 256;

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::cache::{CacheStats, Entry, Layout, PipelineCache, PipelineKey, RowKernel};
-use crate::kernels::elementwise::BindingKey;
+use crate::cache::{BindingKey, CacheStats, Entry, Group1, Layout, PipelineCache, PipelineKey};
+
 use crate::op::Op;
 use crate::shader;
 use crate::{Error, Result};
@@ -558,63 +558,8 @@ impl Context {
     pub fn warm_up(&self, ops: &[Op]) -> Result<()> {
         let ops = if ops.is_empty() { Op::ALL } else { ops };
         for &op in ops {
-            let entries: Vec<Entry> = if op.softmax().is_some() {
-                [
-                    RowKernel::Lane,
-                    RowKernel::Workgroup,
-                    RowKernel::Resident,
-                    RowKernel::SplitStats,
-                    RowKernel::SplitWrite,
-                ]
-                .into_iter()
-                .map(|kernel| Entry::Row {
-                    kernel,
-                    subgroups: self.subgroups(),
-                })
-                .collect()
-            } else if op.grouped().is_some() {
-                // one layout: the output never shares the input's binding
-                for entry in [
-                    Entry::Grouped,
-                    Entry::GroupedWg {
-                        subgroups: self.subgroups(),
-                    },
-                ] {
-                    self.pipeline(PipelineKey {
-                        op,
-                        layout: Layout::Separate,
-                        entry,
-                    })?;
-                }
-                continue;
-            } else if op.random().is_some() {
-                vec![Entry::Random]
-            } else if op.info().is_statistical() {
-                let subgroups = self.subgroups();
-                vec![
-                    Entry::DiceStats,
-                    Entry::DiceApply,
-                    Entry::DiceEval,
-                    Entry::DiceStatsAlpha,
-                    Entry::DiceApplyAlpha,
-                    Entry::DiceStatsWg {
-                        subgroups,
-                        alpha: false,
-                    },
-                    Entry::DiceStatsWg {
-                        subgroups,
-                        alpha: true,
-                    },
-                ]
-            } else if op == Op::Prelu {
-                vec![Entry::Vec4, Entry::Scalar, Entry::Prelu]
-            } else {
-                vec![Entry::Vec4, Entry::Scalar]
-            };
-            for layout in [Layout::Separate, Layout::Shared] {
-                for &entry in &entries {
-                    self.pipeline(PipelineKey { op, layout, entry })?;
-                }
+            for (layout, entry) in crate::cache::pipelines(op, self.subgroups()) {
+                self.pipeline(PipelineKey { op, layout, entry })?;
             }
         }
         Ok(())
@@ -692,39 +637,16 @@ impl Context {
                 let module = match modules.entry(module_key) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        let wg = self.workgroup_size;
-                        let source = if key.entry == Entry::Prelu {
-                            shader::prelu_source(key.layout, wg)
-                        } else {
-                            shader::source(key.op, key.layout, wg, subgroups)
-                        };
+                        let source = shader::module_source(
+                            key.op,
+                            key.layout,
+                            key.entry,
+                            self.workgroup_size,
+                        );
                         e.insert(self.shader_module(label, &source)?)
                     }
                 };
-                let layout = match (key.layout, key.entry.uses_partials(), key.entry) {
-                    (Layout::Separate, _, Entry::Prelu) => &self.layouts.separate_weights_pipeline,
-                    (Layout::Shared, _, Entry::Prelu) => &self.layouts.shared_weights_pipeline,
-                    (Layout::Separate, _, Entry::DiceEval) => &self.layouts.separate_dice_pipeline,
-                    (Layout::Shared, _, Entry::DiceEval) => &self.layouts.shared_dice_pipeline,
-                    (
-                        Layout::Separate,
-                        _,
-                        Entry::DiceStatsAlpha
-                        | Entry::DiceApplyAlpha
-                        | Entry::DiceStatsWg { alpha: true, .. },
-                    ) => &self.layouts.separate_dice_alpha_pipeline,
-                    (
-                        Layout::Shared,
-                        _,
-                        Entry::DiceStatsAlpha
-                        | Entry::DiceApplyAlpha
-                        | Entry::DiceStatsWg { alpha: true, .. },
-                    ) => &self.layouts.shared_dice_alpha_pipeline,
-                    (Layout::Separate, false, _) => &self.layouts.separate_pipeline,
-                    (Layout::Shared, false, _) => &self.layouts.shared_pipeline,
-                    (Layout::Separate, true, _) => &self.layouts.separate_partials_pipeline,
-                    (Layout::Shared, true, _) => &self.layouts.shared_partials_pipeline,
-                };
+                let layout = self.layouts.pipeline(key.layout, key.entry.group1());
                 let layout = layout.as_ref().map_err(|why| {
                     Error::Unsupported(format!("{} on this device: {why}", key.op.name()))
                 })?;
@@ -814,6 +736,23 @@ fn adapter_rank(info: &wgpu::AdapterInfo, prefer_software: bool) -> (u8, u8) {
 type PipelineLayout = std::result::Result<wgpu::PipelineLayout, String>;
 
 impl Layouts {
+    /// The pipeline layout of an entry point: its input/output layout, and its bind
+    /// group 1.
+    fn pipeline(&self, layout: Layout, group1: Group1) -> &PipelineLayout {
+        match (layout, group1) {
+            (Layout::Separate, Group1::None) => &self.separate_pipeline,
+            (Layout::Shared, Group1::None) => &self.shared_pipeline,
+            (Layout::Separate, Group1::Partials) => &self.separate_partials_pipeline,
+            (Layout::Shared, Group1::Partials) => &self.shared_partials_pipeline,
+            (Layout::Separate, Group1::Weights) => &self.separate_weights_pipeline,
+            (Layout::Shared, Group1::Weights) => &self.shared_weights_pipeline,
+            (Layout::Separate, Group1::DiceEval) => &self.separate_dice_pipeline,
+            (Layout::Shared, Group1::DiceEval) => &self.shared_dice_pipeline,
+            (Layout::Separate, Group1::DiceAlpha) => &self.separate_dice_alpha_pipeline,
+            (Layout::Shared, Group1::DiceAlpha) => &self.shared_dice_alpha_pipeline,
+        }
+    }
+
     /// Every bind-group and pipeline layout the kernels use. A pipeline layout that binds
     /// more storage buffers than the device allows per shader stage is not created (it
     /// would be a validation error); the kernels that need it return an error naming the

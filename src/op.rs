@@ -6,7 +6,7 @@
 //! test lists and the README table are all derived from these rows, so adding an
 //! activation is one row here, one WGSL function and one CPU function.
 
-use crate::cpu;
+use crate::cpu::scalar as cpu;
 
 /// How closely the GPU result must match the correctly rounded reference.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,7 +1,7 @@
 //! WGSL sources: the shared scalar library plus one template per kernel family, and naga
 //! validation of every variant (no GPU needed).
 
-use crate::cache::Layout;
+use crate::cache::{Entry, Layout};
 use crate::op::{Op, SoftmaxKind};
 use crate::{Error, Result};
 
@@ -141,27 +141,51 @@ fn with_input_binding(source: &str, layout: Layout, workgroup_size: u32) -> Stri
         .replace("WORKGROUP_SIZE", &format!("{workgroup_size}u"))
 }
 
-/// The WGSL this crate compiles for `op` with this layout (and, for the softmax family,
-/// reduction flavour).
-pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> String {
-    if op.softmax().is_some() {
-        softmax_source(op, layout, workgroup_size, subgroups)
-    } else if op.grouped().is_some() {
-        grouped_source(op, workgroup_size, subgroups)
-    } else if op.random().is_some() {
-        random_source(op, layout, workgroup_size)
-    } else if op.info().is_statistical() {
-        with_input_binding(
-            &format!(
-                "{ACTIVATIONS_WGSL}\n{}\n{DICE_WGSL}",
-                reduce_wgsl(subgroups)
-            ),
-            layout,
-            workgroup_size,
-        )
-    } else {
-        elementwise_source(op, layout, workgroup_size)
+/// The WGSL of the module holding `entry` for `op` with this layout: one exhaustive match
+/// on the entry point, which names its family's shader.
+pub(crate) fn module_source(op: Op, layout: Layout, entry: Entry, workgroup_size: u32) -> String {
+    let subgroups = entry.subgroups();
+    match entry {
+        Entry::Vec4 | Entry::Scalar => elementwise_source(op, layout, workgroup_size),
+        Entry::Prelu => prelu_source(layout, workgroup_size),
+        Entry::Row { .. } => softmax_source(op, layout, workgroup_size, subgroups),
+        Entry::Grouped | Entry::GroupedWg { .. } => grouped_source(op, workgroup_size, subgroups),
+        Entry::Random => random_source(op, layout, workgroup_size),
+        Entry::DiceStats
+        | Entry::DiceApply
+        | Entry::DiceEval
+        | Entry::DiceStatsAlpha
+        | Entry::DiceApplyAlpha
+        | Entry::DiceStatsWg { .. } => dice_source(layout, workgroup_size, subgroups),
     }
+}
+
+/// The complete WGSL of dice's kernels (statistics, elementwise pass, evaluation mode).
+pub fn dice_source(layout: Layout, workgroup_size: u32, subgroups: bool) -> String {
+    with_input_binding(
+        &format!(
+            "{ACTIVATIONS_WGSL}\n{}\n{DICE_WGSL}",
+            reduce_wgsl(subgroups)
+        ),
+        layout,
+        workgroup_size,
+    )
+}
+
+/// The WGSL this crate compiles for `op`'s main entry point with this layout (and
+/// reduction flavour, for the families that reduce).
+pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> String {
+    let pipelines = crate::cache::pipelines(op, subgroups);
+    let pick = |flavour: bool| {
+        pipelines
+            .iter()
+            .find(|(l, e)| *l == layout && (!flavour || e.subgroups() == subgroups))
+    };
+    let &(layout, entry) = pick(true)
+        .or_else(|| pick(false))
+        .or(pipelines.first())
+        .expect("every family compiles at least one pipeline");
+    module_source(op, layout, entry, workgroup_size)
 }
 
 /// Parses and validates WGSL with naga, as wgpu would before compiling it.
@@ -182,26 +206,21 @@ pub fn validate_wgsl(source: &str) -> Result<()> {
     Ok(())
 }
 
-/// Validates every shader variant this crate can compile, for every op and layout.
+/// Validates every shader module this crate can compile, for every op, layout and
+/// reduction flavour (the modules [`crate::Context::warm_up`] compiles, with and without
+/// subgroups), each once.
 pub fn validate_all(workgroup_size: u32) -> Result<()> {
     for &op in Op::ALL {
-        for layout in [Layout::Separate, Layout::Shared] {
-            let sources =
-                if op.softmax().is_some() || op.grouped().is_some() || op.info().is_statistical() {
-                    vec![
-                        source(op, layout, workgroup_size, false),
-                        source(op, layout, workgroup_size, true),
-                    ]
-                } else {
-                    vec![source(op, layout, workgroup_size, false)]
-                };
-            let mut sources = sources;
-            if op == Op::Prelu {
-                sources.push(prelu_source(layout, workgroup_size));
-            }
-            for source in sources {
-                validate_wgsl(&source)
-                    .map_err(|e| Error::Wgpu(format!("{} ({layout:?}): {e}", op.name())))?;
+        let mut seen = std::collections::HashSet::new();
+        for subgroups in [false, true] {
+            for (layout, entry) in crate::cache::pipelines(op, subgroups) {
+                let source = module_source(op, layout, entry, workgroup_size);
+                if !seen.insert(source.clone()) {
+                    continue;
+                }
+                validate_wgsl(&source).map_err(|e| {
+                    Error::Wgpu(format!("{} ({layout:?}, {entry:?}): {e}", op.name()))
+                })?;
             }
         }
     }

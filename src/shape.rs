@@ -99,3 +99,67 @@ pub(crate) fn check_len(shape: &[usize], len: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// (batch, features) of a shape: dim 0, and the product of the others.
+pub(crate) fn batch_features(shape: &[usize], len: usize) -> Result<(usize, usize)> {
+    check_len(shape, len)?;
+    let batch = shape.first().copied().unwrap_or(1);
+    Ok((batch, len.checked_div(batch).unwrap_or(0)))
+}
+
+/// (channels, elements per channel per outer index) of a tensor of `shape` with `len`
+/// elements and `weights` weights: the channel axis is dim 1 for rank >= 2, and rank 0
+/// and 1 have one channel; there must be 1 or C weights.
+pub(crate) fn channel_layout(
+    shape: &[usize],
+    len: usize,
+    weights: usize,
+) -> Result<(usize, usize)> {
+    check_len(shape, len)?;
+    let channels = if shape.len() >= 2 { shape[1] } else { 1 };
+    if weights != 1 && weights != channels {
+        return Err(Error::Shape {
+            shape: shape.to_vec(),
+            reason: format!(
+                "prelu takes 1 weight or one per channel (dim 1: {channels}), got {weights}"
+            ),
+        });
+    }
+    let inner = shape.iter().skip(2).product::<usize>().max(1);
+    Ok((channels.max(1), inner))
+}
+
+/// An error unless the running mean, variance and alpha hold one value per feature.
+pub(crate) fn check_eval_lengths(shape: &[usize], len: usize, stats: [&[f32]; 3]) -> Result<()> {
+    let (_, features) = batch_features(shape, len)?;
+    for (name, data) in ["running mean", "running variance", "alpha"]
+        .iter()
+        .zip(stats)
+    {
+        if data.len() != features {
+            return Err(Error::Shape {
+                shape: shape.to_vec(),
+                reason: format!(
+                    "{features} features need {features} values of the {name}, got {}",
+                    data.len()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An error unless `alpha` holds one value per feature.
+pub(crate) fn check_alpha_len(shape: &[usize], len: usize, alpha: &[f32]) -> Result<()> {
+    let (_, features) = batch_features(shape, len)?;
+    if alpha.len() != features {
+        return Err(Error::Shape {
+            shape: shape.to_vec(),
+            reason: format!(
+                "{features} features need {features} alphas, got {}",
+                alpha.len()
+            ),
+        });
+    }
+    Ok(())
+}

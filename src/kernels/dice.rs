@@ -6,8 +6,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::elementwise::F32;
+use super::dispatch::F32;
 use crate::cache::{Entry, PipelineKey};
+use crate::shape::{batch_features, check_alpha_len, check_eval_lengths};
 use crate::{Activation, BufferRegion, Context, Error, Result};
 
 /// The uniform block of `shaders/dice.wgsl` (`Dice`).
@@ -28,33 +29,6 @@ struct Uniforms {
     p: [f32; 4],
 }
 
-/// (batch, features) of a shape: dim 0, and the product of the others.
-pub(crate) fn batch_features(shape: &[usize], len: usize) -> Result<(usize, usize)> {
-    crate::shape::check_len(shape, len)?;
-    let batch = shape.first().copied().unwrap_or(1);
-    Ok((batch, len.checked_div(batch).unwrap_or(0)))
-}
-
-/// An error unless the running mean, variance and alpha hold one value per feature.
-pub(crate) fn check_eval_lengths(shape: &[usize], len: usize, stats: [&[f32]; 3]) -> Result<()> {
-    let (_, features) = batch_features(shape, len)?;
-    for (name, data) in ["running mean", "running variance", "alpha"]
-        .iter()
-        .zip(stats)
-    {
-        if data.len() != features {
-            return Err(Error::Shape {
-                shape: shape.to_vec(),
-                reason: format!(
-                    "{features} features need {features} values of the {name}, got {}",
-                    data.len()
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 impl Context {
     /// Records dice on a tensor of `shape` (batch on dim 0).
     pub(crate) fn encode_dice(
@@ -69,8 +43,8 @@ impl Context {
         let len = crate::shape::element_count(shape)?;
         let (batch, features) = batch_features(shape, len)?;
         if let Some(a) = alpha {
-            super::elementwise::check_region("alpha", a, features as u64)?;
-            super::elementwise::check_not_in_output("alpha", a, output)?;
+            super::dispatch::check_region("alpha", a, features as u64)?;
+            super::dispatch::check_not_in_output("alpha", a, output)?;
         }
         let plan = self.plan(input, output, len as u64)?;
         if len == 0 {
@@ -128,7 +102,7 @@ impl Context {
             ),
             Some(a) => {
                 let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
-                let w = super::elementwise::window(a.offset, features as u64, align);
+                let w = super::dispatch::window(a.offset, features as u64, align);
                 let group = self.scoped(|| {
                     let stats = self.device().create_buffer(&wgpu::BufferDescriptor {
                         label: Some("dice statistics"),
@@ -267,21 +241,6 @@ impl Context {
     }
 }
 
-/// An error unless `alpha` holds one value per feature.
-pub(crate) fn check_alpha_len(shape: &[usize], len: usize, alpha: &[f32]) -> Result<()> {
-    let (_, features) = batch_features(shape, len)?;
-    if alpha.len() != features {
-        return Err(Error::Shape {
-            shape: shape.to_vec(),
-            reason: format!(
-                "{features} features need {features} alphas, got {}",
-                alpha.len()
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// Dice's evaluation-mode inputs: running mean and variance and alpha, one value per
 /// feature each, in the caller's buffers (`STORAGE` usage).
 #[derive(Clone, Copy, Debug)]
@@ -328,8 +287,8 @@ impl Context {
             ("running variance", stats.var),
             ("alpha", stats.alpha),
         ] {
-            super::elementwise::check_region(role, region, features as u64)?;
-            super::elementwise::check_not_in_output(role, region, output)?;
+            super::dispatch::check_region(role, region, features as u64)?;
+            super::dispatch::check_not_in_output(role, region, output)?;
         }
         if !stats.eps.is_finite() || stats.eps < 0.0 {
             return Err(Error::Unsupported(format!(
@@ -349,12 +308,8 @@ impl Context {
             entry: Entry::DiceEval,
         })?;
         let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
-        let windows = [stats.mean, stats.var, stats.alpha].map(|r| {
-            (
-                r,
-                super::elementwise::window(r.offset, features as u64, align),
-            )
-        });
+        let windows = [stats.mean, stats.var, stats.alpha]
+            .map(|r| (r, super::dispatch::window(r.offset, features as u64, align)));
         let group1 = self.scoped(|| {
             let entries: Vec<_> = windows
                 .iter()

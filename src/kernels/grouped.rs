@@ -7,8 +7,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::elementwise::{check_region, window, StorageBinding, F32};
-use crate::cache::{Entry, Layout, PipelineKey};
+use super::dispatch::{check_region, window, F32};
+use crate::cache::{Entry, Layout, PipelineKey, StorageBinding};
 use crate::op::GroupKind;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
 

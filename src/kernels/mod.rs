@@ -1,6 +1,7 @@
 //! Kernel families: host code that plans chunks and dispatches for each.
 
 pub mod dice;
+pub(crate) mod dispatch;
 pub mod elementwise;
 pub mod grouped;
 pub mod prelu;

@@ -6,8 +6,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::elementwise::{check_region, window, F32};
+use super::dispatch::{check_region, window, F32};
 use crate::cache::{Entry, PipelineKey};
+use crate::shape::channel_layout;
 use crate::{BufferRegion, Context, Error, Op, Result};
 
 /// The uniform block of `shaders/prelu.wgsl` (`Prelu`).
@@ -22,28 +23,6 @@ struct Uniforms {
     inner: u32,
     w_offset: u32,
     one: u32,
-}
-
-/// (channels, elements per channel per outer index) of a tensor of `shape` with `len`
-/// elements and `weights` weights: the channel axis is dim 1 for rank >= 2, and rank 0
-/// and 1 have one channel; there must be 1 or C weights.
-pub(crate) fn channel_layout(
-    shape: &[usize],
-    len: usize,
-    weights: usize,
-) -> Result<(usize, usize)> {
-    crate::shape::check_len(shape, len)?;
-    let channels = if shape.len() >= 2 { shape[1] } else { 1 };
-    if weights != 1 && weights != channels {
-        return Err(Error::Shape {
-            shape: shape.to_vec(),
-            reason: format!(
-                "prelu takes 1 weight or one per channel (dim 1: {channels}), got {weights}"
-            ),
-        });
-    }
-    let inner = shape.iter().skip(2).product::<usize>().max(1);
-    Ok((channels.max(1), inner))
 }
 
 impl Context {
@@ -75,7 +54,7 @@ impl Context {
         let (channels, inner) = channel_layout(shape, len, weights)?;
         check_region("weight", weight, weights as u64)?;
         let len = len as u64;
-        super::elementwise::check_not_in_output("weights", weight, output)?;
+        super::dispatch::check_not_in_output("weights", weight, output)?;
         let plan = self.plan(input, output, len)?;
         if len == 0 {
             return Ok(());

@@ -6,7 +6,7 @@
 //! map onto invocations; [`Strategy::Auto`] picks one from the row length, the number of
 //! rows and the kind of adapter.
 
-use super::elementwise::F32;
+use super::dispatch::F32;
 use crate::cache::{Entry, PipelineKey, RowKernel};
 use crate::op::Kernel;
 use crate::shader::RESIDENT_K;

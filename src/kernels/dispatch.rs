@@ -1,0 +1,515 @@
+//! The dispatch plumbing every family shares, written once: validating the caller's
+//! regions (`check_region`, `plan`), splitting a range into binding-sized chunks with
+//! aligned offsets (`Plan`, `window`, `chunk_dispatches`), bind groups with their uniforms
+//! from the context's cache (`bind_group_with_uniforms`), recording a pass
+//! (`record_pass`), staging an input that shares a buffer too far away (`stage_input`),
+//! and the blocking helpers (`run_with_buffers`, `download`).
+
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+use crate::cache::{BindingKey, Layout, StorageBinding, BINDING_CACHE_ENTRIES};
+use crate::{BufferRegion, Context, Error, Result};
+
+/// The size of an f32 in bytes.
+pub(crate) const F32: u64 = 4;
+
+impl Context {
+    /// The bind group of the storage bindings plus `uniforms` at binding 2 (in a uniform
+    /// buffer of its own), from the context's binding cache when the same call was
+    /// recorded before: a repeated encode (same buffers, ranges, sizes and parameters, as
+    /// in an inference loop) then creates nothing. Creation runs in an error scope.
+    /// `cacheable` is false for a call that binds a fresh staged copy of its input (it
+    /// never repeats, and keeping it would keep the copy alive).
+    pub(crate) fn bind_group_with_uniforms(
+        &self,
+        label: &str,
+        layout: Layout,
+        storage: Vec<StorageBinding>,
+        uniforms: &impl Pod,
+        cacheable: bool,
+    ) -> Result<Arc<wgpu::BindGroup>> {
+        let key = BindingKey {
+            layout,
+            storage,
+            uniforms: bytemuck::bytes_of(uniforms).to_vec(),
+        };
+        if let Some(group) = self.bindings().get(&key) {
+            return Ok(group.clone());
+        }
+        let group = self.scoped(|| {
+            let ubuf = self
+                .device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: &key.uniforms,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            let mut entries: Vec<wgpu::BindGroupEntry<'_>> = key
+                .storage
+                .iter()
+                .map(|b| wgpu::BindGroupEntry {
+                    binding: b.binding,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &b.buffer,
+                        offset: b.offset,
+                        size: wgpu::BufferSize::new(b.size),
+                    }),
+                })
+                .collect();
+            entries.push(wgpu::BindGroupEntry {
+                binding: 2,
+                resource: ubuf.as_entire_binding(),
+            });
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: self.bind_group_layout(layout),
+                entries: &entries,
+            })
+        })?;
+        let group = Arc::new(group);
+        if !cacheable {
+            return Ok(group);
+        }
+        let mut cache = self.bindings();
+        if cache.len() >= BINDING_CACHE_ENTRIES {
+            // Cached groups keep their buffers alive: bound the memory held.
+            cache.clear();
+        }
+        cache.insert(key, group.clone());
+        Ok(group)
+    }
+
+    /// One dispatch per binding-sized chunk of `len` elements, one invocation per element,
+    /// each chunk's uniforms built by `uniforms`. `cacheable` as in
+    /// [`Context::bind_group_with_uniforms`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn chunk_dispatches<U: Pod>(
+        &self,
+        label: &str,
+        plan: &Plan,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        len: u64,
+        cacheable: bool,
+        uniforms: impl Fn(&Chunk) -> U,
+    ) -> Result<Vec<Dispatch>> {
+        let wg = u64::from(self.workgroup_size());
+        let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
+        let mut dispatches = Vec::new();
+        let mut start = 0;
+        while start < len {
+            let count = plan.chunk.min(len - start);
+            let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
+            let chunk = Chunk {
+                start,
+                count,
+                in_offset: (in_delta / F32) as u32,
+                out_offset: (out_delta / F32) as u32,
+            };
+            let group = self.bind_group_with_uniforms(
+                label,
+                plan.layout,
+                entries,
+                &uniforms(&chunk),
+                cacheable,
+            )?;
+            dispatches.push((group, count.div_ceil(wg).clamp(1, max_groups) as u32));
+            start += count;
+        }
+        Ok(dispatches)
+    }
+
+    /// Records one compute pass running `pipeline` for each dispatch, with `group1` as
+    /// bind group 1 when the kernel has one.
+    pub(crate) fn record_pass(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        label: &str,
+        pipeline: &wgpu::ComputePipeline,
+        group1: Option<&wgpu::BindGroup>,
+        dispatches: &[Dispatch],
+    ) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(pipeline);
+        if let Some(group) = group1 {
+            pass.set_bind_group(1, group, &[]);
+        }
+        for (group, groups) in dispatches {
+            pass.set_bind_group(0, group.as_ref(), &[]);
+            pass.dispatch_workgroups(*groups, 1, 1);
+        }
+    }
+
+    /// When the plan says so, copies the input to a temporary buffer (recorded in
+    /// `encoder`) and returns it: the input then comes from there.
+    pub(crate) fn stage_input(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        plan: &Plan,
+        input: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<Option<wgpu::Buffer>> {
+        if !plan.copy_input {
+            return Ok(None);
+        }
+        self.copy_input(encoder, input, len).map(Some)
+    }
+
+    /// Records a copy of `len` elements of `input` into a new storage buffer: for a
+    /// kernel whose input shares a buffer with its output but cannot share its binding
+    /// (a buffer may not be bound read-only and writable in one dispatch).
+    pub(crate) fn copy_input(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<wgpu::Buffer> {
+        let usage = input.buffer.usage();
+        if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::MissingUsage {
+                role: "input (sharing a buffer with the output, too far from it to bind both)",
+                missing: wgpu::BufferUsages::COPY_SRC,
+                actual: usage,
+            });
+        }
+        let staged = self.scoped(|| {
+            self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staged input"),
+                size: len * F32,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        encoder.copy_buffer_to_buffer(input.buffer, input.offset, &staged, 0, len * F32);
+        Ok(staged)
+    }
+}
+
+/// One binding-sized chunk of an elementwise-shaped call: `count` elements from element
+/// `start`, at element offsets `in_offset` and `out_offset` inside their bound windows.
+pub(crate) struct Chunk {
+    pub(crate) start: u64,
+    pub(crate) count: u64,
+    pub(crate) in_offset: u32,
+    pub(crate) out_offset: u32,
+}
+
+/// A bind group and its workgroup count: one dispatch.
+pub(crate) type Dispatch = (Arc<wgpu::BindGroup>, u32);
+
+/// How a call is split up.
+pub(crate) struct Plan {
+    layout: Layout,
+    /// Copy the input to a temporary buffer first (same buffer, ranges too far apart).
+    copy_input: bool,
+    /// Elements per chunk (a multiple of 4).
+    pub(crate) chunk: u64,
+    align: u64,
+}
+
+impl Plan {
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The group-0 storage bindings for `count` elements from element `start` of both
+    /// regions, and the byte offset of each range inside its bound window.
+    pub(crate) fn bindings<'a>(
+        &self,
+        input: BufferRegion<'a>,
+        output: BufferRegion<'a>,
+        start: u64,
+        count: u64,
+    ) -> (Vec<StorageBinding>, u64, u64) {
+        let in_byte = input.offset + start * F32;
+        let out_byte = output.offset + start * F32;
+        let inw = window(in_byte, count, self.align);
+        let outw = window(out_byte, count, self.align);
+        // (binding, window) pairs, and each range's byte offset inside its window.
+        let (bindings, in_delta, out_delta) = match self.layout {
+            Layout::Separate => (
+                vec![(0, input.buffer, inw), (1, output.buffer, outw)],
+                inw.delta,
+                outw.delta,
+            ),
+            Layout::Shared => {
+                // One window covering both ranges of the one buffer.
+                let begin = inw.start.min(outw.start);
+                let end = (inw.start + inw.size).max(outw.start + outw.size);
+                let w = Window {
+                    start: begin,
+                    size: end - begin,
+                    delta: 0,
+                };
+                (
+                    vec![(1, input.buffer, w)],
+                    in_byte - begin,
+                    out_byte - begin,
+                )
+            }
+        };
+        let entries = bindings
+            .into_iter()
+            .map(|(binding, buffer, w)| StorageBinding {
+                binding,
+                buffer: buffer.clone(),
+                offset: w.start,
+                size: w.size,
+            })
+            .collect();
+        (entries, in_delta, out_delta)
+    }
+}
+
+/// A bound window of a buffer: `size` bytes from `start`, the range beginning `delta`
+/// bytes in.
+#[derive(Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) start: u64,
+    pub(crate) size: u64,
+    pub(crate) delta: u64,
+}
+
+pub(crate) fn window(byte: u64, count: u64, align: u64) -> Window {
+    let start = byte / align * align;
+    let delta = byte - start;
+    Window {
+        start,
+        size: delta + count * F32,
+        delta,
+    }
+}
+
+impl Context {
+    /// Validates the regions and decides layout and chunk size.
+    pub(crate) fn plan(
+        &self,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<Plan> {
+        check_region("input", input, len)?;
+        check_region("output", output, len)?;
+        let limits = self.limits();
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let same = input.buffer == output.buffer;
+        let (layout, reach) = if same {
+            let bytes = len * F32;
+            let (a, b) = (input.offset, output.offset);
+            if a != b && a < b + bytes && b < a + bytes {
+                return Err(Error::Overlap {
+                    first: "input",
+                    second: "output",
+                    input: a..a + bytes,
+                    output: b..b + bytes,
+                    hint: "use identical ranges for in place, or disjoint ones",
+                });
+            }
+            // Both ranges share one binding, so the distance between them eats into it.
+            (Layout::Shared, a.abs_diff(b))
+        } else {
+            (Layout::Separate, 0)
+        };
+        // A shared binding spans both ranges; if the distance leaves no room for a useful
+        // chunk (a quarter of a binding), stage the input in a copy instead.
+        let room = max_binding.saturating_sub(align + reach);
+        let separate_chunk = max_binding.saturating_sub(align) / 16 * 4;
+        if layout == Layout::Shared && room / 16 * 4 < separate_chunk / 4 {
+            return Ok(Plan {
+                layout: Layout::Separate,
+                copy_input: true,
+                chunk: separate_chunk,
+                align,
+            });
+        }
+        if separate_chunk == 0 {
+            return Err(Error::Unsupported(format!(
+                "max_storage_buffer_binding_size {max_binding} leaves no room past the \
+                 offset alignment {align}"
+            )));
+        }
+        Ok(Plan {
+            layout,
+            copy_input: false,
+            chunk: room / 16 * 4,
+            align,
+        })
+    }
+}
+
+pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
+    let usage = region.buffer.usage();
+    if !usage.contains(wgpu::BufferUsages::STORAGE) {
+        return Err(Error::MissingUsage {
+            role,
+            missing: wgpu::BufferUsages::STORAGE,
+            actual: usage,
+        });
+    }
+    if !region.offset.is_multiple_of(F32) {
+        return Err(Error::Misaligned {
+            role,
+            offset: region.offset,
+        });
+    }
+    check_extent(role, region, len)
+}
+
+/// An error if `aux` (read while the kernel runs: prelu's weights, dice's statistics or
+/// alpha) lies in the output's buffer: wgpu refuses one dispatch that binds a buffer both
+/// read-only and writable (whatever the ranges), and would report it to the device's
+/// handler at submit, past this crate's error scopes.
+pub(crate) fn check_not_in_output(
+    role: &'static str,
+    aux: BufferRegion<'_>,
+    output: BufferRegion<'_>,
+) -> Result<()> {
+    if aux.buffer == output.buffer {
+        return Err(Error::SharesOutputBuffer { role });
+    }
+    Ok(())
+}
+
+/// `len` f32 elements from the region's offset must fit its buffer (an overflowing length
+/// never fits).
+fn check_extent(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
+    let needed = len
+        .checked_mul(F32)
+        .and_then(|b| b.checked_add(region.offset))
+        .ok_or(Error::BufferTooSmall {
+            role,
+            offset: region.offset,
+            len,
+            needed: u64::MAX,
+            size: region.buffer.size(),
+        })?;
+    if needed > region.buffer.size() {
+        return Err(Error::BufferTooSmall {
+            role,
+            offset: region.offset,
+            len,
+            needed,
+            size: region.buffer.size(),
+        });
+    }
+    Ok(())
+}
+
+impl Context {
+    /// Uploads `input`, lets `record` encode from it into an output buffer of the same
+    /// length, submits, and reads the output back.
+    pub(crate) fn run_with_buffers(
+        &self,
+        input: &[f32],
+        record: impl FnOnce(&mut wgpu::CommandEncoder, BufferRegion<'_>, BufferRegion<'_>) -> Result<()>,
+    ) -> Result<Vec<f32>> {
+        self.run_with_buffers_sized(input, input.len(), record)
+    }
+
+    /// [`Context::run_with_buffers`] with an output of `out_len` elements.
+    pub(crate) fn run_with_buffers_sized(
+        &self,
+        input: &[f32],
+        out_len: usize,
+        record: impl FnOnce(&mut wgpu::CommandEncoder, BufferRegion<'_>, BufferRegion<'_>) -> Result<()>,
+    ) -> Result<Vec<f32>> {
+        let (len, out_len) = (input.len() as u64, out_len as u64);
+        if len == 0 || out_len == 0 {
+            return Ok(vec![0.0; out_len as usize]);
+        }
+        let (src, dst) = self.scoped(|| {
+            let src = self
+                .device()
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("run input"),
+                    contents: bytemuck::cast_slice(input),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
+            let dst = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("run output"),
+                size: out_len * F32,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            (src, dst)
+        })?;
+        let mut encoder = self.device().create_command_encoder(&Default::default());
+        record(
+            &mut encoder,
+            BufferRegion::new(&src),
+            BufferRegion::new(&dst),
+        )?;
+        self.scoped(|| self.queue().submit([encoder.finish()]))?;
+        let result = self.download(BufferRegion::new(&dst), out_len);
+        // These buffers never come back: drop the bind groups that hold them.
+        self.bindings()
+            .retain(|k, _| !k.storage.iter().any(|b| b.buffer == src || b.buffer == dst));
+        result
+    }
+
+    /// Reads `len` f32 elements of a buffer (which needs `COPY_SRC` usage) back to the
+    /// host, waiting for all submitted work first.
+    pub fn download(&self, region: BufferRegion<'_>, len: u64) -> Result<Vec<f32>> {
+        let usage = region.buffer.usage();
+        if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::MissingUsage {
+                role: "download source",
+                missing: wgpu::BufferUsages::COPY_SRC,
+                actual: usage,
+            });
+        }
+        if !region.offset.is_multiple_of(F32) {
+            return Err(Error::Misaligned {
+                role: "download source",
+                offset: region.offset,
+            });
+        }
+        // Overflowing lengths are too long for any buffer, not a wrapped small copy.
+        check_extent("download source", region, len)?;
+        let bytes = len * F32;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        // Copies must be multiples of 4 bytes: f32 data always is.
+        let staging = self.scoped(|| {
+            let staging = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("download staging"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.device().create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(region.buffer, region.offset, &staging, 0, bytes);
+            self.queue().submit([encoder.finish()]);
+            staging
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            // The receiver outlives the wait below; a send error cannot happen.
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| Error::Readback(e.to_string()))?
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let data = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            // the view drops here, before unmap
+        };
+        staging.unmap();
+        Ok(data)
+    }
+}

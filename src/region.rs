@@ -1,0 +1,20 @@
+//! [`BufferRegion`]: where a call's data lies in the caller's buffers.
+
+/// A place in a buffer: `buffer` starting at byte `offset`.
+#[derive(Clone, Copy, Debug)]
+pub struct BufferRegion<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+}
+
+impl<'a> BufferRegion<'a> {
+    /// The start of `buffer`.
+    pub fn new(buffer: &'a wgpu::Buffer) -> Self {
+        BufferRegion { buffer, offset: 0 }
+    }
+
+    /// `buffer` from byte `offset` (a multiple of 4).
+    pub fn at(buffer: &'a wgpu::Buffer, offset: u64) -> Self {
+        BufferRegion { buffer, offset }
+    }
+}
