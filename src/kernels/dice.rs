@@ -58,24 +58,18 @@ impl Context {
             )));
         }
         let wg = u64::from(self.workgroup_size());
-        let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
+        let max_groups = self.max_groups();
         // Two passes over a column per feature: by one invocation, or for large batches
         // (or past the adapter's loop budget) by a workgroup and its reductions.
-        let budget = self.loop_budget().unwrap_or(u64::MAX);
         let (f, b) = (features as u64, batch as u64);
-        let lane_iterations = f.div_ceil(wg * max_groups) * 2 * b;
-        let workgroups = b >= 1024 || lane_iterations > budget;
+        let lane_iterations = self.grid_stride_iterations(f, 2 * b);
+        let workgroups = b >= 1024 || !self.within_budget(lane_iterations);
         let per_invocation = if workgroups {
             f.div_ceil(max_groups) * (2 * b.div_ceil(wg) + 4 * wg + 8)
         } else {
             lane_iterations
         };
-        if per_invocation > budget {
-            return Err(Error::Unsupported(format!(
-                "a batch of {batch} needs {per_invocation} loop iterations per invocation; \
-                 this adapter stops at {budget}"
-            )));
-        }
+        self.check_budget(per_invocation, &format!("a batch of {batch}"))?;
         let subgroups = self.subgroups();
         let staged = self.stage_input(encoder, &plan, input, len as u64)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
@@ -101,34 +95,7 @@ impl Context {
                 0,
             ),
             Some(a) => {
-                let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
-                let w = super::dispatch::window(a.offset, features as u64, align);
-                let group = self.scoped(|| {
-                    let stats = self.device().create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("dice statistics"),
-                        size: features as u64 * 16,
-                        usage: wgpu::BufferUsages::STORAGE,
-                        mapped_at_creation: false,
-                    });
-                    self.device().create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some("dice statistics and alpha"),
-                        layout: self.dice_alpha_layout(),
-                        entries: &[
-                            wgpu::BindGroupEntry {
-                                binding: 0,
-                                resource: stats.as_entire_binding(),
-                            },
-                            wgpu::BindGroupEntry {
-                                binding: 1,
-                                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                    buffer: a.buffer,
-                                    offset: w.start,
-                                    size: wgpu::BufferSize::new(w.size),
-                                }),
-                            },
-                        ],
-                    })
-                })?;
+                let (group, w) = self.dice_alpha_group(a, features as u64)?;
                 (
                     pipeline(if workgroups {
                         Entry::DiceStatsWg {
@@ -139,7 +106,7 @@ impl Context {
                         Entry::DiceStatsAlpha
                     })?,
                     pipeline(Entry::DiceApplyAlpha)?,
-                    std::sync::Arc::new(group),
+                    group,
                     (w.delta / F32) as u32,
                 )
             }
@@ -394,5 +361,46 @@ impl Context {
         self.run_with_buffers(input, |encoder, src, dst| {
             self.encode_dice_eval(encoder, src, dst, stats, shape)
         })
+    }
+}
+
+impl Context {
+    /// Bind group 1 of training with a per-feature alpha: a fresh statistics buffer (two
+    /// f32 pairs per feature) and the caller's alpha, bound in an aligned window (the
+    /// alpha's element offset inside it returned with the window).
+    fn dice_alpha_group(
+        &self,
+        alpha: BufferRegion<'_>,
+        features: u64,
+    ) -> Result<(std::sync::Arc<wgpu::BindGroup>, super::dispatch::Window)> {
+        let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
+        let w = super::dispatch::window(alpha.offset, features, align);
+        let group = self.scoped(|| {
+            let stats = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("dice statistics"),
+                size: features * 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("dice statistics and alpha"),
+                layout: self.dice_alpha_layout(),
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: stats.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: alpha.buffer,
+                            offset: w.start,
+                            size: wgpu::BufferSize::new(w.size),
+                        }),
+                    },
+                ],
+            })
+        })?;
+        Ok((std::sync::Arc::new(group), w))
     }
 }

@@ -17,6 +17,42 @@ use crate::{BufferRegion, Context, Error, Result};
 pub(crate) const F32: u64 = 4;
 
 impl Context {
+    /// The most workgroups one dispatch dimension takes (at least 1).
+    pub(crate) fn max_groups(&self) -> u64 {
+        u64::from(self.limits().max_compute_workgroups_per_dimension).max(1)
+    }
+
+    /// Loop iterations each invocation runs when `items` items of `per_item` iterations
+    /// are spread over a grid-stride dispatch of the most workgroups, one invocation per
+    /// item per step.
+    pub(crate) fn grid_stride_iterations(&self, items: u64, per_item: u64) -> u64 {
+        let invocations = u64::from(self.workgroup_size()) * self.max_groups();
+        items.div_ceil(invocations) * per_item
+    }
+
+    /// Whether one invocation may run `per_invocation` loop iterations on this adapter
+    /// (lavapipe stops every loop of an invocation after its budget, silently).
+    pub(crate) fn within_budget(&self, per_invocation: u64) -> bool {
+        self.loop_budget()
+            .is_none_or(|budget| per_invocation <= budget)
+    }
+
+    /// An error unless one invocation may run `per_invocation` loop iterations here:
+    /// the one place the loop budget is enforced. `work` says what needs them.
+    pub(crate) fn check_budget(&self, per_invocation: u64, work: &str) -> Result<()> {
+        match self.loop_budget() {
+            Some(budget) if per_invocation > budget => Err(Error::Unsupported(format!(
+                "{work} need {per_invocation} loop iterations per invocation with at most {} \
+                 workgroups; this adapter stops every loop after {budget} (lavapipe does); \
+                 split the work into smaller calls, or run it on a GPU",
+                self.max_groups()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Context {
     /// The bind group of the storage bindings plus `uniforms` at binding 2 (in a uniform
     /// buffer of its own), from the context's binding cache when the same call was
     /// recorded before: a repeated encode (same buffers, ranges, sizes and parameters, as

@@ -62,17 +62,10 @@ impl Context {
             return Ok(());
         }
         let wg = u64::from(self.workgroup_size());
-        let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
-        if let Some(budget) = self.loop_budget() {
-            // The scalar path of a misaligned chunk is the longest loop.
-            let per_invocation = plan.chunk.min(len).div_ceil(wg * max_groups);
-            if per_invocation > budget {
-                return Err(Error::Unsupported(format!(
-                    "{len} elements need {per_invocation} loop iterations per invocation \
-                     with at most {max_groups} workgroups; this adapter stops at {budget}"
-                )));
-            }
-        }
+        let max_groups = self.max_groups();
+        // The scalar path of a misaligned chunk is the longest loop.
+        let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 1);
+        self.check_budget(per_invocation, &format!("{len} elements"))?;
         let staged = self.stage_input(encoder, &plan, input, len)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
         let key = |entry| PipelineKey {

@@ -7,7 +7,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{check_region, window, F32};
+use super::dispatch::{check_region, window, Dispatch, F32};
 use crate::cache::{Entry, Layout, PipelineKey, StorageBinding};
 use crate::op::GroupKind;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
@@ -51,71 +51,11 @@ impl Context {
         if len == 0 {
             return Ok(());
         }
-        let staged = if input.buffer == output.buffer {
-            let (a, b) = (input.offset, output.offset);
-            if a < b + out_len * F32 && b < a + len * F32 {
-                return Err(Error::Overlap {
-                    first: "input",
-                    second: "output",
-                    input: a..a + len * F32,
-                    output: b..b + out_len * F32,
-                    hint: "a grouped op cannot run in place (its output is shorter than its \
-                           input); write to a disjoint range or another buffer",
-                });
-            }
-            Some(self.copy_input(encoder, input, len)?)
-        } else {
-            None
-        };
+        let staged = self.stage_grouped_input(encoder, input, output, len, out_len)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
 
-        let limits = self.limits();
-        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
-        let max_binding = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        // Pieces hold whole units: a group of k x inner inputs (contiguous, and mapping
-        // to inner contiguous outputs), or for glu a whole axis slab (its halves pair up).
-        let unit = if kind == GroupKind::Glu {
-            (view.axis * view.inner) as u64
-        } else {
-            k * view.inner as u64
-        };
-        let units = len / unit;
-        let units_per_piece = max_binding.saturating_sub(align) / F32 / unit.max(1);
-        if units_per_piece == 0 {
-            return Err(Error::Unsupported(format!(
-                "one group of the tensor ({} bytes) exceeds this device's storage binding \
-                 limit ({max_binding} bytes)",
-                unit * F32
-            )));
-        }
-        let wg = u64::from(self.workgroup_size());
-        let max_groups = u64::from(limits.max_compute_workgroups_per_dimension).max(1);
-        let piece_outputs = units_per_piece.min(units) * unit / k;
-        // glu reads two values per output; the mean may run its loop twice (overflow).
-        let per_output = match kind {
-            GroupKind::Glu => 1,
-            GroupKind::Mean => 2 * k,
-            _ => k,
-        };
-        let lane_iterations = piece_outputs.div_ceil(wg * max_groups) * per_output;
-        // One workgroup per output for large groups (or where one invocation's loop
-        // would pass the adapter's budget): each invocation folds a strided share and
-        // the workgroup reductions combine them.
-        let budget = self.loop_budget().unwrap_or(u64::MAX);
-        let workgroups = kind != GroupKind::Glu && (k >= 1024 || lane_iterations > budget);
-        let per_invocation = if workgroups {
-            piece_outputs.div_ceil(max_groups) * (k.div_ceil(wg) + 4 * wg + 8)
-        } else {
-            lane_iterations
-        };
-        if per_invocation > budget {
-            return Err(Error::Unsupported(format!(
-                "groups of {k} would run {per_invocation} loop iterations per invocation; \
-                 this adapter stops at {budget}"
-            )));
-        }
+        let pieces = self.grouped_pieces(kind, view, k, len)?;
+        let workgroups = pieces.workgroups;
         let pipeline = self.pipeline(PipelineKey {
             op: activation.op(),
             layout: Layout::Separate,
@@ -128,10 +68,76 @@ impl Context {
             },
         })?;
 
+        let dispatches = self.grouped_dispatches(&pieces, input, output, staged.is_none())?;
+        self.record_pass(
+            encoder,
+            "wgpu-activations grouped",
+            &pipeline,
+            None,
+            &dispatches,
+        );
+        Ok(())
+    }
+}
+
+/// How a grouped call is cut into binding-sized pieces of whole units (a group of
+/// `k x inner` inputs, or for glu a whole axis slab).
+struct Pieces {
+    unit: u64,
+    units: u64,
+    units_per_piece: u64,
+    align: u64,
+    k: u64,
+    /// The group length the shader sees (k, or half the axis for glu).
+    group_len: u32,
+    inner: u32,
+    /// One workgroup per output (large groups) rather than one invocation.
+    workgroups: bool,
+}
+
+impl Context {
+    /// The input to read from: a copy where input and output share a buffer (allowed
+    /// only in disjoint ranges: a grouped op's output is shorter, so it cannot run in
+    /// place).
+    fn stage_grouped_input(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        len: u64,
+        out_len: u64,
+    ) -> Result<Option<wgpu::Buffer>> {
+        if input.buffer != output.buffer {
+            return Ok(None);
+        }
+        let (a, b) = (input.offset, output.offset);
+        if a < b + out_len * F32 && b < a + len * F32 {
+            return Err(Error::Overlap {
+                first: "input",
+                second: "output",
+                input: a..a + len * F32,
+                output: b..b + out_len * F32,
+                hint: "a grouped op cannot run in place (its output is shorter than its \
+                       input); write to a disjoint range or another buffer",
+            });
+        }
+        Ok(Some(self.copy_input(encoder, input, len)?))
+    }
+
+    /// One dispatch per piece: its bound windows of input and output, and its uniforms.
+    fn grouped_dispatches(
+        &self,
+        p: &Pieces,
+        input: BufferRegion<'_>,
+        output: BufferRegion<'_>,
+        cacheable: bool,
+    ) -> Result<Vec<Dispatch>> {
+        let wg = u64::from(self.workgroup_size());
+        let (unit, k, align) = (p.unit, p.k, p.align);
         let mut dispatches = Vec::new();
         let mut first = 0u64;
-        while first < units {
-            let count = units_per_piece.min(units - first);
+        while first < p.units {
+            let count = p.units_per_piece.min(p.units - first);
             let inw = window(input.offset + first * unit * F32, count * unit, align);
             let outw = window(
                 output.offset + first * unit / k * F32,
@@ -155,12 +161,8 @@ impl Context {
             let outputs = count * unit / k;
             let uniforms = Uniforms {
                 outputs: outputs as u32,
-                k: if kind == GroupKind::Glu {
-                    (view.axis / 2) as u32
-                } else {
-                    k as u32
-                },
-                inner: view.inner as u32,
+                k: p.group_len,
+                inner: p.inner,
                 in_offset: (inw.delta / F32) as u32,
                 out_offset: (outw.delta / F32) as u32,
                 one: 1,
@@ -171,23 +173,79 @@ impl Context {
                 Layout::Separate,
                 storage,
                 &uniforms,
-                staged.is_none(),
+                cacheable,
             )?;
-            let wanted = if workgroups {
+            let wanted = if p.workgroups {
                 outputs
             } else {
                 outputs.div_ceil(wg)
             };
-            dispatches.push((group, wanted.clamp(1, max_groups) as u32));
+            dispatches.push((group, wanted.clamp(1, self.max_groups()) as u32));
             first += count;
         }
-        self.record_pass(
-            encoder,
-            "wgpu-activations grouped",
-            &pipeline,
-            None,
-            &dispatches,
-        );
-        Ok(())
+        Ok(dispatches)
+    }
+}
+
+impl Context {
+    /// Cuts a grouped call into binding-sized pieces of whole units (a group of
+    /// `k x inner` inputs, contiguous and mapping to `inner` contiguous outputs; for glu
+    /// a whole axis slab, whose halves pair up), and chooses one invocation or one
+    /// workgroup per output within the adapter's loop budget.
+    fn grouped_pieces(&self, kind: GroupKind, view: RowView, k: u64, len: u64) -> Result<Pieces> {
+        let limits = self.limits();
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let unit = if kind == GroupKind::Glu {
+            (view.axis * view.inner) as u64
+        } else {
+            k * view.inner as u64
+        };
+        let units = len / unit;
+        let units_per_piece = max_binding.saturating_sub(align) / F32 / unit.max(1);
+        if units_per_piece == 0 {
+            return Err(Error::Unsupported(format!(
+                "one group of the tensor ({} bytes) exceeds this device's storage binding \
+                 limit ({max_binding} bytes)",
+                unit * F32
+            )));
+        }
+        let wg = u64::from(self.workgroup_size());
+        let piece_outputs = units_per_piece.min(units) * unit / k;
+        // glu reads two values per output; the mean may run its loop twice (again at
+        // 2^-32 scale on overflow, or at 2^64 scale for subnormals, never both).
+        let per_output = match kind {
+            GroupKind::Glu => 1,
+            GroupKind::Mean => 2 * k,
+            _ => k,
+        };
+        let lane_iterations = self.grid_stride_iterations(piece_outputs, per_output);
+        // One workgroup per output for large groups (or where one invocation's loop
+        // would pass the adapter's budget): each invocation folds a strided share and
+        // the workgroup reductions combine them.
+        let workgroups =
+            kind != GroupKind::Glu && (k >= 1024 || !self.within_budget(lane_iterations));
+        let per_invocation = if workgroups {
+            piece_outputs.div_ceil(self.max_groups()) * (k.div_ceil(wg) + 4 * wg + 8)
+        } else {
+            lane_iterations
+        };
+        self.check_budget(per_invocation, &format!("groups of {k}"))?;
+        Ok(Pieces {
+            unit,
+            units,
+            units_per_piece,
+            align,
+            k,
+            group_len: if kind == GroupKind::Glu {
+                (view.axis / 2) as u32
+            } else {
+                k as u32
+            },
+            inner: view.inner as u32,
+            workgroups,
+        })
     }
 }

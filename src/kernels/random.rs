@@ -44,18 +44,9 @@ impl Context {
             layout: plan.layout(),
             entry: Entry::Random,
         })?;
-        if let Some(budget) = self.loop_budget() {
-            // ten Philox rounds per element
-            let wg = u64::from(self.workgroup_size());
-            let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension);
-            let per_invocation = plan.chunk.min(len).div_ceil(wg * max_groups.max(1)) * 11;
-            if per_invocation > budget {
-                return Err(Error::Unsupported(format!(
-                    "{len} elements need {per_invocation} loop iterations per invocation; \
-                     this adapter stops at {budget}"
-                )));
-            }
-        }
+        // ten Philox rounds per element, and the element loop
+        let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 11);
+        self.check_budget(per_invocation, &format!("{len} random elements"))?;
         let dispatches =
             self.chunk_dispatches("random", &plan, input, output, len, staged.is_none(), |c| {
                 Uniforms {

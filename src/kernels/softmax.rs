@@ -112,14 +112,14 @@ impl Context {
         if strategy == Strategy::Resident && view.axis > self.resident_capacity() {
             return false;
         }
-        let Some(budget) = self.loop_budget() else {
+        if self.loop_budget().is_none() {
             return true;
-        };
+        }
         // Rows in the largest binding-sized piece.
         let slab = (view.axis * view.inner).max(1) as u64;
         let per_binding = self.limits().max_storage_buffer_binding_size / 4 / slab;
         let rows = (per_binding.max(1) * view.inner as u64).min(view.rows() as u64);
-        self.iterations(strategy, rows, view.axis as u64) <= budget
+        self.within_budget(self.iterations(strategy, rows, view.axis as u64))
     }
 
     /// An upper bound on the loop iterations one invocation runs (all loops together)
