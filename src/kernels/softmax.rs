@@ -247,37 +247,7 @@ impl Context {
         if len == 0 {
             return Ok(());
         }
-        let auto = strategy == Strategy::Auto;
-        let strategy = match strategy {
-            Strategy::Auto => self.softmax_strategy(view),
-            s => s,
-        };
-        if strategy == Strategy::Resident && view.axis > self.resident_capacity() {
-            return Err(Error::Unsupported(format!(
-                "the resident strategy holds rows of at most {} elements, these have {}",
-                self.resident_capacity(),
-                view.axis
-            )));
-        }
-        if !self.serves(strategy, view) {
-            let budget = self.loop_budget().unwrap_or(u64::MAX);
-            let (rows, axis) = (view.rows(), view.axis);
-            return Err(Error::Unsupported(if auto {
-                format!(
-                    "no strategy serves {rows} rows of {axis} elements within this \
-                     adapter's loop budget ({budget} iterations per invocation; lavapipe \
-                     stops every loop there): even Split's chunks are too many for one \
-                     invocation to combine; run rows this long on a GPU, which has no such \
-                     budget"
-                )
-            } else {
-                format!(
-                    "{strategy:?} would run more loop iterations per invocation than this \
-                     adapter allows ({budget}; lavapipe stops at 65,535) on {rows} rows of \
-                     {axis}; use Strategy::Auto"
-                )
-            }));
-        }
+        let strategy = self.resolve_strategy(strategy, view)?;
         // Whole (axis x inner) slabs per binding-sized piece.
         let slab = (view.axis * view.inner) as u64;
         let slabs_per_piece = plan.chunk / slab;
@@ -297,23 +267,7 @@ impl Context {
         // One chunking for every piece, planned for the largest.
         let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
         let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
-        let subgroups = self.subgroups();
-        let pipeline = |kernel| {
-            self.pipeline(PipelineKey {
-                op: activation.op(),
-                layout: plan.layout(),
-                entry: Entry::Row { kernel, subgroups },
-            })
-        };
-        let kernels = match strategy {
-            Strategy::Lane => vec![pipeline(RowKernel::Lane)?],
-            Strategy::Workgroup => vec![pipeline(RowKernel::Workgroup)?],
-            Strategy::Resident => vec![pipeline(RowKernel::Resident)?],
-            _ => vec![
-                pipeline(RowKernel::SplitStats)?,
-                pipeline(RowKernel::SplitWrite)?,
-            ],
-        };
+        let kernels = self.row_kernels(activation, plan.layout(), strategy)?;
 
         // Bind groups first (cached, or created in an error scope), then the pass.
         let partials = match strategy {
@@ -350,20 +304,7 @@ impl Context {
             outer_start += outer;
         }
 
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("wgpu-activations softmax"),
-            timestamp_writes: None,
-        });
-        if let Some(group) = &partials {
-            pass.set_bind_group(1, group.as_ref(), &[]);
-        }
-        for (bind_group, groups) in &dispatches {
-            pass.set_bind_group(0, bind_group.as_ref(), &[]);
-            for kernel in &kernels {
-                pass.set_pipeline(kernel);
-                pass.dispatch_workgroups(*groups, 1, 1);
-            }
-        }
+        record_rows(encoder, &kernels, partials.as_deref(), &dispatches);
         Ok(())
     }
 
@@ -442,5 +383,95 @@ impl Context {
         let group = Arc::new(group);
         *slot = Some((size, group.clone()));
         Ok(group)
+    }
+}
+
+impl Context {
+    /// The strategy that runs `view`: `Auto` resolved for this adapter, and an error where
+    /// the strategy cannot serve the rows (too long for `Resident`, or past the loop
+    /// budget), saying which and what to do.
+    fn resolve_strategy(&self, strategy: Strategy, view: RowView) -> Result<Strategy> {
+        let auto = strategy == Strategy::Auto;
+        let strategy = match strategy {
+            Strategy::Auto => self.softmax_strategy(view),
+            s => s,
+        };
+        if strategy == Strategy::Resident && view.axis > self.resident_capacity() {
+            return Err(Error::Unsupported(format!(
+                "the resident strategy holds rows of at most {} elements, these have {}",
+                self.resident_capacity(),
+                view.axis
+            )));
+        }
+        if !self.serves(strategy, view) {
+            let budget = self.loop_budget().unwrap_or(u64::MAX);
+            let (rows, axis) = (view.rows(), view.axis);
+            return Err(Error::Unsupported(if auto {
+                format!(
+                    "no strategy serves {rows} rows of {axis} elements within this \
+                     adapter's loop budget ({budget} iterations per invocation; lavapipe \
+                     stops every loop there): even Split's chunks are too many for one \
+                     invocation to combine; run rows this long on a GPU, which has no such \
+                     budget"
+                )
+            } else {
+                format!(
+                    "{strategy:?} would run more loop iterations per invocation than this \
+                     adapter allows ({budget}; lavapipe stops at 65,535) on {rows} rows of \
+                     {axis}; use Strategy::Auto"
+                )
+            }));
+        }
+        Ok(strategy)
+    }
+
+    /// The pipelines a strategy runs, in order (Split: statistics, then the write).
+    fn row_kernels(
+        &self,
+        activation: &Activation,
+        layout: crate::cache::Layout,
+        strategy: Strategy,
+    ) -> Result<Vec<std::sync::Arc<wgpu::ComputePipeline>>> {
+        let subgroups = self.subgroups();
+        let pipeline = |kernel| {
+            self.pipeline(PipelineKey {
+                op: activation.op(),
+                layout,
+                entry: Entry::Row { kernel, subgroups },
+            })
+        };
+        Ok(match strategy {
+            Strategy::Lane => vec![pipeline(RowKernel::Lane)?],
+            Strategy::Workgroup => vec![pipeline(RowKernel::Workgroup)?],
+            Strategy::Resident => vec![pipeline(RowKernel::Resident)?],
+            _ => vec![
+                pipeline(RowKernel::SplitStats)?,
+                pipeline(RowKernel::SplitWrite)?,
+            ],
+        })
+    }
+}
+
+/// One pass: bind group 1 (Split's partials) once, then each piece's bind group with every
+/// kernel of the strategy.
+fn record_rows(
+    encoder: &mut wgpu::CommandEncoder,
+    kernels: &[std::sync::Arc<wgpu::ComputePipeline>],
+    partials: Option<&wgpu::BindGroup>,
+    dispatches: &[super::dispatch::Dispatch],
+) {
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("wgpu-activations softmax"),
+        timestamp_writes: None,
+    });
+    if let Some(group) = partials {
+        pass.set_bind_group(1, group, &[]);
+    }
+    for (bind_group, groups) in dispatches {
+        pass.set_bind_group(0, bind_group.as_ref(), &[]);
+        for kernel in kernels {
+            pass.set_pipeline(kernel);
+            pass.dispatch_workgroups(*groups, 1, 1);
+        }
     }
 }
