@@ -94,102 +94,9 @@ fn relax_function(
     for (h, expr) in old.iter() {
         b.span = old.get_span(h);
         b.first = None;
-        let shape = |e: Handle<Expression>| f32_shape(info[e].ty.inner_with(globals.types));
         let mut e = expr.clone();
         remap_expression(&mut e, |x| map[x.index()])?;
-        let value = match (expr, e) {
-            (
-                &Expression::Binary { op, left, right },
-                Expression::Binary {
-                    left: l, right: r, ..
-                },
-            ) if shape(left).is_some() || shape(right).is_some() => {
-                let (sl, sr) = (shape(left), shape(right));
-                let scalar = shape(h) == Some(None);
-                if let Some(v) = scalar
-                    .then(|| distribute(&mut b, &old, globals, &map, op, left, right))
-                    .flatten()
-                {
-                    v
-                } else if is_arithmetic(op) {
-                    let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
-                    let v = if op == BinaryOperator::Divide {
-                        let one = b.splat(Literal::F32(1.0), sr.flatten());
-                        let recip = b.push(Expression::Binary {
-                            op: BinaryOperator::Divide,
-                            left: one,
-                            right: fr,
-                        });
-                        let recip = b.flush(recip, sr);
-                        b.push(Expression::Binary {
-                            op: BinaryOperator::Multiply,
-                            left: fl,
-                            right: recip,
-                        })
-                    } else {
-                        b.push(Expression::Binary {
-                            op,
-                            left: fl,
-                            right: fr,
-                        })
-                    };
-                    b.flush(v, shape(h))
-                } else {
-                    // comparisons
-                    let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
-                    b.push(Expression::Binary {
-                        op,
-                        left: fl,
-                        right: fr,
-                    })
-                }
-            }
-            (
-                &Expression::Unary {
-                    op: UnaryOperator::Negate,
-                    expr: operand,
-                },
-                Expression::Unary { expr: x, .. },
-            ) if shape(operand).is_some() => {
-                let fx = b.flush(x, shape(operand));
-                b.push(Expression::Unary {
-                    op: UnaryOperator::Negate,
-                    expr: fx,
-                })
-            }
-            (
-                &Expression::Math {
-                    fun,
-                    arg,
-                    arg1,
-                    arg2,
-                    arg3,
-                },
-                Expression::Math {
-                    arg: a0,
-                    arg1: a1,
-                    arg2: a2,
-                    arg3: a3,
-                    ..
-                },
-            ) => {
-                let mut flush_arg =
-                    |old: Handle<Expression>, new: Handle<Expression>| b.flush(new, shape(old));
-                let a0 = flush_arg(arg, a0);
-                let a1 = arg1.zip(a1).map(|(o, n)| flush_arg(o, n));
-                let a2 = arg2.zip(a2).map(|(o, n)| flush_arg(o, n));
-                let a3 = arg3.zip(a3).map(|(o, n)| flush_arg(o, n));
-                let v = b.push(Expression::Math {
-                    fun,
-                    arg: a0,
-                    arg1: a1,
-                    arg2: a2,
-                    arg3: a3,
-                });
-                b.flush(v, shape(h))
-            }
-            (_, e) => b.push(e),
-        };
+        let value = rewrite(&mut b, &old, globals, &map, info, h, expr, e);
         first.push(b.first.unwrap_or(value));
         map.push(value);
     }
@@ -205,6 +112,116 @@ fn relax_function(
         function.named_expressions.insert(map[h.index()], name);
     }
     Ok(())
+}
+
+/// The rewrite of one old expression `h` (`expr`, with its operands already mapped as
+/// `e`) into the new arena: flushes around f32 arithmetic, the reciprocal division, the
+/// distributed constants; anything else copied. Returns the handle of its value.
+#[allow(clippy::too_many_arguments)]
+fn rewrite(
+    b: &mut Builder,
+    old: &Arena<Expression>,
+    globals: &Globals,
+    map: &[Handle<Expression>],
+    info: &naga::valid::FunctionInfo,
+    h: Handle<Expression>,
+    expr: &Expression,
+    e: Expression,
+) -> Handle<Expression> {
+    let shape = |e: Handle<Expression>| f32_shape(info[e].ty.inner_with(globals.types));
+    match (expr, e) {
+        (
+            &Expression::Binary { op, left, right },
+            Expression::Binary {
+                left: l, right: r, ..
+            },
+        ) if shape(left).is_some() || shape(right).is_some() => {
+            let (sl, sr) = (shape(left), shape(right));
+            let scalar = shape(h) == Some(None);
+            if let Some(v) = scalar
+                .then(|| distribute(b, old, globals, map, op, left, right))
+                .flatten()
+            {
+                v
+            } else if is_arithmetic(op) {
+                let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
+                let v = if op == BinaryOperator::Divide {
+                    let one = b.splat(Literal::F32(1.0), sr.flatten());
+                    let recip = b.push(Expression::Binary {
+                        op: BinaryOperator::Divide,
+                        left: one,
+                        right: fr,
+                    });
+                    let recip = b.flush(recip, sr);
+                    b.push(Expression::Binary {
+                        op: BinaryOperator::Multiply,
+                        left: fl,
+                        right: recip,
+                    })
+                } else {
+                    b.push(Expression::Binary {
+                        op,
+                        left: fl,
+                        right: fr,
+                    })
+                };
+                b.flush(v, shape(h))
+            } else {
+                // comparisons
+                let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
+                b.push(Expression::Binary {
+                    op,
+                    left: fl,
+                    right: fr,
+                })
+            }
+        }
+        (
+            &Expression::Unary {
+                op: UnaryOperator::Negate,
+                expr: operand,
+            },
+            Expression::Unary { expr: x, .. },
+        ) if shape(operand).is_some() => {
+            let fx = b.flush(x, shape(operand));
+            b.push(Expression::Unary {
+                op: UnaryOperator::Negate,
+                expr: fx,
+            })
+        }
+        (
+            &Expression::Math {
+                fun,
+                arg,
+                arg1,
+                arg2,
+                arg3,
+            },
+            Expression::Math {
+                arg: a0,
+                arg1: a1,
+                arg2: a2,
+                arg3: a3,
+                ..
+            },
+        ) => {
+            let mut flush_arg =
+                |old: Handle<Expression>, new: Handle<Expression>| b.flush(new, shape(old));
+            let a0 = flush_arg(arg, a0);
+            let a1 = arg1.zip(a1).map(|(o, n)| flush_arg(o, n));
+            let a2 = arg2.zip(a2).map(|(o, n)| flush_arg(o, n));
+            let a3 = arg3.zip(a3).map(|(o, n)| flush_arg(o, n));
+            let v = b.push(Expression::Math {
+                fun,
+                arg: a0,
+                arg1: a1,
+                arg2: a2,
+                arg3: a3,
+            });
+            b.flush(v, shape(h))
+        }
+        (_, e) => b.push(e),
+    }
 }
 
 fn is_arithmetic(op: BinaryOperator) -> bool {
@@ -458,26 +475,9 @@ fn remap_block(
     for (mut stmt, span) in block.span_into_iter() {
         match &mut stmt {
             Statement::Emit(range) => {
-                let Some((lo, hi)) = range.first_and_last() else {
-                    continue;
-                };
-                let (lo, hi) = (first[lo.index()], map[hi.index()]);
-                let mut run: Option<(Handle<Expression>, Handle<Expression>)> = None;
-                for (h, e) in arena
-                    .iter()
-                    .skip(lo.index())
-                    .take(hi.index() + 1 - lo.index())
-                {
-                    if e.needs_pre_emit() {
-                        if let Some((a, z)) = run.take() {
-                            out.push(Statement::Emit(Range::new_from_bounds(a, z)), span);
-                        }
-                    } else {
-                        run = Some((run.map_or(h, |(a, _)| a), h));
-                    }
-                }
-                if let Some((a, z)) = run {
-                    out.push(Statement::Emit(Range::new_from_bounds(a, z)), span);
+                if let Some((lo, hi)) = range.first_and_last() {
+                    let (lo, hi) = (first[lo.index()], map[hi.index()]);
+                    push_emits(&mut out, arena, lo, hi, span);
                 }
                 continue;
             }
@@ -508,69 +508,108 @@ fn remap_block(
                 *continuing = remap_block(std::mem::take(continuing), map, first, arena)?;
                 break_if.iter_mut().for_each(m);
             }
-            Statement::Break
-            | Statement::Continue
-            | Statement::Kill
-            | Statement::ControlBarrier(_)
-            | Statement::MemoryBarrier(_) => {}
-            Statement::Return { value } => value.iter_mut().for_each(m),
-            Statement::Store { pointer, value } => {
-                m(pointer);
-                m(value);
-            }
-            Statement::Atomic {
-                pointer,
-                value,
-                result,
-                fun,
-            } => {
-                m(pointer);
-                m(value);
-                result.iter_mut().for_each(m);
-                if let naga::AtomicFunction::Exchange { compare: Some(c) } = fun {
-                    m(c);
-                }
-            }
-            Statement::WorkGroupUniformLoad { pointer, result } => {
-                m(pointer);
-                m(result);
-            }
-            Statement::Call {
-                arguments, result, ..
-            } => {
-                arguments.iter_mut().for_each(m);
-                result.iter_mut().for_each(m);
-            }
-            Statement::SubgroupBallot { result, predicate } => {
-                m(result);
-                predicate.iter_mut().for_each(m);
-            }
-            Statement::SubgroupGather {
-                mode,
-                argument,
-                result,
-            } => {
-                m(argument);
-                m(result);
-                match mode {
-                    naga::GatherMode::Broadcast(i)
-                    | naga::GatherMode::Shuffle(i)
-                    | naga::GatherMode::ShuffleDown(i)
-                    | naga::GatherMode::ShuffleUp(i)
-                    | naga::GatherMode::ShuffleXor(i)
-                    | naga::GatherMode::QuadBroadcast(i) => m(i),
-                    naga::GatherMode::BroadcastFirst | naga::GatherMode::QuadSwap(_) => {}
-                }
-            }
-            Statement::SubgroupCollectiveOperation {
-                argument, result, ..
-            } => {
-                m(argument);
-                m(result);
-            }
-            other => return Err(format!("relaxed mode: unsupported statement {other:?}")),
+            leaf => remap_leaf(leaf, map)?,
         }
         out.push(stmt, span);
     }
     Ok(out)
+}
+
+/// `Emit` statements for the new expressions `lo..=hi` (an old `Emit`'s range widened
+/// to the expressions inserted for it), split around the literals, which naga requires
+/// outside `Emit`.
+fn push_emits(
+    out: &mut Block,
+    arena: &Arena<Expression>,
+    lo: Handle<Expression>,
+    hi: Handle<Expression>,
+    span: Span,
+) {
+    let mut run: Option<(Handle<Expression>, Handle<Expression>)> = None;
+    for (h, e) in arena
+        .iter()
+        .skip(lo.index())
+        .take(hi.index() + 1 - lo.index())
+    {
+        if e.needs_pre_emit() {
+            if let Some((a, z)) = run.take() {
+                out.push(Statement::Emit(Range::new_from_bounds(a, z)), span);
+            }
+        } else {
+            run = Some((run.map_or(h, |(a, _)| a), h));
+        }
+    }
+    if let Some((a, z)) = run {
+        out.push(Statement::Emit(Range::new_from_bounds(a, z)), span);
+    }
+}
+
+/// Maps the expression handles of a statement that holds no block; an error for the
+/// statements this crate's shaders do not use (images, ray queries, ...).
+fn remap_leaf(stmt: &mut Statement, map: &[Handle<Expression>]) -> Result<(), String> {
+    let m = |h: &mut Handle<Expression>| *h = map[h.index()];
+    match stmt {
+        Statement::Break
+        | Statement::Continue
+        | Statement::Kill
+        | Statement::ControlBarrier(_)
+        | Statement::MemoryBarrier(_) => {}
+        Statement::Return { value } => value.iter_mut().for_each(m),
+        Statement::Store { pointer, value } => {
+            m(pointer);
+            m(value);
+        }
+        Statement::Atomic {
+            pointer,
+            value,
+            result,
+            fun,
+        } => {
+            m(pointer);
+            m(value);
+            result.iter_mut().for_each(m);
+            if let naga::AtomicFunction::Exchange { compare: Some(c) } = fun {
+                m(c);
+            }
+        }
+        Statement::WorkGroupUniformLoad { pointer, result } => {
+            m(pointer);
+            m(result);
+        }
+        Statement::Call {
+            arguments, result, ..
+        } => {
+            arguments.iter_mut().for_each(m);
+            result.iter_mut().for_each(m);
+        }
+        Statement::SubgroupBallot { result, predicate } => {
+            m(result);
+            predicate.iter_mut().for_each(m);
+        }
+        Statement::SubgroupGather {
+            mode,
+            argument,
+            result,
+        } => {
+            m(argument);
+            m(result);
+            match mode {
+                naga::GatherMode::Broadcast(i)
+                | naga::GatherMode::Shuffle(i)
+                | naga::GatherMode::ShuffleDown(i)
+                | naga::GatherMode::ShuffleUp(i)
+                | naga::GatherMode::ShuffleXor(i)
+                | naga::GatherMode::QuadBroadcast(i) => m(i),
+                naga::GatherMode::BroadcastFirst | naga::GatherMode::QuadSwap(_) => {}
+            }
+        }
+        Statement::SubgroupCollectiveOperation {
+            argument, result, ..
+        } => {
+            m(argument);
+            m(result);
+        }
+        other => return Err(format!("relaxed mode: unsupported statement {other:?}")),
+    }
+    Ok(())
 }
