@@ -144,27 +144,7 @@ fn rewrite(
             {
                 v
             } else if is_arithmetic(op) {
-                let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
-                let v = if op == BinaryOperator::Divide {
-                    let one = b.splat(Literal::F32(1.0), sr.flatten());
-                    let recip = b.push(Expression::Binary {
-                        op: BinaryOperator::Divide,
-                        left: one,
-                        right: fr,
-                    });
-                    let recip = b.flush(recip, sr);
-                    b.push(Expression::Binary {
-                        op: BinaryOperator::Multiply,
-                        left: fl,
-                        right: recip,
-                    })
-                } else {
-                    b.push(Expression::Binary {
-                        op,
-                        left: fl,
-                        right: fr,
-                    })
-                };
+                let v = b.arithmetic(op, (l, sl), (r, sr));
                 b.flush(v, shape(h))
             } else {
                 // comparisons
@@ -205,19 +185,16 @@ fn rewrite(
                 ..
             },
         ) => {
-            let mut flush_arg =
-                |old: Handle<Expression>, new: Handle<Expression>| b.flush(new, shape(old));
-            let a0 = flush_arg(arg, a0);
-            let a1 = arg1.zip(a1).map(|(o, n)| flush_arg(o, n));
-            let a2 = arg2.zip(a2).map(|(o, n)| flush_arg(o, n));
-            let a3 = arg3.zip(a3).map(|(o, n)| flush_arg(o, n));
-            let v = b.push(Expression::Math {
+            let arg_shape = |o: Option<Handle<Expression>>| o.and_then(shape);
+            let v = b.math(
                 fun,
-                arg: a0,
-                arg1: a1,
-                arg2: a2,
-                arg3: a3,
-            });
+                (a0, shape(arg)),
+                [
+                    (a1, arg_shape(arg1)),
+                    (a2, arg_shape(arg2)),
+                    (a3, arg_shape(arg3)),
+                ],
+            );
             b.flush(v, shape(h))
         }
         (_, e) => b.push(e),
@@ -316,6 +293,54 @@ impl Builder<'_> {
         let h = self.arena.append(e, self.span);
         self.first.get_or_insert(h);
         h
+    }
+
+    /// `l op r` with both operands flushed, and a division as a product with the flushed
+    /// reciprocal of `r` (the result itself is not flushed yet).
+    fn arithmetic(
+        &mut self,
+        op: BinaryOperator,
+        (l, sl): (Handle<Expression>, F32Shape),
+        (r, sr): (Handle<Expression>, F32Shape),
+    ) -> Handle<Expression> {
+        let (fl, fr) = (self.flush(l, sl), self.flush(r, sr));
+        if op != BinaryOperator::Divide {
+            return self.push(Expression::Binary {
+                op,
+                left: fl,
+                right: fr,
+            });
+        }
+        let one = self.splat(Literal::F32(1.0), sr.flatten());
+        let recip = self.push(Expression::Binary {
+            op: BinaryOperator::Divide,
+            left: one,
+            right: fr,
+        });
+        let recip = self.flush(recip, sr);
+        self.push(Expression::Binary {
+            op: BinaryOperator::Multiply,
+            left: fl,
+            right: recip,
+        })
+    }
+
+    /// A builtin with its f32 arguments flushed (the result itself is not flushed yet).
+    fn math(
+        &mut self,
+        fun: MathFunction,
+        (arg, shape): (Handle<Expression>, F32Shape),
+        rest: [(Option<Handle<Expression>>, F32Shape); 3],
+    ) -> Handle<Expression> {
+        let arg = self.flush(arg, shape);
+        let [a1, a2, a3] = rest.map(|(h, s)| h.map(|h| self.flush(h, s)));
+        self.push(Expression::Math {
+            fun,
+            arg,
+            arg1: a1,
+            arg2: a2,
+            arg3: a3,
+        })
     }
 
     /// A literal, splatted to a vector of `size` when there is one.
