@@ -59,58 +59,17 @@ impl Context {
         }
         let wg = u64::from(self.workgroup_size());
         let max_groups = self.max_groups();
-        // Two passes over a column per feature: by one invocation, or for large batches
-        // (or past the adapter's loop budget) by a workgroup and its reductions.
-        let (f, b) = (features as u64, batch as u64);
-        let lane_iterations = self.grid_stride_iterations(f, 2 * b);
-        let workgroups = b >= 1024 || !self.within_budget(lane_iterations);
-        let per_invocation = if workgroups {
-            f.div_ceil(max_groups) * (2 * b.div_ceil(wg) + 4 * wg + 8)
-        } else {
-            lane_iterations
-        };
-        self.check_budget(per_invocation, &format!("a batch of {batch}"))?;
-        let subgroups = self.subgroups();
+        let f = features as u64;
+        let workgroups = self.dice_workgroups(batch as u64, f)?;
         let staged = self.stage_input(encoder, &plan, input, len as u64)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
-        let pipeline = |entry| {
-            self.pipeline(PipelineKey {
-                op: activation.op(),
-                layout: plan.layout(),
-                entry,
-            })
-        };
-        let (stats, apply, stats_group, alpha_at) = match alpha {
-            None => (
-                pipeline(if workgroups {
-                    Entry::DiceStatsWg {
-                        subgroups,
-                        alpha: false,
-                    }
-                } else {
-                    Entry::DiceStats
-                })?,
-                pipeline(Entry::DiceApply)?,
-                self.partials_group(features as u64 * 16)?,
-                0,
-            ),
-            Some(a) => {
-                let (group, w) = self.dice_alpha_group(a, features as u64)?;
-                (
-                    pipeline(if workgroups {
-                        Entry::DiceStatsWg {
-                            subgroups,
-                            alpha: true,
-                        }
-                    } else {
-                        Entry::DiceStatsAlpha
-                    })?,
-                    pipeline(Entry::DiceApplyAlpha)?,
-                    group,
-                    (w.delta / F32) as u32,
-                )
-            }
-        };
+        let (stats, apply, stats_group, alpha_at) = self.dice_passes(
+            activation,
+            plan.layout(),
+            alpha,
+            features as u64,
+            workgroups,
+        )?;
         let (entries, in_delta, out_delta) = plan.bindings(input, output, 0, len as u64);
         let uniforms = Uniforms {
             batch: batch as u32,
@@ -274,29 +233,8 @@ impl Context {
             layout: plan.layout(),
             entry: Entry::DiceEval,
         })?;
-        let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
-        let windows = [stats.mean, stats.var, stats.alpha]
-            .map(|r| (r, super::dispatch::window(r.offset, features as u64, align)));
-        let group1 = self.scoped(|| {
-            let entries: Vec<_> = windows
-                .iter()
-                .enumerate()
-                .map(|(i, (r, w))| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: r.buffer,
-                        offset: w.start,
-                        size: wgpu::BufferSize::new(w.size),
-                    }),
-                })
-                .collect();
-            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("dice running statistics"),
-                layout: self.dice_eval_layout(),
-                entries: &entries,
-            })
-        })?;
-        let at = |i: usize| (windows[i].1.delta / F32) as u32;
+        let (group1, windows) = self.dice_eval_group(&stats, features as u64)?;
+        let at = |i: usize| (windows[i].delta / F32) as u32;
         let dispatches = self.chunk_dispatches(
             "dice eval",
             &plan,
@@ -402,5 +340,117 @@ impl Context {
             })
         })?;
         Ok((std::sync::Arc::new(group), w))
+    }
+}
+
+impl Context {
+    /// Bind group 1 of evaluation mode: the running mean, variance and alpha, each bound
+    /// in an aligned window of its buffer (the windows returned for the element offsets).
+    fn dice_eval_group(
+        &self,
+        stats: &DiceEval<'_>,
+        features: u64,
+    ) -> Result<(wgpu::BindGroup, [super::dispatch::Window; 3])> {
+        let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
+        let regions = [stats.mean, stats.var, stats.alpha];
+        let windows = regions.map(|r| super::dispatch::window(r.offset, features, align));
+        let group = self.scoped(|| {
+            let entries: Vec<_> = regions
+                .iter()
+                .zip(&windows)
+                .enumerate()
+                .map(|(i, (r, w))| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: r.buffer,
+                        offset: w.start,
+                        size: wgpu::BufferSize::new(w.size),
+                    }),
+                })
+                .collect();
+            self.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("dice running statistics"),
+                layout: self.dice_eval_layout(),
+                entries: &entries,
+            })
+        })?;
+        Ok((group, windows))
+    }
+}
+
+/// The two pipelines of training mode (statistics, then the elementwise pass), their
+/// bind group 1, and alpha's element offset in it (0 without a per-feature alpha).
+type DicePasses = (
+    std::sync::Arc<wgpu::ComputePipeline>,
+    std::sync::Arc<wgpu::ComputePipeline>,
+    std::sync::Arc<wgpu::BindGroup>,
+    u32,
+);
+
+impl Context {
+    /// Whether training mode's statistics take one workgroup per feature (large batches,
+    /// or where one invocation per feature would pass the loop budget) rather than one
+    /// invocation: two passes over a column per feature either way.
+    fn dice_workgroups(&self, batch: u64, features: u64) -> Result<bool> {
+        let wg = u64::from(self.workgroup_size());
+        let lane_iterations = self.grid_stride_iterations(features, 2 * batch);
+        let workgroups = batch >= 1024 || !self.within_budget(lane_iterations);
+        let per_invocation = if workgroups {
+            features.div_ceil(self.max_groups()) * (2 * batch.div_ceil(wg) + 4 * wg + 8)
+        } else {
+            lane_iterations
+        };
+        self.check_budget(per_invocation, &format!("a batch of {batch}"))?;
+        Ok(workgroups)
+    }
+
+    /// Training mode's passes, with the spec's alpha or one per feature from a buffer.
+    fn dice_passes(
+        &self,
+        activation: &Activation,
+        layout: crate::cache::Layout,
+        alpha: Option<BufferRegion<'_>>,
+        features: u64,
+        workgroups: bool,
+    ) -> Result<DicePasses> {
+        let subgroups = self.subgroups();
+        let pipeline = |entry| {
+            self.pipeline(PipelineKey {
+                op: activation.op(),
+                layout,
+                entry,
+            })
+        };
+        Ok(match alpha {
+            None => (
+                pipeline(if workgroups {
+                    Entry::DiceStatsWg {
+                        subgroups,
+                        alpha: false,
+                    }
+                } else {
+                    Entry::DiceStats
+                })?,
+                pipeline(Entry::DiceApply)?,
+                self.partials_group(features * 16)?,
+                0,
+            ),
+            Some(a) => {
+                let (group, w) = self.dice_alpha_group(a, features)?;
+                (
+                    pipeline(if workgroups {
+                        Entry::DiceStatsWg {
+                            subgroups,
+                            alpha: true,
+                        }
+                    } else {
+                        Entry::DiceStatsAlpha
+                    })?,
+                    pipeline(Entry::DiceApplyAlpha)?,
+                    group,
+                    (w.delta / F32) as u32,
+                )
+            }
+        })
     }
 }
