@@ -270,86 +270,13 @@ impl FromStr for Activation {
             spec: spec.to_string(),
             reason,
         };
-        let text = spec.trim();
-        let (name, args) = match text.find('(') {
-            None => (text, None),
-            Some(open) => {
-                let inner = text[open + 1..]
-                    .strip_suffix(')')
-                    .ok_or_else(|| err("expected `)` at the end".into()))?;
-                if inner.contains(['(', ')']) {
-                    return Err(err("unbalanced parentheses".into()));
-                }
-                (text[..open].trim(), Some(inner))
-            }
+        let (name, args) = split_spec(spec.trim()).map_err(err)?;
+        let rows = rows_named(name).map_err(err)?;
+        let mut pairs = match args {
+            Some(inner) => parse_pairs(inner).map_err(err)?,
+            None => Vec::new(),
         };
-        if name.is_empty() {
-            return Err(err(
-                "empty name; expected e.g. `relu` or `leaky_relu(negative_slope=0.2)`".into(),
-            ));
-        }
-        let canonical = ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == name)
-            .map_or(name, |(_, target)| *target);
-        let rows: Vec<Op> = Op::ALL
-            .iter()
-            .copied()
-            .filter(|o| o.name() == canonical)
-            .collect();
-        if rows.is_empty() {
-            return Err(err(match suggest(name) {
-                Some(s) => format!("unknown activation `{name}`; did you mean `{s}`?"),
-                None => format!("unknown activation `{name}`"),
-            }));
-        }
-
-        // KEY=VALUE pairs
-        let mut pairs: Vec<(&str, &str)> = Vec::new();
-        if let Some(inner) = args {
-            for item in inner.split(',').map(str::trim) {
-                if item.is_empty() {
-                    if inner.trim().is_empty() {
-                        break;
-                    }
-                    return Err(err("empty argument between commas".into()));
-                }
-                let (k, v) = item
-                    .split_once('=')
-                    .ok_or_else(|| err(format!("expected KEY=VALUE, got `{item}`")))?;
-                let (k, v) = (k.trim(), v.trim());
-                if v.is_empty() {
-                    return Err(err(format!("missing value for `{k}`")));
-                }
-                if pairs.iter().any(|(seen, _)| *seen == k) {
-                    return Err(err(format!("`{k}` is given twice")));
-                }
-                pairs.push((k, v));
-            }
-        }
-
-        // A word selector (gelu's `approximate`) picks the row.
-        let mut op = rows[0];
-        if let Some((vkey, _)) = op.info().variant {
-            if let Some(&(_, word)) = pairs.iter().find(|(k, _)| *k == vkey) {
-                op = *rows
-                    .iter()
-                    .find(|o| o.info().variant.map(|(_, w)| w) == Some(word))
-                    .ok_or_else(|| {
-                        let words: Vec<_> = rows
-                            .iter()
-                            .filter_map(|o| o.info().variant)
-                            .map(|v| v.1)
-                            .collect();
-                        err(format!(
-                            "`{vkey}` must be one of {}, got `{word}`",
-                            words.join(", ")
-                        ))
-                    })?;
-                pairs.retain(|(k, _)| *k != vkey);
-            }
-        }
-
+        let op = pick_variant(&rows, &mut pairs).map_err(err)?;
         let info = op.info();
         let mut values: Vec<Option<f32>> = info.params.iter().map(|p| p.default).collect();
         for (k, v) in pairs {
@@ -372,6 +299,97 @@ impl FromStr for Activation {
             other => other,
         })
     }
+}
+
+/// `NAME` or `NAME(ARGS)` into the name and the text between the parentheses.
+fn split_spec(text: &str) -> std::result::Result<(&str, Option<&str>), String> {
+    let (name, args) = match text.find('(') {
+        None => (text, None),
+        Some(open) => {
+            let inner = text[open + 1..]
+                .strip_suffix(')')
+                .ok_or_else(|| "expected `)` at the end".to_string())?;
+            if inner.contains(['(', ')']) {
+                return Err("unbalanced parentheses".into());
+            }
+            (text[..open].trim(), Some(inner))
+        }
+    };
+    if name.is_empty() {
+        return Err("empty name; expected e.g. `relu` or `leaky_relu(negative_slope=0.2)`".into());
+    }
+    Ok((name, args))
+}
+
+/// The op table's rows of a name (or alias): several where a word selects among them
+/// (gelu's `approximate`); an error with a suggestion for an unknown name.
+fn rows_named(name: &str) -> std::result::Result<Vec<Op>, String> {
+    let canonical = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, target)| *target);
+    let rows: Vec<Op> = Op::ALL
+        .iter()
+        .copied()
+        .filter(|o| o.name() == canonical)
+        .collect();
+    if rows.is_empty() {
+        return Err(match suggest(name) {
+            Some(s) => format!("unknown activation `{name}`; did you mean `{s}`?"),
+            None => format!("unknown activation `{name}`"),
+        });
+    }
+    Ok(rows)
+}
+
+/// `KEY=VALUE, ...` into trimmed pairs, each key once.
+fn parse_pairs(inner: &str) -> std::result::Result<Vec<(&str, &str)>, String> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for item in inner.split(',').map(str::trim) {
+        if item.is_empty() {
+            if inner.trim().is_empty() {
+                break;
+            }
+            return Err("empty argument between commas".into());
+        }
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("expected KEY=VALUE, got `{item}`"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if v.is_empty() {
+            return Err(format!("missing value for `{k}`"));
+        }
+        if pairs.iter().any(|(seen, _)| *seen == k) {
+            return Err(format!("`{k}` is given twice"));
+        }
+        pairs.push((k, v));
+    }
+    Ok(pairs)
+}
+
+/// The row a word selector picks (gelu's `approximate=tanh`), taking the selector out
+/// of `pairs`; the first row where there is none.
+fn pick_variant(rows: &[Op], pairs: &mut Vec<(&str, &str)>) -> std::result::Result<Op, String> {
+    let first = rows[0];
+    let Some((vkey, _)) = first.info().variant else {
+        return Ok(first);
+    };
+    let Some(&(_, word)) = pairs.iter().find(|(k, _)| *k == vkey) else {
+        return Ok(first);
+    };
+    let op = *rows
+        .iter()
+        .find(|o| o.info().variant.map(|(_, w)| w) == Some(word))
+        .ok_or_else(|| {
+            let words: Vec<_> = rows
+                .iter()
+                .filter_map(|o| o.info().variant)
+                .map(|v| v.1)
+                .collect();
+            format!("`{vkey}` must be one of {}, got `{word}`", words.join(", "))
+        })?;
+    pairs.retain(|(k, _)| *k != vkey);
+    Ok(op)
 }
 
 impl Activation {
