@@ -7,7 +7,12 @@
 pub enum Error {
     /// A spec string that does not parse or names an invalid value.
     #[error("invalid activation spec `{spec}`: {reason}")]
-    Spec { spec: String, reason: String },
+    Spec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// No adapter at all: neither a GPU nor a software rasteriser.
     #[error(
@@ -18,12 +23,19 @@ pub enum Error {
 
     /// The adapter refused to create a device.
     #[error("could not create a device on `{adapter}`: {reason}")]
-    RequestDevice { adapter: String, reason: String },
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's reason.
+        reason: String,
+    },
 
     /// The device lacks features this call needs.
     #[error("the device lacks required features {missing:?} (it has {available:?})")]
     MissingFeature {
+        /// The features this call needs that the device lacks.
         missing: wgpu::Features,
+        /// The features the device has.
         available: wgpu::Features,
     },
 
@@ -32,8 +44,11 @@ pub enum Error {
         "the {role} buffer lacks {missing:?} usage (it has {actual:?}); create it with {missing:?}"
     )]
     MissingUsage {
+        /// Which buffer of the call ("input", "output", "weight", ...).
         role: &'static str,
+        /// The usage it needs.
         missing: wgpu::BufferUsages,
+        /// The usages it was created with.
         actual: wgpu::BufferUsages,
     },
 
@@ -43,16 +58,26 @@ pub enum Error {
          bytes, the buffer has {size}"
     )]
     BufferTooSmall {
+        /// Which buffer of the call.
         role: &'static str,
+        /// The region's byte offset.
         offset: u64,
+        /// The f32 elements asked for.
         len: u64,
+        /// The bytes that needs (`u64::MAX` where the count overflows).
         needed: u64,
+        /// The buffer's size in bytes.
         size: u64,
     },
 
     /// A byte offset that is not a multiple of 4 (the size of an f32).
     #[error("the {role} offset {offset} is not a multiple of 4 bytes")]
-    Misaligned { role: &'static str, offset: u64 },
+    Misaligned {
+        /// Which buffer of the call.
+        role: &'static str,
+        /// The offset given.
+        offset: u64,
+    },
 
     /// Input and output share a buffer and overlap where they may not: ranges that are
     /// not the same, or any overlap for an op that cannot run in place. `hint` says what
@@ -66,8 +91,11 @@ pub enum Error {
         first: &'static str,
         /// What the second range holds ("output").
         second: &'static str,
+        /// The first range's bytes.
         input: std::ops::Range<u64>,
+        /// The second range's bytes.
         output: std::ops::Range<u64>,
+        /// What to do instead.
         hint: &'static str,
     },
 
@@ -77,16 +105,29 @@ pub enum Error {
         "the {role} is in the output's buffer; wgpu does not let one dispatch read a buffer \
          through a read-only binding while writing it: put the {role} in a buffer of its own"
     )]
-    SharesOutputBuffer { role: &'static str },
+    SharesOutputBuffer {
+        /// Which auxiliary buffer.
+        role: &'static str,
+    },
 
     /// Input and output lengths differ.
     #[error("length mismatch: input has {input} elements, output has room for {output}")]
-    LengthMismatch { input: usize, output: usize },
+    LengthMismatch {
+        /// The input's elements.
+        input: usize,
+        /// The output's room.
+        output: usize,
+    },
 
     /// A tensor shape that does not fit the data or the op (`dim` out of range, a
     /// product that differs from the element count).
     #[error("invalid shape {shape:?}: {reason}")]
-    Shape { shape: Vec<usize>, reason: String },
+    Shape {
+        /// The shape given.
+        shape: Vec<usize>,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A request this crate cannot serve on this device, with the reason.
     #[error("unsupported: {0}")]
@@ -100,8 +141,11 @@ pub enum Error {
     /// the file, and the operating system's error as the source.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
+        /// What this crate was doing ("read the pipeline cache", ...).
         action: &'static str,
+        /// The file.
         path: std::path::PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! WGSL compute shaders for neural-network activation functions, run through wgpu and
 //! checked against an f64 CPU reference.
 //!

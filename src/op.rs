@@ -15,11 +15,21 @@ pub enum Accuracy {
     Exact,
     /// Within `rel` relative error of the f64 reference, or `abs` absolute error for
     /// values that small (the softmax family, whose elements share a row's sum).
-    Relative { rel: f64, abs: f64 },
+    Relative {
+        /// The relative bound.
+        rel: f64,
+        /// The absolute bound for values smaller than `abs / rel`.
+        abs: f64,
+    },
     /// At most `default` ULP with the default parameters and at most `any` ULP with any
     /// parameters (ops that scale their argument before a transcendental, such as
     /// `softplus(beta=2)`, round that product first).
-    Ulp { default: u32, any: u32 },
+    Ulp {
+        /// The bound with the default parameters.
+        default: u32,
+        /// The bound with any parameters.
+        any: u32,
+    },
 }
 
 impl Accuracy {
@@ -38,7 +48,9 @@ impl Accuracy {
 /// table a required parameter is written `"name" ~ sample`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Param {
+    /// PyTorch's name for it.
     pub name: &'static str,
+    /// Its default; `None` where the spec must give it.
     pub default: Option<f32>,
     /// The default, or for a required parameter a sample value (what
     /// [`Activation::example`](crate::Activation::example) uses).
@@ -71,7 +83,12 @@ pub struct OpInfo {
 pub enum Kernel {
     /// `y[i] = f(x[i])`: the WGSL function in `shaders/activations.wgsl` (called as
     /// `f(x, params)`) and the f64 CPU reference `f(x, params)`.
-    Elementwise { wgsl: &'static str, cpu: CpuFn },
+    Elementwise {
+        /// The WGSL function's name.
+        wgsl: &'static str,
+        /// The f64 reference.
+        cpu: CpuFn,
+    },
     /// A normalisation along one axis (`dim`), run by the row kernels of
     /// `shaders/softmax.wgsl`.
     Softmax(SoftmaxKind),

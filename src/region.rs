@@ -3,7 +3,9 @@
 /// A place in a buffer: `buffer` starting at byte `offset`.
 #[derive(Clone, Copy, Debug)]
 pub struct BufferRegion<'a> {
+    /// The buffer (it needs `STORAGE` usage for the kernels, `COPY_SRC` to download).
     pub buffer: &'a wgpu::Buffer,
+    /// The byte offset of the first element (a multiple of 4).
     pub offset: u64,
 }
 

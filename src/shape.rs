@@ -8,8 +8,11 @@ use crate::{Error, Result};
 /// axis: rows along the last axis are contiguous (`inner == 1`), others are strided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowView {
+    /// The product of the dims before the axis.
     pub outer: usize,
+    /// The axis' length (the row length).
     pub axis: usize,
+    /// The product of the dims after the axis (1 for the last axis: contiguous rows).
     pub inner: usize,
 }
 

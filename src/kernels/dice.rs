@@ -171,8 +171,11 @@ impl Context {
 /// feature each, in the caller's buffers (`STORAGE` usage).
 #[derive(Clone, Copy, Debug)]
 pub struct DiceEval<'a> {
+    /// The running mean, one per feature.
     pub mean: BufferRegion<'a>,
+    /// The running (biased) variance, one per feature.
     pub var: BufferRegion<'a>,
+    /// alpha, one per feature.
     pub alpha: BufferRegion<'a>,
     /// Added to the variance (1e-9 in `dice`'s spec).
     pub eps: f32,
