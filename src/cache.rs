@@ -267,7 +267,7 @@ impl PipelineCache {
 }
 
 fn poisoned() -> Error {
-    Error::Wgpu("a thread panicked while compiling a pipeline".into())
+    Error::Poisoned("compiling a pipeline")
 }
 
 /// One storage binding of a bind group: `size` bytes of `buffer` from `offset`.

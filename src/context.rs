@@ -671,10 +671,14 @@ impl Context {
     /// mode (where a source the pass cannot take is an error, never silently unrelaxed).
     fn shader_module(&self, label: &str, source: &str) -> Result<wgpu::ShaderModule> {
         let source = if self.relaxed {
-            let mut module = naga::front::wgsl::parse_str(source).map_err(|e| {
-                Error::Wgpu(format!("WGSL parse error: {}", e.emit_to_string(source)))
+            let mut module = naga::front::wgsl::parse_str(source).map_err(|e| Error::Shader {
+                report: format!("WGSL parse error: {}", e.emit_to_string(source)),
+                source: Box::new(e),
             })?;
-            crate::relaxed::relax(&mut module).map_err(Error::Wgpu)?;
+            crate::relaxed::relax(&mut module).map_err(|message| Error::Wgpu {
+                message,
+                source: None,
+            })?;
             wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module))
         } else {
             wgpu::ShaderSource::Wgsl(source.into())
@@ -696,7 +700,10 @@ impl Context {
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         match v.or(o) {
-            Some(e) => Err(Error::Wgpu(describe(&e))),
+            Some(e) => Err(Error::Wgpu {
+                message: describe(&e),
+                source: Some(Box::new(e)),
+            }),
             None => Ok(out),
         }
     }
@@ -706,7 +713,10 @@ impl Context {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Wgpu(e.to_string()))
+            .map_err(|e| Error::Wgpu {
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            })
     }
 }
 

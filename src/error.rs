@@ -133,9 +133,34 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
-    /// wgpu reported an error for an operation of this crate (caught in an error scope).
-    #[error("wgpu error: {0}")]
-    Wgpu(String),
+    /// wgpu reported an error for an operation of this crate (caught in an error scope),
+    /// or waiting for the device failed: the message with wgpu's causes, and wgpu's error
+    /// itself as the source.
+    #[error("wgpu error: {message}")]
+    Wgpu {
+        /// What wgpu said, with its chain of causes.
+        message: String,
+        /// wgpu's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// WGSL that does not parse or validate (a shader of this crate, or one given to
+    /// [`crate::shader::validate_wgsl`]): naga's report with the source lines, and naga's
+    /// error as the source.
+    #[error("{report}")]
+    Shader {
+        /// naga's report, with the offending lines of WGSL.
+        report: String,
+        /// naga's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A thread panicked while holding one of the context's locks (compiling a pipeline);
+    /// the context's caches may be incomplete.
+    #[error("a thread panicked while {0}; create a new Context")]
+    Poisoned(&'static str),
 
     /// A file this crate reads or writes (the pipeline-cache file): what it was doing,
     /// the file, and the operating system's error as the source.

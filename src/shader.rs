@@ -190,18 +190,18 @@ pub fn source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bool) -> S
 
 /// Parses and validates WGSL with naga, as wgpu would before compiling it.
 pub fn validate_wgsl(source: &str) -> Result<()> {
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| Error::Wgpu(format!("WGSL parse error: {}", e.emit_to_string(source))))?;
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| Error::Shader {
+        report: format!("WGSL parse error: {}", e.emit_to_string(source)),
+        source: Box::new(e),
+    })?;
     naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::SUBGROUP,
     )
     .validate(&module)
-    .map_err(|e| {
-        Error::Wgpu(format!(
-            "WGSL validation error: {}",
-            e.emit_to_string(source)
-        ))
+    .map_err(|e| Error::Shader {
+        report: format!("WGSL validation error: {}", e.emit_to_string(source)),
+        source: Box::new(e.into_inner()),
     })?;
     Ok(())
 }
@@ -218,8 +218,12 @@ pub fn validate_all(workgroup_size: u32) -> Result<()> {
                 if !seen.insert(source.clone()) {
                     continue;
                 }
-                validate_wgsl(&source).map_err(|e| {
-                    Error::Wgpu(format!("{} ({layout:?}, {entry:?}): {e}", op.name()))
+                validate_wgsl(&source).map_err(|e| match e {
+                    Error::Shader { report, source } => Error::Shader {
+                        report: format!("{} ({layout:?}, {entry:?}): {report}", op.name()),
+                        source,
+                    },
+                    other => other,
                 })?;
             }
         }

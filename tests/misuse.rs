@@ -54,6 +54,10 @@ fn buffers_of_another_context_are_refused_not_aliased() {
     });
     let err = r.expect_err("a foreign buffer must be an error");
     assert!(err.to_string().to_lowercase().contains("device"), "{err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "wgpu's error is kept as the source"
+    );
     ctx.queue().submit([encoder.finish()]);
     ctx.wait().unwrap();
     assert_eq!(
@@ -413,4 +417,18 @@ fn every_entry_point_refuses_every_misuse_with_a_message() {
         "errors reached the device's handler"
     );
     assert_eq!(other_errors.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn errors_keep_their_causes() {
+    let e = wgpu_activations::shader::validate_wgsl("fn f() -> f32 { return 1u; }").unwrap_err();
+    assert!(matches!(e, Error::Shader { .. }), "{e:?}");
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "naga's error is the source"
+    );
+    assert!(
+        e.to_string().contains("return 1u"),
+        "the report shows the line: {e}"
+    );
 }
