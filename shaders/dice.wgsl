@@ -6,7 +6,8 @@
 // writes (mean, var) to `stats`; dice_apply (one invocation per element) reads them.
 // Evaluation mode, dice_eval, reads running statistics and a per-feature alpha from the
 // caller's buffers instead (bind group 1, read-only).
-// The host prepends activations.wgsl and replaces WORKGROUP_SIZE and SRC.
+// The host's generated prelude (src/shader.rs) defines WORKGROUP_SIZE and `load_in(k)`
+// (the input, through src, or dst in place); activations.wgsl and a reduction follow it.
 
 struct Dice {
     batch: u32,
@@ -37,12 +38,12 @@ fn dice_stats(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var f = gid.x; f < fcount; f += groups.x * WORKGROUP_SIZE) {
         var sum = vec2<f32>(0.0);
         for (var b = 0u; b < dice_u.batch; b++) {
-            sum = add_compensated(sum, SRC[dice_u.in_offset + b * fcount + f]);
+            sum = add_compensated(sum, load_in(b * fcount + f));
         }
         let mean = (sum.x + sum.y) / f32(dice_u.batch);
         var ss = vec2<f32>(0.0);
         for (var b = 0u; b < dice_u.batch; b++) {
-            let d = SRC[dice_u.in_offset + b * fcount + f] - mean;
+            let d = load_in(b * fcount + f) - mean;
             ss = add_compensated(ss, d * d);
         }
         stats[f] = vec4<f32>(mean, (ss.x + ss.y) / f32(dice_u.batch), 0.0, 0.0);
@@ -69,7 +70,7 @@ fn dice_eval(@builtin(global_invocation_id) gid: vec3<u32>,
     let eps = dice_u.p.y;
     for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
         let f = (dice_u.start + i) % dice_u.features;
-        let x = SRC[dice_u.in_offset + i];
+        let x = load_in(i);
         let y = dice_value(x, run_mean[dice_u.mean_at + f], run_var[dice_u.var_at + f],
                            feature_alpha[dice_u.alpha_at + f], eps);
         dst[dice_u.out_offset + i] = y;
@@ -87,7 +88,7 @@ fn dice_apply_alpha(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
         let f = i % dice_u.features;
         let st = stats[f];
-        let x = SRC[dice_u.in_offset + i];
+        let x = load_in(i);
         dst[dice_u.out_offset + i] =
             dice_value(x, st.x, st.y, train_alpha[dice_u.alpha_at + f], eps);
     }
@@ -100,7 +101,7 @@ fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
     let alpha = dice_u.p.x;
     let eps = dice_u.p.y;
     for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
-        let x = SRC[dice_u.in_offset + i];
+        let x = load_in(i);
         let st = stats[i % dice_u.features];
         dst[dice_u.out_offset + i] = dice_value(x, st.x, st.y, alpha, eps);
     }
@@ -118,13 +119,13 @@ fn dice_stats_workgroup(inv: Invocation,
     for (var f = wid.x; f < fcount; f += groups.x) {
         var sum = vec2<f32>(0.0);
         for (var b = inv.lid; b < dice_u.batch; b += WORKGROUP_SIZE) {
-            sum = add_compensated(sum, SRC[dice_u.in_offset + b * fcount + f]);
+            sum = add_compensated(sum, load_in(b * fcount + f));
         }
         let total = wg_sum_compensated(sum, inv);
         let mean = (total.x + total.y) / f32(dice_u.batch);
         var ss = vec2<f32>(0.0);
         for (var b = inv.lid; b < dice_u.batch; b += WORKGROUP_SIZE) {
-            let d = SRC[dice_u.in_offset + b * fcount + f] - mean;
+            let d = load_in(b * fcount + f) - mean;
             ss = add_compensated(ss, d * d);
         }
         let squares = wg_sum_compensated(ss, inv);

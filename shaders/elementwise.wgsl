@@ -1,7 +1,9 @@
-// Elementwise kernel: dst[out_offset + i] = ACT(src[in_offset + i]) for i in [0, n).
+// Elementwise kernel: dst[out_offset + i] = f(src[in_offset + i]) for i in [0, n).
 //
 // Bindings: 0 = input (read-only storage), 1 = output (read-write storage), 2 = uniforms.
-// The host prepends activations.wgsl and replaces ACT with the op's `act_*` function.
+// The host's generated prelude (src/shader.rs) defines `apply(x)` (the op's `act_*`
+// function with NaN passed through), `load4(j)` and `load1(j)` (the input, through src4
+// and src1, or dst4 and dst1 in place), WORKGROUP_SIZE and VEC4S_PER_INVOCATION.
 // When input and output are the same buffer, the host builds the "shared" variant of this
 // module, in which the input is read through binding 1 (one buffer may not be bound both
 // read-only and writable in one dispatch).
@@ -27,10 +29,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst1: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-fn apply(x: f32) -> f32 {
-    return pass_nan(x, ACT(x, params.p));
-}
-
 fn apply4(x: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(apply(x.x), apply(x.y), apply(x.z), apply(x.w));
 }
@@ -48,17 +46,17 @@ fn main_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
     let out4 = params.out_offset / 4u;
     for (var base = gid.x; base < n4; base += lanes * VEC4S_PER_INVOCATION) {
         if (base + 3u * lanes < n4) {
-            let x0 = SRC4[in4 + base];
-            let x1 = SRC4[in4 + base + lanes];
-            let x2 = SRC4[in4 + base + 2u * lanes];
-            let x3 = SRC4[in4 + base + 3u * lanes];
+            let x0 = load4(in4 + base);
+            let x1 = load4(in4 + base + lanes);
+            let x2 = load4(in4 + base + 2u * lanes);
+            let x3 = load4(in4 + base + 3u * lanes);
             dst4[out4 + base] = apply4(x0);
             dst4[out4 + base + lanes] = apply4(x1);
             dst4[out4 + base + 2u * lanes] = apply4(x2);
             dst4[out4 + base + 3u * lanes] = apply4(x3);
         } else {
             for (var i = base; i < n4; i += lanes) {
-                dst4[out4 + i] = apply4(SRC4[in4 + i]);
+                dst4[out4 + i] = apply4(load4(in4 + i));
             }
         }
     }
@@ -70,6 +68,6 @@ fn main_scalar(@builtin(global_invocation_id) gid: vec3<u32>,
     opaque_one = f32(min(params.n, 1u)); // 1.0: n > 0 whenever the host dispatches
     let stride = groups.x * WORKGROUP_SIZE;
     for (var i = params.scalar_start + gid.x; i < params.n; i += stride) {
-        dst1[params.out_offset + i] = apply(SRC1[params.in_offset + i]);
+        dst1[params.out_offset + i] = apply(load1(params.in_offset + i));
     }
 }

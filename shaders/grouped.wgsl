@@ -6,8 +6,8 @@
 // a and b of h = axis / 2 elements; output (o, j, i) is a * sigmoid(b) with
 // a = in[o, j, i] and b = in[o, j + h, i].
 //
-// The host prepends activations.wgsl and `const GROUP_KIND: u32` (0 max, 1 min, 2 mean,
-// 3 glu, as op::GroupKind), and replaces WORKGROUP_SIZE. One invocation per output, with
+// The host's generated prelude (src/shader.rs) defines GROUP_MAX, GROUP_MIN, GROUP_MEAN,
+// GROUP_GLU (op::GroupKind's ids), GROUP_KIND (this module's) and WORKGROUP_SIZE. One invocation per output, with
 // a grid-stride loop.
 
 struct Groups {
@@ -42,15 +42,15 @@ fn reduce_group(r: u32) -> f32 {
         let x = src[base + j * inner];
         any_nan = any_nan || is_nan_f32(x);
         // Ordered compares, not max/min: exact for subnormals on adapters that flush.
-        if (GROUP_KIND == 0u) {
+        if (GROUP_KIND == GROUP_MAX) {
             acc = select(acc, x, exact_gt(x, acc));
-        } else if (GROUP_KIND == 1u) {
+        } else if (GROUP_KIND == GROUP_MIN) {
             acc = select(acc, x, exact_lt(x, acc));
         } else {
             sc = add_compensated(sc, x);
         }
     }
-    if (GROUP_KIND == 2u) {
+    if (GROUP_KIND == GROUP_MEAN) {
         acc = mean_of(sc.x + sc.y, base, k, inner);
     }
     return select(acc, nan_value(), any_nan);
@@ -117,7 +117,7 @@ fn grouped_lane(@builtin(global_invocation_id) gid: vec3<u32>,
     opaque_one = f32(groups_u.one);
     for (var t = gid.x; t < groups_u.outputs; t += groups.x * WORKGROUP_SIZE) {
         var y: f32;
-        if (GROUP_KIND == 3u) {
+        if (GROUP_KIND == GROUP_GLU) {
             y = glu_at(t);
         } else {
             y = reduce_group(t);
@@ -170,9 +170,9 @@ fn grouped_workgroup(inv: Invocation,
         for (var j = inv.lid; j < k; j += WORKGROUP_SIZE) {
             let x = src[base + j * inner];
             flags += vec2<f32>(f32(is_nan_f32(x)), f32(is_inf_f32(x)));
-            if (GROUP_KIND == 0u) {
+            if (GROUP_KIND == GROUP_MAX) {
                 m = select(m, x, exact_gt(x, m));
-            } else if (GROUP_KIND == 1u) {
+            } else if (GROUP_KIND == GROUP_MIN) {
                 m = select(m, negate_bits(x), exact_gt(negate_bits(x), m));
             } else {
                 sc = add_compensated(sc, x);
@@ -182,7 +182,7 @@ fn grouped_workgroup(inv: Invocation,
         }
         let seen = wg_sum2(flags, inv);
         var y: f32;
-        if (GROUP_KIND == 2u) {
+        if (GROUP_KIND == GROUP_MEAN) {
             let total = wg_sum_compensated(sc, inv);
             let small = wg_sum_compensated(scaled, inv);
             let large = wg_sum_compensated(up, inv);
@@ -198,7 +198,7 @@ fn grouped_workgroup(inv: Invocation,
             }
         } else {
             let best = wg_max_exact(m, inv);
-            y = select(best, negate_bits(best), GROUP_KIND == 1u);
+            y = select(best, negate_bits(best), GROUP_KIND == GROUP_MIN);
         }
         if (inv.lid == 0u) {
             dst[groups_u.out_offset + r] = select(y, nan_value(), seen.x > 0.0);

@@ -1,7 +1,7 @@
 // PReLU with per-channel weights: dst[i] = x if x > 0 else w[c] * x, with the channel
 // c = ((start + i) / inner) % channels (dim 1 of the tensor; one weight when channels is 1).
-// The host prepends activations.wgsl and replaces WORKGROUP_SIZE and SRC (src, or dst in
-// place). The weights are bind group 1.
+// The host's generated prelude (src/shader.rs) defines WORKGROUP_SIZE and `load_in(k)`
+// (the input, through src, or dst in place). The weights are bind group 1.
 
 struct Prelu {
     n: u32,          // elements in this chunk
@@ -24,7 +24,7 @@ fn prelu_main(@builtin(global_invocation_id) gid: vec3<u32>,
               @builtin(num_workgroups) groups: vec3<u32>) {
     opaque_one = f32(prelu_u.one);
     for (var i = gid.x; i < prelu_u.n; i += groups.x * WORKGROUP_SIZE) {
-        let x = SRC[prelu_u.in_offset + i];
+        let x = load_in(i);
         let c = ((prelu_u.start + i) / prelu_u.inner) % prelu_u.channels;
         let w = weights[prelu_u.w_offset + c];
         dst[prelu_u.out_offset + i] = pass_nan(x, select(mul_rescued(x, w), x, is_positive(x)));

@@ -1,11 +1,11 @@
 // Random ops, drawing from Philox4x32-10 keyed by (seed, salt) and counted by the
 // element's index in the tensor, so every adapter and the CPU reference (src/random.rs)
 // draw the same bits:
-//   RANDOM_KIND 0, rrelu in training mode: x if x >= 0 else x * slope(i), the slope
+//   RANDOM_RRELU, rrelu in training mode: x if x >= 0 else x * slope(i), the slope
 //     uniform in [lower, upper) (p = lower, upper, seed);
-//   RANDOM_KIND 1, noisy_relu: max(0, x + std * N(0, 1)) (p = std, seed).
-// The host prepends activations.wgsl and `const RANDOM_KIND: u32`, and replaces
-// WORKGROUP_SIZE and SRC (src, or dst in place).
+//   RANDOM_NOISY_RELU, noisy_relu: max(0, x + std * N(0, 1)) (p = std, seed).
+// The host's generated prelude (src/shader.rs) defines those ids, RANDOM_KIND (this
+// module's), WORKGROUP_SIZE and `load_in(k)` (the input, through src, or dst in place).
 
 struct Random {
     n: u32,          // elements in this chunk
@@ -134,9 +134,9 @@ fn random_main(@builtin(global_invocation_id) gid: vec3<u32>,
                @builtin(num_workgroups) groups: vec3<u32>) {
     opaque_one = f32(min(random_u.n, 1u));
     for (var i = gid.x; i < random_u.n; i += groups.x * WORKGROUP_SIZE) {
-        let x = SRC[random_u.in_offset + i];
+        let x = load_in(i);
         var y: f32;
-        if (RANDOM_KIND == 0u) {
+        if (RANDOM_KIND == RANDOM_RRELU) {
             let lower = random_u.p.x;
             let upper = random_u.p.y;
             let r = philox(random_u.start + i, u32(random_u.p.z));

@@ -2,11 +2,12 @@
 // (r < outer * inner) holds the `axis` elements base(r) + j * inner, so rows along the last
 // axis are contiguous and others strided; no transpose.
 //
-// The host prepends activations.wgsl, one of reduce_tree.wgsl / reduce_subgroup.wgsl, and
+// The host's generated prelude (src/shader.rs) defines
 //   const SIGN: f32         -1 for softmin (softmax of -x), else 1
 //   const LOG_OUTPUT: bool  log_softmax
-// and replaces WORKGROUP_SIZE, RESIDENT_K and SRC (src, or dst when the input and output
-// share a buffer and so one read-write binding).
+// WORKGROUP_SIZE, RESIDENT_K and `load_in(k)` (the input, through src, or dst when the
+// input and output share a buffer and so one read-write binding); activations.wgsl and
+// one of reduce_tree.wgsl / reduce_subgroup.wgsl follow it.
 //
 // Statistics of a row, kept the same way by every strategy:
 //   M    the maximum (NaN is read as +inf, so a row with NaN or +inf has M = +inf)
@@ -61,7 +62,7 @@ fn row_base(r: u32) -> u32 {
 
 // Element j of the row at `base`, sign applied, NaN read as +inf.
 fn load(base: u32, j: u32) -> f32 {
-    let x = SIGN * SRC[shape.in_offset + base + j * shape.inner];
+    let x = SIGN * load_in(base + j * shape.inner);
     return select(x, pos_inf, is_nan_f32(x));
 }
 
