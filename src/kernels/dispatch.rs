@@ -16,6 +16,16 @@ use crate::{BufferRegion, Context, Error, Result};
 /// The size of an f32 in bytes.
 pub(crate) const F32: u64 = 4;
 
+/// `(first, count)` of each piece of `total` units cut into pieces of at most `per_piece`
+/// (at least 1): the one chunk loop every family's dispatches follow.
+pub(crate) fn pieces(total: u64, per_piece: u64) -> impl Iterator<Item = (u64, u64)> {
+    let per_piece = per_piece.max(1);
+    (0..total.div_ceil(per_piece)).map(move |i| {
+        let first = i * per_piece;
+        (first, per_piece.min(total - first))
+    })
+}
+
 impl Context {
     /// The most workgroups one dispatch dimension takes (at least 1).
     pub(crate) fn max_groups(&self) -> u64 {
@@ -135,9 +145,7 @@ impl Context {
         let wg = u64::from(self.workgroup_size());
         let max_groups = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
         let mut dispatches = Vec::new();
-        let mut start = 0;
-        while start < len {
-            let count = plan.chunk.min(len - start);
+        for (start, count) in pieces(len, plan.chunk) {
             let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
             let chunk = Chunk {
                 start,
@@ -153,7 +161,6 @@ impl Context {
                 cacheable,
             )?;
             dispatches.push((group, count.div_ceil(wg).clamp(1, max_groups) as u32));
-            start += count;
         }
         Ok(dispatches)
     }

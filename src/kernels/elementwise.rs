@@ -7,8 +7,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::F32;
+use super::dispatch::{pieces, F32};
 use crate::cache::{Entry, PipelineKey};
+use crate::op::Kernel;
 /// Re-exported from its own module (the path of earlier versions).
 pub use crate::region::BufferRegion;
 use crate::shader::VEC4S_PER_INVOCATION;
@@ -78,9 +79,7 @@ impl Context {
         // Bind groups first (cached, or created in an error scope), then the pass.
         let mut dispatches = Vec::new();
         {
-            let mut start = 0;
-            while start < len {
-                let count = plan.chunk.min(len - start);
+            for (start, count) in pieces(len, plan.chunk) {
                 let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
                 let vectorised = in_delta.is_multiple_of(16) && out_delta.is_multiple_of(16);
                 let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
@@ -99,7 +98,6 @@ impl Context {
                     staged.is_none(),
                 )?;
                 dispatches.push((bind_group, vectorised, count, scalar_start));
-                start += count;
             }
         }
 
@@ -137,17 +135,12 @@ impl Context {
     /// # Ok::<(), wgpu_activations::Error>(())
     /// ```
     pub fn run(&self, activation: &Activation, input: &[f32]) -> Result<Vec<f32>> {
-        if activation.op().grouped().is_some() {
-            // The output is shorter: the slice is one axis of groups.
-            return self.run_shaped(activation, input, &[input.len()]);
-        }
-        let mut output = vec![0.0; input.len()];
-        self.run_into(activation, input, &mut output)?;
-        Ok(output)
+        // One axis: a grouped op's output is shorter (the slice is one axis of groups).
+        self.run_shaped(activation, input, &[input.len()])
     }
 
     /// Like [`Context::run`], writing into `output` (which must have `input.len()`
-    /// elements).
+    /// elements: not for the grouped ops, whose output is shorter).
     pub fn run_into(
         &self,
         activation: &Activation,
@@ -160,20 +153,32 @@ impl Context {
                 output: output.len(),
             });
         }
-        if activation.op().grouped().is_some() {
+        if activation.output_shape(&[input.len()])? != [input.len()] {
             return Err(Error::Unsupported(format!(
                 "`{activation}` shrinks its axis, so the output is shorter than the input; \
                  use run or run_shaped"
             )));
         }
-        if activation.op().elementwise().is_none() {
-            // One tensor of one axis (a softmax row, dice's batch, the random ops' counter):
-            // no pieces.
-            let y = self.run_shaped(activation, input, &[input.len()])?;
-            output.copy_from_slice(&y);
-            return Ok(());
+        match activation.op().info().kernel {
+            Kernel::Elementwise { .. } => self.run_elementwise_into(activation, input, output),
+            // One tensor of one axis (a softmax row, dice's batch, the random ops'
+            // counter): no pieces.
+            _ => {
+                let y = self.run_shaped(activation, input, &[input.len()])?;
+                output.copy_from_slice(&y);
+                Ok(())
+            }
         }
-        // Pieces small enough for one buffer each (and at most 1 GiB of host staging).
+    }
+
+    /// An elementwise op on the host's slices, in pieces small enough for one buffer each
+    /// (and at most 1 GiB of host staging).
+    pub(crate) fn run_elementwise_into(
+        &self,
+        activation: &Activation,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<()> {
         let piece = (self.limits().max_buffer_size / F32).clamp(4, 1 << 28) as usize;
         for (x, y) in input.chunks(piece).zip(output.chunks_mut(piece)) {
             self.run_piece(activation, x, y)?;

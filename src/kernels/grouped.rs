@@ -7,7 +7,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{check_region, window, Dispatch, F32};
+use super::dispatch::{check_region, pieces, window, Dispatch, F32};
 use crate::cache::{Entry, Layout, PipelineKey, StorageBinding};
 use crate::op::GroupKind;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
@@ -135,9 +135,7 @@ impl Context {
         let wg = u64::from(self.workgroup_size());
         let (unit, k, align) = (p.unit, p.k, p.align);
         let mut dispatches = Vec::new();
-        let mut first = 0u64;
-        while first < p.units {
-            let count = p.units_per_piece.min(p.units - first);
+        for (first, count) in pieces(p.units, p.units_per_piece) {
             let inw = window(input.offset + first * unit * F32, count * unit, align);
             let outw = window(
                 output.offset + first * unit / k * F32,
@@ -181,7 +179,6 @@ impl Context {
                 outputs.div_ceil(wg)
             };
             dispatches.push((group, wanted.clamp(1, self.max_groups()) as u32));
-            first += count;
         }
         Ok(dispatches)
     }

@@ -6,7 +6,7 @@
 //! map onto invocations; [`Strategy::Auto`] picks one from the row length, the number of
 //! rows and the kind of adapter.
 
-use super::dispatch::F32;
+use super::dispatch::{pieces, F32};
 use crate::cache::{Entry, PipelineKey, RowKernel};
 use crate::op::Kernel;
 use crate::shader::RESIDENT_K;
@@ -275,10 +275,9 @@ impl Context {
             _ => None,
         };
         let mut dispatches = Vec::new();
-        let mut outer_start = 0;
-        while outer_start < view.outer {
-            let outer = (slabs_per_piece as usize).min(view.outer - outer_start);
-            let start = (outer_start as u64) * slab;
+        for (outer_start, outer) in pieces(view.outer as u64, slabs_per_piece) {
+            let outer = outer as usize;
+            let start = outer_start * slab;
             let count = outer as u64 * slab;
             let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
             let rows = outer * view.inner;
@@ -301,7 +300,6 @@ impl Context {
             )?;
             let groups = self.dispatch_groups(strategy, rows as u64, chunks);
             dispatches.push((bind_group, groups as u32));
-            outer_start += outer;
         }
 
         record_rows(encoder, &kernels, partials.as_deref(), &dispatches);
@@ -327,14 +325,20 @@ impl Context {
         shape: &[usize],
     ) -> Result<Vec<f32>> {
         crate::shape::check_len(shape, input.len())?;
-        if activation.op().elementwise().is_some() {
-            return self.run(activation, input);
+        match activation.op().info().kernel {
+            Kernel::Elementwise { .. } => {
+                let mut output = vec![0.0; input.len()];
+                self.run_elementwise_into(activation, input, &mut output)?;
+                Ok(output)
+            }
+            // The output's length differs from the input's for grouped ops.
+            Kernel::Softmax(_) | Kernel::Grouped(_) | Kernel::Statistical | Kernel::Random(_) => {
+                let out_len = activation.output_shape(shape)?.iter().product();
+                self.run_with_buffers_sized(input, out_len, |encoder, src, dst| {
+                    self.encode_shaped(encoder, activation, src, dst, shape)
+                })
+            }
         }
-        // The output's length differs from the input's for grouped ops.
-        let out_len = activation.output_shape(shape)?.iter().product();
-        self.run_with_buffers_sized(input, out_len, |encoder, src, dst| {
-            self.encode_shaped(encoder, activation, src, dst, shape)
-        })
     }
 
     /// [`Context::run_shaped`] for a softmax-family op with a chosen strategy.
