@@ -206,9 +206,44 @@ pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
 /// they travel in a uniform buffer, so changing `alpha` compiles nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
+    /// The op (its row in the table).
     pub op: Op,
+    /// Where the input is read from.
     pub layout: Layout,
+    /// The entry point.
     pub entry: Entry,
+    /// Forward (today's kernels); the gradients issue adds the backward direction.
+    pub direction: Direction,
+    /// The element type in the buffers; the half-precision issue adds f16 and bf16.
+    pub storage: Storage,
+}
+
+impl PipelineKey {
+    /// The forward f32 pipeline of `entry` for `op`.
+    pub fn new(op: Op, layout: Layout, entry: Entry) -> Self {
+        PipelineKey {
+            op,
+            layout,
+            entry,
+            direction: Direction::Forward,
+            storage: Storage::F32,
+        }
+    }
+}
+
+/// Which way a kernel runs: room in the pipeline key for the backward kernels to come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// `y = f(x)`.
+    Forward,
+}
+
+/// The element type a kernel loads and stores: room in the pipeline key for f16 and
+/// bf16 (computing in f32 either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Storage {
+    /// 32-bit IEEE floats.
+    F32,
 }
 
 /// Hit and miss counts since the context was created.

@@ -559,7 +559,7 @@ impl Context {
         let ops = if ops.is_empty() { Op::ALL } else { ops };
         for &op in ops {
             for (layout, entry) in crate::cache::pipelines(op, self.subgroups()) {
-                self.pipeline(PipelineKey { op, layout, entry })?;
+                self.pipeline(PipelineKey::new(op, layout, entry))?;
             }
         }
         Ok(())

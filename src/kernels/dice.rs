@@ -231,11 +231,11 @@ impl Context {
         }
         let staged = self.stage_input(encoder, &plan, input, len as u64)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
-        let pipeline = self.pipeline(PipelineKey {
-            op: crate::Op::Dice,
-            layout: plan.layout(),
-            entry: Entry::DiceEval,
-        })?;
+        let pipeline = self.pipeline(PipelineKey::new(
+            crate::Op::Dice,
+            plan.layout(),
+            Entry::DiceEval,
+        ))?;
         let (group1, windows) = self.dice_eval_group(&stats, features as u64)?;
         let at = |i: usize| (windows[i].delta / F32) as u32;
         let dispatches = self.chunk_dispatches(
@@ -417,13 +417,7 @@ impl Context {
         workgroups: bool,
     ) -> Result<DicePasses> {
         let subgroups = self.subgroups();
-        let pipeline = |entry| {
-            self.pipeline(PipelineKey {
-                op: activation.op(),
-                layout,
-                entry,
-            })
-        };
+        let pipeline = |entry| self.pipeline(PipelineKey::new(activation.op(), layout, entry));
         Ok(match alpha {
             None => (
                 pipeline(if workgroups {

@@ -69,11 +69,7 @@ impl Context {
         self.check_budget(per_invocation, &format!("{len} elements"))?;
         let staged = self.stage_input(encoder, &plan, input, len)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
-        let key = |entry| PipelineKey {
-            op: activation.op(),
-            layout: plan.layout(),
-            entry,
-        };
+        let key = |entry| PipelineKey::new(activation.op(), plan.layout(), entry);
         let vec4 = self.pipeline(key(Entry::Vec4))?;
         let scalar = self.pipeline(key(Entry::Scalar))?;
         // Bind groups first (cached, or created in an error scope), then the pass.

@@ -56,17 +56,17 @@ impl Context {
 
         let pieces = self.grouped_pieces(kind, view, k, len)?;
         let workgroups = pieces.workgroups;
-        let pipeline = self.pipeline(PipelineKey {
-            op: activation.op(),
-            layout: Layout::Separate,
-            entry: if workgroups {
+        let pipeline = self.pipeline(PipelineKey::new(
+            activation.op(),
+            Layout::Separate,
+            if workgroups {
                 Entry::GroupedWg {
                     subgroups: self.subgroups(),
                 }
             } else {
                 Entry::Grouped
             },
-        })?;
+        ))?;
 
         let dispatches = self.grouped_dispatches(&pieces, input, output, staged.is_none())?;
         self.record_pass(

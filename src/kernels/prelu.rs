@@ -67,11 +67,7 @@ impl Context {
         }
         let staged = self.stage_input(encoder, &plan, input, len)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
-        let pipeline = self.pipeline(PipelineKey {
-            op: Op::Prelu,
-            layout: plan.layout(),
-            entry: Entry::Prelu,
-        })?;
+        let pipeline = self.pipeline(PipelineKey::new(Op::Prelu, plan.layout(), Entry::Prelu))?;
         let limits = self.limits();
         let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
         let ww = window(weight.offset, weights as u64, align);

@@ -39,11 +39,11 @@ impl Context {
         }
         let staged = self.stage_input(encoder, &plan, input, len)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
-        let pipeline = self.pipeline(PipelineKey {
-            op: activation.op(),
-            layout: plan.layout(),
-            entry: Entry::Random,
-        })?;
+        let pipeline = self.pipeline(PipelineKey::new(
+            activation.op(),
+            plan.layout(),
+            Entry::Random,
+        ))?;
         // ten Philox rounds per element, and the element loop
         let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 11);
         self.check_budget(per_invocation, &format!("{len} random elements"))?;

@@ -438,11 +438,11 @@ impl Context {
     ) -> Result<Vec<std::sync::Arc<wgpu::ComputePipeline>>> {
         let subgroups = self.subgroups();
         let pipeline = |kernel| {
-            self.pipeline(PipelineKey {
-                op: activation.op(),
+            self.pipeline(PipelineKey::new(
+                activation.op(),
                 layout,
-                entry: Entry::Row { kernel, subgroups },
-            })
+                Entry::Row { kernel, subgroups },
+            ))
         };
         Ok(match strategy {
             Strategy::Lane => vec![pipeline(RowKernel::Lane)?],
