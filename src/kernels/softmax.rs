@@ -87,9 +87,11 @@ impl Context {
             }
         } else if view.axis <= 32 || (view.inner > 1 && rows >= 64 * wg) {
             Strategy::Lane
-        } else if view.axis <= self.resident_capacity() {
-            Strategy::Resident
-        } else if rows >= 512 {
+        } else if rows >= 512 || (view.axis <= 16_384 && rows >= 64) {
+            // Measured on an H100 (benches/NOTES.md): one workgroup per row was the
+            // fastest strategy for every row length from 64 to 16,384 (114 to 1,142 GB/s
+            // at 64M elements), and Resident, chosen here before, the slowest (17-765);
+            // Split wins for longer rows and for few rows.
             Strategy::Workgroup
         } else {
             Strategy::Split
