@@ -4,12 +4,15 @@
 //!
 //! ```text
 //! cargo run --release --example roofline -- [--ops SPEC,SPEC,...] [--elements N[,N...]]
-//!     [--rows L[,L...]] [--samples S] [--json] [--pipeline-cache FILE]
+//!     [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--pipeline-cache FILE]
 //! ```
 //!
 //! - `--ops`: the specs to measure (default: every op). Commas inside a spec's parentheses
 //!   belong to the spec: `--ops 'relu,softplus(beta=2, threshold=10),softmax'`.
 //! - `--elements`: sizes in f32 elements (default: a ladder from 1K to 64M, by 4x).
+//! - `--strategy`: the softmax family's strategies to time, each beside the others
+//!   (`auto,lane,subgroup,workgroup,resident,split`; default `auto`); a strategy the
+//!   adapter cannot run for a shape is reported and skipped.
 //! - `--rows`: row lengths for the softmax family (default 32, 128, 1024, 4096, 65536,
 //!   1048576), each as a (elements / length, length) tensor where it fits.
 //! - Timing: GPU timestamps written by empty compute passes on either side of the work
@@ -25,7 +28,7 @@
 
 use std::time::{Duration, Instant};
 
-use wgpu_activations::{Activation, BufferRegion, Context, ContextOptions, Op};
+use wgpu_activations::{Activation, BufferRegion, Context, ContextOptions, Op, Strategy};
 
 struct Args {
     ops: Vec<Activation>,
@@ -34,6 +37,8 @@ struct Args {
     samples: usize,
     json: bool,
     pipeline_cache: Option<std::path::PathBuf>,
+    /// The softmax family's strategies to time (`Auto` alone by default).
+    strategies: Vec<Strategy>,
 }
 
 fn usage(msg: &str) -> ! {
@@ -65,6 +70,7 @@ fn parse_args() -> Args {
         samples: 5,
         json: false,
         pipeline_cache: None,
+        strategies: vec![Strategy::Auto],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,6 +88,17 @@ fn parse_args() -> Args {
             "--samples" => args.samples = numbers("--samples", &value())[0] as usize,
             "--json" => args.json = true,
             "--pipeline-cache" => args.pipeline_cache = Some(value().into()),
+            "--strategy" => {
+                args.strategies = value()
+                    .split(',')
+                    .map(|name| {
+                        let all = [Strategy::Auto].into_iter().chain(Strategy::ALL);
+                        all.into_iter()
+                            .find(|s| format!("{s:?}").eq_ignore_ascii_case(name.trim()))
+                            .unwrap_or_else(|| usage(&format!("unknown strategy `{name}`")))
+                    })
+                    .collect()
+            }
             other => usage(&format!("unknown argument `{other}`")),
         }
     }
@@ -306,21 +323,37 @@ fn main() {
             } else {
                 vec![(None, vec![n as usize])]
             };
+            let strategies: &[Strategy] = if a.op().softmax().is_some() {
+                &args.strategies
+            } else {
+                &[Strategy::Auto]
+            };
             for (row, shape) in shapes {
-                let encode = |e: &mut wgpu::CommandEncoder| {
-                    let (x, y) = (BufferRegion::new(&src), BufferRegion::new(&dst));
-                    ctx.encode_shaped(e, a, x, y, &shape)
-                };
-                // What this adapter cannot run is reported, not timed.
-                let mut probe = ctx.device().create_command_encoder(&Default::default());
-                if let Err(e) = encode(&mut probe) {
-                    eprintln!("{spec} at {n} elements ({shape:?}): skipped: {e}");
-                    continue;
+                for &strategy in strategies {
+                    let encode = |e: &mut wgpu::CommandEncoder| {
+                        let (x, y) = (BufferRegion::new(&src), BufferRegion::new(&dst));
+                        if strategy == Strategy::Auto {
+                            ctx.encode_shaped(e, a, x, y, &shape)
+                        } else {
+                            ctx.encode_rows(e, a, x, y, &shape, strategy)
+                        }
+                    };
+                    // What this adapter cannot run is reported, not timed.
+                    let mut probe = ctx.device().create_command_encoder(&Default::default());
+                    if let Err(e) = encode(&mut probe) {
+                        eprintln!("{spec} {strategy:?} at {n} elements ({shape:?}): skipped: {e}");
+                        continue;
+                    }
+                    let t = timer.median(args.samples, &|e| {
+                        encode(e).expect("the op encoded once already")
+                    });
+                    let label = if strategy == Strategy::Auto {
+                        spec.clone()
+                    } else {
+                        format!("{spec} [{strategy:?}]")
+                    };
+                    report(&label, row, t);
                 }
-                let t = timer.median(args.samples, &|e| {
-                    encode(e).expect("the op encoded once already")
-                });
-                report(&spec, row, t);
             }
         }
     }

@@ -64,6 +64,8 @@ pub enum Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RowKernel {
     Lane,
+    /// One subgroup per row (modules with subgroup operations only).
+    Subgroup,
     Workgroup,
     Resident,
     SplitStats,
@@ -87,6 +89,7 @@ impl Entry {
             Entry::DiceApplyAlpha => "dice_apply_alpha",
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
+                RowKernel::Subgroup => "softmax_subgroup",
                 RowKernel::Workgroup => "softmax_workgroup",
                 RowKernel::Resident => "softmax_resident",
                 RowKernel::SplitStats => "softmax_split_stats",
@@ -138,7 +141,10 @@ impl Entry {
             Entry::Random => Group1::None,
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
-                RowKernel::Lane | RowKernel::Workgroup | RowKernel::Resident => Group1::None,
+                RowKernel::Lane
+                | RowKernel::Subgroup
+                | RowKernel::Workgroup
+                | RowKernel::Resident => Group1::None,
             },
             Entry::Prelu => Group1::Weights,
             Entry::DiceStats | Entry::DiceApply | Entry::DiceStatsWg { alpha: false, .. } => {
@@ -168,16 +174,23 @@ pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
             both(&[Entry::Vec4, Entry::Scalar, Entry::Prelu])
         }
         Kernel::Elementwise { .. } => both(&[Entry::Vec4, Entry::Scalar]),
-        Kernel::Softmax(_) => both(
-            &[
+        Kernel::Softmax(_) => {
+            let mut kernels = vec![
                 RowKernel::Lane,
                 RowKernel::Workgroup,
                 RowKernel::Resident,
                 RowKernel::SplitStats,
                 RowKernel::SplitWrite,
-            ]
-            .map(|kernel| Entry::Row { kernel, subgroups }),
-        ),
+            ];
+            if subgroups {
+                kernels.push(RowKernel::Subgroup);
+            }
+            let entries: Vec<Entry> = kernels
+                .into_iter()
+                .map(|kernel| Entry::Row { kernel, subgroups })
+                .collect();
+            both(&entries)
+        }
         // one layout: the output never shares the input's binding
         Kernel::Grouped(_) => vec![
             (Layout::Separate, Entry::Grouped),

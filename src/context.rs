@@ -344,6 +344,18 @@ impl Context {
         self.flushes_subnormals
     }
 
+    /// The smallest and largest subgroup size the adapter may run (from its info; 1 and
+    /// 128 where it gives none, the bounds any strategy must plan for).
+    pub(crate) fn subgroup_sizes(&self) -> (u64, u64) {
+        match &self.adapter_info {
+            Some(i) if i.subgroup_min_size > 0 && i.subgroup_max_size >= i.subgroup_min_size => (
+                u64::from(i.subgroup_min_size),
+                u64::from(i.subgroup_max_size),
+            ),
+            _ => (1, 128),
+        }
+    }
+
     /// The adapter's float and execution facts that decide numerics and strategy, measured
     /// at creation, as one line: whether `fma` is fused, whether subnormals are flushed,
     /// subgroup support and sizes, and the loop budget.

@@ -9,6 +9,7 @@ use crate::{Error, Result};
 pub const ACTIVATIONS_WGSL: &str = include_str!("../shaders/activations.wgsl");
 const ELEMENTWISE_WGSL: &str = include_str!("../shaders/elementwise.wgsl");
 const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
+const SOFTMAX_SUBGROUP_WGSL: &str = include_str!("../shaders/softmax_subgroup.wgsl");
 const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
 const PRELU_WGSL: &str = include_str!("../shaders/prelu.wgsl");
 const RANDOM_WGSL: &str = include_str!("../shaders/random.wgsl");
@@ -129,7 +130,11 @@ pub fn softmax_source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bo
         .line(&format!("const SIGN: f32 = {sign:?};"))
         .line(&format!("const LOG_OUTPUT: bool = {log};"))
         .input(layout, "shape")
-        .assemble(&[&reduce_wgsl(subgroups), SOFTMAX_WGSL])
+        .assemble(&[
+            &reduce_wgsl(subgroups),
+            SOFTMAX_WGSL,
+            if subgroups { SOFTMAX_SUBGROUP_WGSL } else { "" },
+        ])
 }
 
 /// The complete WGSL of the grouped kernel for `op` (maxout, folding, glu).

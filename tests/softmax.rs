@@ -529,3 +529,44 @@ fn extremal_values_in_rows() {
         "the finite specials in one row",
     );
 }
+
+#[test]
+fn one_subgroup_per_row_covers_every_row_and_lane_count() {
+    // Rows fewer and more than a workgroup's subgroups, lengths below, at and past the
+    // subgroup size, in place and not.
+    let ctx = ctx();
+    if !ctx.subgroups() {
+        eprintln!("skipping: this adapter has no subgroups");
+        return;
+    }
+    for (rows, axis) in [
+        (1usize, 1usize),
+        (3, 7),
+        (37, 8),
+        (33, 33),
+        (100, 300),
+        (5, 4097),
+    ] {
+        let x = logits(rows, axis, (rows * axis) as u64);
+        let shape = [rows, axis];
+        assert!(ctx.serves(
+            Strategy::Subgroup,
+            RowView::new(&shape, -1, rows * axis).unwrap()
+        ));
+        for a in softmax_ops() {
+            for in_place in [false, true] {
+                let y = gpu_rows(ctx, &a, &x, &shape, Strategy::Subgroup, in_place);
+                assert_rows_close(
+                    &a,
+                    &x,
+                    &shape,
+                    &y,
+                    &format!("subgroup, in place {in_place}"),
+                );
+            }
+        }
+    }
+    // no subgroups, no such strategy
+    let view = RowView::new(&[4, 4], -1, 16).unwrap();
+    assert!(!tree_ctx().serves(Strategy::Subgroup, view));
+}

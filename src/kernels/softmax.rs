@@ -25,6 +25,11 @@ pub enum Strategy {
     /// a write pass. No barriers; suits short rows, strided (non-last) axes with many
     /// rows, and CPU adapters, where a barrier is costly.
     Lane,
+    /// One subgroup per row, several rows per workgroup: an online pass per lane over a
+    /// strided share of the row, subgroup reductions, then a write pass. No barriers;
+    /// needs `Features::SUBGROUP`. For rows too long for one invocation and too short to
+    /// fill a workgroup.
+    Subgroup,
     /// One workgroup per row: an online pass per invocation over a strided share of the
     /// row, a workgroup reduction, then a write pass. Any row length.
     Workgroup,
@@ -40,8 +45,9 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every concrete strategy (not `Auto`).
-    pub const ALL: [Strategy; 4] = [
+    pub const ALL: [Strategy; 5] = [
         Strategy::Lane,
+        Strategy::Subgroup,
         Strategy::Workgroup,
         Strategy::Resident,
         Strategy::Split,
@@ -85,13 +91,20 @@ impl Context {
             } else {
                 Strategy::Split
             }
-        } else if view.axis <= 32 || (view.inner > 1 && rows >= 64 * wg) {
+        } else if view.inner > 1 && rows >= 64 * wg {
+            // a strided axis with many rows: adjacent invocations read adjacent columns
+            Strategy::Lane
+        } else if self.subgroups() && view.axis <= 2048 {
+            // Measured on an H100 (benches/NOTES.md, every strategy per row length in one
+            // run): one subgroup per row was the fastest for rows of 32 to 2,048 (563 to
+            // 1,341 GB/s at 64M elements, 1.2-5x the next best).
+            Strategy::Subgroup
+        } else if view.axis <= 32 {
             Strategy::Lane
         } else if rows >= 512 || (view.axis <= 16_384 && rows >= 64) {
-            // Measured on an H100 (benches/NOTES.md): one workgroup per row was the
-            // fastest strategy for every row length from 64 to 16,384 (114 to 1,142 GB/s
-            // at 64M elements), and Resident, chosen here before, the slowest (17-765);
-            // Split wins for longer rows and for few rows.
+            // Measured there too: one workgroup per row the fastest for rows of 4,096 to
+            // 16,384 (and for 64 to 2,048 without subgroups), Resident the slowest
+            // everywhere; Split wins for longer rows and for few rows.
             Strategy::Workgroup
         } else {
             Strategy::Split
@@ -112,6 +125,9 @@ impl Context {
             return true;
         }
         if strategy == Strategy::Resident && view.axis > self.resident_capacity() {
+            return false;
+        }
+        if strategy == Strategy::Subgroup && !self.subgroups() {
             return false;
         }
         if self.loop_budget().is_none() {
@@ -139,6 +155,11 @@ impl Context {
         let k = u64::from(RESIDENT_K);
         match strategy {
             Strategy::Lane => rows.div_ceil(groups * wg) * (2 * axis + 2),
+            Strategy::Subgroup => {
+                let (smallest, largest) = self.subgroup_sizes();
+                let rows_per_group = (wg / largest).max(1);
+                rows.div_ceil(groups * rows_per_group) * (2 * axis.div_ceil(smallest) + 2)
+            }
             Strategy::Workgroup => rows.div_ceil(groups) * (2 * axis.div_ceil(wg) + 2 * reduce + 2),
             Strategy::Resident => rows.div_ceil(groups) * (3 * k + 2 * reduce + 2),
             _ => {
@@ -176,6 +197,8 @@ impl Context {
         let max = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
         let wanted = match strategy {
             Strategy::Lane => rows.div_ceil(wg),
+            // as many rows per workgroup as the largest subgroups leave room for
+            Strategy::Subgroup => rows.div_ceil((wg / self.subgroup_sizes().1).max(1)),
             Strategy::Split => rows * chunks,
             _ => rows,
         };
@@ -448,6 +471,7 @@ impl Context {
         };
         Ok(match strategy {
             Strategy::Lane => vec![pipeline(RowKernel::Lane)?],
+            Strategy::Subgroup => vec![pipeline(RowKernel::Subgroup)?],
             Strategy::Workgroup => vec![pipeline(RowKernel::Workgroup)?],
             Strategy::Resident => vec![pipeline(RowKernel::Resident)?],
             _ => vec![
