@@ -13,10 +13,11 @@ fn softmax_ops() -> Vec<Activation> {
 
 /// Both reduction paths where this adapter has subgroups (lavapipe has), else the tree.
 fn contexts() -> Vec<&'static Context> {
+    // and the context that emulates a GPU's relaxed float semantics (with subgroups)
     if ctx().subgroups() {
-        vec![ctx(), tree_ctx()]
+        vec![ctx(), tree_ctx(), relaxed_ctx()]
     } else {
-        vec![ctx()]
+        vec![ctx(), relaxed_ctx()]
     }
 }
 
@@ -554,15 +555,12 @@ fn one_subgroup_per_row_covers_every_row_and_lane_count() {
             RowView::new(&shape, -1, rows * axis).unwrap()
         ));
         for a in softmax_ops() {
-            for in_place in [false, true] {
-                let y = gpu_rows(ctx, &a, &x, &shape, Strategy::Subgroup, in_place);
-                assert_rows_close(
-                    &a,
-                    &x,
-                    &shape,
-                    &y,
-                    &format!("subgroup, in place {in_place}"),
-                );
+            for (mode, c) in both_contexts() {
+                for in_place in [false, true] {
+                    let y = gpu_rows(c, &a, &x, &shape, Strategy::Subgroup, in_place);
+                    let what = format!("{mode}subgroup, in place {in_place}");
+                    assert_rows_close(&a, &x, &shape, &y, &what);
+                }
             }
         }
     }
