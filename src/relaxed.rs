@@ -149,11 +149,7 @@ fn rewrite(
             } else {
                 // comparisons
                 let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
-                b.push(Expression::Binary {
-                    op,
-                    left: fl,
-                    right: fr,
-                })
+                b.binary(op, fl, fr)
             }
         }
         (
@@ -264,21 +260,13 @@ fn distribute(
     let k = b.push(Expression::Literal(Literal::F32(c2)));
     let ck = b.push(Expression::Literal(Literal::F32(c1 * c2)));
     let fa = b.flush(map[a.index()], Some(None));
-    let ak = b.push(Expression::Binary {
-        op: BinaryOperator::Multiply,
-        left: fa,
-        right: k,
-    });
+    let ak = b.binary(BinaryOperator::Multiply, fa, k);
     let ak = b.flush(ak, Some(None));
-    let v = b.push(Expression::Binary {
-        op: if a_negated {
-            BinaryOperator::Subtract
-        } else {
-            BinaryOperator::Add
-        },
-        left: if a_negated { ck } else { ak },
-        right: if a_negated { ak } else { ck },
-    });
+    let v = if a_negated {
+        b.binary(BinaryOperator::Subtract, ck, ak)
+    } else {
+        b.binary(BinaryOperator::Add, ak, ck)
+    };
     Some(b.flush(v, Some(None)))
 }
 
@@ -305,24 +293,12 @@ impl Builder<'_> {
     ) -> Handle<Expression> {
         let (fl, fr) = (self.flush(l, sl), self.flush(r, sr));
         if op != BinaryOperator::Divide {
-            return self.push(Expression::Binary {
-                op,
-                left: fl,
-                right: fr,
-            });
+            return self.binary(op, fl, fr);
         }
         let one = self.splat(Literal::F32(1.0), sr.flatten());
-        let recip = self.push(Expression::Binary {
-            op: BinaryOperator::Divide,
-            left: one,
-            right: fr,
-        });
+        let recip = self.binary(BinaryOperator::Divide, one, fr);
         let recip = self.flush(recip, sr);
-        self.push(Expression::Binary {
-            op: BinaryOperator::Multiply,
-            left: fl,
-            right: recip,
-        })
+        self.binary(BinaryOperator::Multiply, fl, recip)
     }
 
     /// A builtin with its f32 arguments flushed (the result itself is not flushed yet).
@@ -340,6 +316,24 @@ impl Builder<'_> {
             arg1: a1,
             arg2: a2,
             arg3: a3,
+        })
+    }
+
+    fn binary(
+        &mut self,
+        op: BinaryOperator,
+        left: Handle<Expression>,
+        right: Handle<Expression>,
+    ) -> Handle<Expression> {
+        self.push(Expression::Binary { op, left, right })
+    }
+
+    /// `v`'s bits as another scalar kind (WGSL's bitcast).
+    fn bitcast(&mut self, v: Handle<Expression>, kind: ScalarKind) -> Handle<Expression> {
+        self.push(Expression::As {
+            expr: v,
+            kind,
+            convert: None,
         })
     }
 
@@ -371,27 +365,11 @@ impl Builder<'_> {
             arg3: None,
         });
         let tiny = self.splat(Literal::F32(MIN_NORMAL), size);
-        let is_subnormal = self.push(Expression::Binary {
-            op: BinaryOperator::Less,
-            left: abs,
-            right: tiny,
-        });
-        let bits = self.push(Expression::As {
-            expr: v,
-            kind: ScalarKind::Uint,
-            convert: None,
-        });
+        let is_subnormal = self.binary(BinaryOperator::Less, abs, tiny);
+        let bits = self.bitcast(v, ScalarKind::Uint);
         let sign = self.splat(Literal::U32(0x8000_0000), size);
-        let sign_bits = self.push(Expression::Binary {
-            op: BinaryOperator::And,
-            left: bits,
-            right: sign,
-        });
-        let zero = self.push(Expression::As {
-            expr: sign_bits,
-            kind: ScalarKind::Float,
-            convert: None,
-        });
+        let sign_bits = self.binary(BinaryOperator::And, bits, sign);
+        let zero = self.bitcast(sign_bits, ScalarKind::Float);
         let flushed = self.push(Expression::Select {
             condition: is_subnormal,
             accept: zero,
@@ -399,22 +377,10 @@ impl Builder<'_> {
         });
         // NaN: the magnitude's bits beyond infinity's
         let magnitude_mask = self.splat(Literal::U32(0x7fff_ffff), size);
-        let magnitude = self.push(Expression::Binary {
-            op: BinaryOperator::And,
-            left: bits,
-            right: magnitude_mask,
-        });
+        let magnitude = self.binary(BinaryOperator::And, bits, magnitude_mask);
         let inf = self.splat(Literal::U32(0x7f80_0000), size);
-        let is_nan = self.push(Expression::Binary {
-            op: BinaryOperator::Greater,
-            left: magnitude,
-            right: inf,
-        });
-        let one_nan = self.push(Expression::As {
-            expr: magnitude_mask,
-            kind: ScalarKind::Float,
-            convert: None,
-        });
+        let is_nan = self.binary(BinaryOperator::Greater, magnitude, inf);
+        let one_nan = self.bitcast(magnitude_mask, ScalarKind::Float);
         self.push(Expression::Select {
             condition: is_nan,
             accept: one_nan,

@@ -416,38 +416,28 @@ impl Context {
         features: u64,
         workgroups: bool,
     ) -> Result<DicePasses> {
-        let subgroups = self.subgroups();
-        let pipeline = |entry| self.pipeline(PipelineKey::new(activation.op(), layout, entry));
-        Ok(match alpha {
-            None => (
-                pipeline(if workgroups {
-                    Entry::DiceStatsWg {
-                        subgroups,
-                        alpha: false,
-                    }
-                } else {
-                    Entry::DiceStats
-                })?,
-                pipeline(Entry::DiceApply)?,
-                self.partials_group(features * 16)?,
-                0,
-            ),
+        let with_alpha = alpha.is_some();
+        let stats = match (workgroups, with_alpha) {
+            (true, alpha) => Entry::DiceStatsWg {
+                subgroups: self.subgroups(),
+                alpha,
+            },
+            (false, true) => Entry::DiceStatsAlpha,
+            (false, false) => Entry::DiceStats,
+        };
+        let apply = if with_alpha {
+            Entry::DiceApplyAlpha
+        } else {
+            Entry::DiceApply
+        };
+        let (group, alpha_at) = match alpha {
+            None => (self.partials_group(features * 16)?, 0),
             Some(a) => {
                 let (group, w) = self.dice_alpha_group(a, features)?;
-                (
-                    pipeline(if workgroups {
-                        Entry::DiceStatsWg {
-                            subgroups,
-                            alpha: true,
-                        }
-                    } else {
-                        Entry::DiceStatsAlpha
-                    })?,
-                    pipeline(Entry::DiceApplyAlpha)?,
-                    group,
-                    (w.delta / F32) as u32,
-                )
+                (group, (w.delta / F32) as u32)
             }
-        })
+        };
+        let pipeline = |entry| self.pipeline(PipelineKey::new(activation.op(), layout, entry));
+        Ok((pipeline(stats)?, pipeline(apply)?, group, alpha_at))
     }
 }

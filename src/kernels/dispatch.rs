@@ -213,14 +213,11 @@ impl Context {
         input: BufferRegion<'_>,
         len: u64,
     ) -> Result<wgpu::Buffer> {
-        let usage = input.buffer.usage();
-        if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
-            return Err(Error::MissingUsage {
-                role: "input (sharing a buffer with the output, too far from it to bind both)",
-                missing: wgpu::BufferUsages::COPY_SRC,
-                actual: usage,
-            });
-        }
+        require_usage(
+            "input (sharing a buffer with the output, too far from it to bind both)",
+            input.buffer,
+            wgpu::BufferUsages::COPY_SRC,
+        )?;
         let staged = self.scoped(|| {
             self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("staged input"),
@@ -390,14 +387,7 @@ impl Context {
 }
 
 pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
-    let usage = region.buffer.usage();
-    if !usage.contains(wgpu::BufferUsages::STORAGE) {
-        return Err(Error::MissingUsage {
-            role,
-            missing: wgpu::BufferUsages::STORAGE,
-            actual: usage,
-        });
-    }
+    require_usage(role, region.buffer, wgpu::BufferUsages::STORAGE)?;
     if !region.offset.is_multiple_of(F32) {
         return Err(Error::Misaligned {
             role,
@@ -405,6 +395,23 @@ pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u6
         });
     }
     check_extent(role, region, len)
+}
+
+/// An error unless `buffer` (the call's `role`) was created with `needed` usage.
+fn require_usage(
+    role: &'static str,
+    buffer: &wgpu::Buffer,
+    needed: wgpu::BufferUsages,
+) -> Result<()> {
+    let actual = buffer.usage();
+    if !actual.contains(needed) {
+        return Err(Error::MissingUsage {
+            role,
+            missing: needed,
+            actual,
+        });
+    }
+    Ok(())
 }
 
 /// An error if `aux` (read while the kernel runs: prelu's weights, dice's statistics or
@@ -502,14 +509,11 @@ impl Context {
     /// Reads `len` f32 elements of a buffer (which needs `COPY_SRC` usage) back to the
     /// host, waiting for all submitted work first.
     pub fn download(&self, region: BufferRegion<'_>, len: u64) -> Result<Vec<f32>> {
-        let usage = region.buffer.usage();
-        if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
-            return Err(Error::MissingUsage {
-                role: "download source",
-                missing: wgpu::BufferUsages::COPY_SRC,
-                actual: usage,
-            });
-        }
+        require_usage(
+            "download source",
+            region.buffer,
+            wgpu::BufferUsages::COPY_SRC,
+        )?;
         if !region.offset.is_multiple_of(F32) {
             return Err(Error::Misaligned {
                 role: "download source",
