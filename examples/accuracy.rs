@@ -104,13 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     None => format!("`{}` (required)", p.name),
                 })
                 .collect();
-            let bound = match info.accuracy {
-                Accuracy::Exact if a.op().random().is_some() => "bit-exact".to_string(),
-                Accuracy::Exact => "exact".to_string(),
-                Accuracy::Ulp { default, any } if default == any => default.to_string(),
-                Accuracy::Ulp { default, any } => format!("{default} ({any} for other params)"),
-                Accuracy::Relative { rel, abs } => format!("{rel:e} rel ({abs:e} abs)"),
-            };
+            let bound = bound_text(a, info.accuracy);
             let name = if info.params.iter().any(|p| p.default.is_none()) {
                 format!("`{}(...)`", info.name)
             } else {
@@ -130,6 +124,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// A bound as the README's tables write it.
+fn bound_text(a: &Activation, bound: Accuracy) -> String {
+    match bound {
+        Accuracy::Exact if a.op().random().is_some() => "bit-exact".to_string(),
+        Accuracy::Exact => "exact".to_string(),
+        Accuracy::Ulp { default, any } if default == any => default.to_string(),
+        Accuracy::Ulp { default, any } => format!("{default} ({any} for other params)"),
+        Accuracy::UlpOrAbs { ulp, abs } => format!("{ulp} (or {abs:e} \\|g\\| abs)"),
+        Accuracy::Relative { rel, abs } => format!("{rel:e} rel ({abs:e} abs)"),
+    }
 }
 
 /// The largest relative error of a softmax-family op over rows of 1 to 1,048,576

@@ -486,6 +486,12 @@ const FRAC_1_SQRT_2_HI: f32 = 0.7071067690849304;
 const FRAC_1_SQRT_2_LO: f32 = 1.2101617485882343e-08;
 const FRAC_2_SQRT_PI: f32 = 1.1283791670955126;
 
+// exp(-(a + al)^2) as parts, with (a + al)^2 = a^2 + 2 a al carried as a pair.
+fn exp_neg_square(a: f32, al: f32) -> vec3<f32> {
+    let sq = two_prod(a, a);
+    return exp_pair_parts(-sq.x, -fma(2.0 * a, al, sq.y));
+}
+
 // x Phi(x) = x/2 erfc(-x / sqrt 2)
 fn gelu_erf(x: f32) -> f32 {
     // t = x / sqrt(2) as a pair (th, tl)
@@ -503,11 +509,9 @@ fn gelu_erf(x: f32) -> f32 {
         // erfc(15) ~ 1e-99: the result is x or -0.
         return select(x, -0.0, x < 0.0);
     }
-    // erfc(a + al) = exp(-(a + al)^2) erfcx(a + al), with (a + al)^2 = a^2 + 2 a al
+    // erfc(a + al) = exp(-(a + al)^2) erfcx(a + al)
     let al = select(tl, -tl, th < 0.0);
-    let sq = two_prod(a, a);
-    let sl = fma(2.0 * a, al, sq.y);
-    let e = exp_pair_parts(-sq.x, -sl);
+    let e = exp_neg_square(a, al);
     var half_erfc_m: f32;
     if (a > 3.5) {
         // erfc(t) = exp(-t^2) G(t) / t, and x / (2t) = -1/sqrt(2) exactly for x < 0, so the
@@ -548,16 +552,20 @@ fn gelu_tanh(x: f32) -> f32 {
         // |2u| > 7e4: sigmoid is 0 (or 1) far beyond f32's range.
         return select(x, -0.0, x < 0.0);
     }
-    // v = x (c1 + c3 x^2) in pair arithmetic: the constants and x^2 each carry a low part,
-    // because exp(v) turns an error of e in v into a relative error of e in the result.
+    let v = gelu_tanh_arg(x);
+    return mul_sigmoid_pair(x, v.x, v.y);
+}
+
+// 2u = x (c1 + c3 x^2) as a pair: the constants and x^2 each carry a low part, because
+// exp(2u) turns an error of e in 2u into a relative error of e in the result.
+fn gelu_tanh_arg(x: f32) -> vec2<f32> {
     let sq = two_prod(x, x);
     let c = two_prod(GELU_TANH_C3_HI, sq.x);
     let cl = fma(GELU_TANH_C3_HI, sq.y, fma(GELU_TANH_C3_LO, sq.x, c.y));
     let s = two_sum(SQRT_8_OVER_PI_HI, c.x);
     let sl = s.y + (cl + SQRT_8_OVER_PI_LO);
     let v = two_prod(x, s.x);
-    let vl = fma(x, sl, v.y);
-    return mul_sigmoid_pair(x, v.x, vl);
+    return vec2<f32>(v.x, fma(x, sl, v.y));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -814,18 +822,26 @@ fn act_gaussian(x: f32, p: vec4<f32>) -> f32 {
     return scale2_parts(exp_pair_parts(-sq.x, -sq.y));
 }
 
-// sqrt((x - c)^2 + a^2) as (r, correction, k), the value being (r + correction) * 2^k:
-// x - c and both squares are carried exactly, the operands are first scaled by a power of
-// two so that the squares neither overflow nor underflow, and one Newton step with an
-// exact residual corrects the builtin square root.
-fn radial_parts(x: f32, c: f32, a: f32) -> vec3<f32> {
+// sqrt((x - c)^2 + a^2) as (r + corr) * 2^k, with d = x - c at the same scale as the pair
+// (dh, dl): x - c and both squares are carried exactly, the operands are first scaled by
+// a power of two so that the squares neither overflow nor underflow, and one Newton step
+// with an exact residual corrects the builtin square root.
+struct Radial {
+    r: f32,
+    corr: f32,
+    k: i32,
+    dh: f32,
+    dl: f32,
+}
+
+fn radial(x: f32, c: f32, a: f32) -> Radial {
     let d = two_sum(x, -c);
     if (is_inf_f32(d.x)) {
-        return vec3<f32>(abs(d.x), 0.0, 0.0);
+        return Radial(abs(d.x), 0.0, 0, d.x, 0.0);
     }
     let m = max(abs(d.x), abs(a));
     if (m == 0.0) {
-        return vec3<f32>(0.0);
+        return Radial(0.0, 0.0, 0, 0.0, 0.0);
     }
     let k = clamp(i32((bitcast<u32>(m) >> 23u) & 0xffu) - 127, -126, 126);
     let s = pow2i(-k);
@@ -841,20 +857,20 @@ fn radial_parts(x: f32, c: f32, a: f32) -> vec3<f32> {
     let r = sqrt(sh);
     let rr = two_prod(r, r);
     let corr = ((keep(sh - rr.x) - rr.y) + sl) / (2.0 * r);
-    return vec3<f32>(r, corr, f32(k));
+    return Radial(r, corr, k, dh, dl);
 }
 
 fn act_multiquadric(x: f32, p: vec4<f32>) -> f32 {
-    let e = radial_parts(x, p.x, p.y);
-    return scale2(e.x + e.y, i32(e.z));
+    let e = radial(x, p.x, p.y);
+    return scale2(e.r + e.corr, e.k);
 }
 
 fn act_inverse_multiquadric(x: f32, p: vec4<f32>) -> f32 {
-    let e = radial_parts(x, p.x, p.y);
-    if (is_inf_f32(e.x)) {
+    let e = radial(x, p.x, p.y);
+    if (is_inf_f32(e.r)) {
         return 0.0;
     }
-    return scale2(div_pair(1.0, 0.0, e.x, e.y), -i32(e.z));
+    return scale2(div_pair(1.0, 0.0, e.r, e.corr), -e.k);
 }
 
 fn act_prelu(x: f32, p: vec4<f32>) -> f32 {

@@ -19,7 +19,7 @@
 //! assert_eq!(report.max_ulp, 0);
 //! ```
 
-use crate::{cpu, Activation};
+use crate::{cpu, Accuracy, Activation};
 
 /// The distance between two finite-or-infinite f32 values in units in the last place:
 /// how many representable floats lie between them (+0 and -0 are the same point).
@@ -219,4 +219,24 @@ pub fn compare_relative(expected: &[f64], got: &[f32], rel: f64, abs: f64) -> Re
         report.max_error = f64::INFINITY;
     }
     report
+}
+
+/// The error of a backward result `got` against its f64 reference under `bound`, for
+/// grad_output `g`: the ULP distance under the module's policy, except that for
+/// [`Accuracy::UlpOrAbs`] an element within `abs * |g|` of the reference counts as 0 (a
+/// derivative that crosses zero cancels there).
+///
+/// ```
+/// use wgpu_activations::{accuracy::gradient_error, Accuracy};
+/// let bound = Accuracy::UlpOrAbs { ulp: 4, abs: 6e-8 };
+/// assert_eq!(gradient_error(1e-9, 3e-8, 1.0, bound), 0); // near a root: absolute
+/// assert!(gradient_error(0.5, 0.5001, 1.0, bound) > 4);
+/// ```
+pub fn gradient_error(expected: f64, got: f32, g: f32, bound: Accuracy) -> u64 {
+    if let Accuracy::UlpOrAbs { abs, .. } = bound {
+        if !got.is_nan() && (f64::from(got) - expected).abs() <= abs * f64::from(g).abs() {
+            return 0;
+        }
+    }
+    error_against(expected as f32, got)
 }

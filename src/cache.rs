@@ -20,6 +20,97 @@ pub enum Layout {
     Separate,
     /// One read-write buffer at binding 1 holds input and output (in place).
     Shared,
+    /// A backward kernel's: grad_input read-write at binding 1, the saved tensor and
+    /// grad_output each read through the binding named (binding 1 where they share
+    /// grad_input's buffer: one buffer may not be bound read-only and writable at once).
+    Backward {
+        /// Where the saved tensor (x or y) is read.
+        saved: Via,
+        /// Where grad_output is read.
+        grad: Via,
+    },
+}
+
+/// The binding a backward kernel reads one of its inputs through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// Binding 0, read-only.
+    Input,
+    /// Binding 1, the output's (the same buffer as grad_input).
+    Output,
+    /// Binding 3, read-only (the second separate input).
+    Aux,
+}
+
+impl Via {
+    /// The binding number.
+    pub(crate) fn binding(self) -> u32 {
+        match self {
+            Via::Input => 0,
+            Via::Output => 1,
+            Via::Aux => 3,
+        }
+    }
+
+    /// The WGSL name of the binding's arrays (`src`, `dst`, `aux`, with `1` or `4`).
+    pub(crate) fn wgsl(self) -> &'static str {
+        match self {
+            Via::Input => "src",
+            Via::Output => "dst",
+            Via::Aux => "aux",
+        }
+    }
+}
+
+/// The bind-group layouts of group 0: which storage bindings a [`Layout`] has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Group0 {
+    /// Bindings 0 (read-only), 1 and the uniforms.
+    Separate,
+    /// Binding 1 and the uniforms.
+    Shared,
+    /// Bindings 0 and 3 (read-only), 1 and the uniforms.
+    Triple,
+}
+
+impl Layout {
+    /// Every backward layout: grad_input's buffer shared by neither input, by grad_output
+    /// (in place on it), by the saved tensor, or by both.
+    pub(crate) const BACKWARD: [Layout; 4] = [
+        Layout::Backward {
+            saved: Via::Input,
+            grad: Via::Aux,
+        },
+        Layout::Backward {
+            saved: Via::Input,
+            grad: Via::Output,
+        },
+        Layout::Backward {
+            saved: Via::Output,
+            grad: Via::Input,
+        },
+        Layout::Backward {
+            saved: Via::Output,
+            grad: Via::Output,
+        },
+    ];
+
+    /// The storage bindings of group 0.
+    pub(crate) fn group0(self) -> Group0 {
+        match self {
+            Layout::Separate => Group0::Separate,
+            Layout::Shared => Group0::Shared,
+            Layout::Backward { saved, grad } => {
+                if saved == Via::Aux || grad == Via::Aux {
+                    Group0::Triple
+                } else if saved == Via::Input || grad == Via::Input {
+                    Group0::Separate
+                } else {
+                    Group0::Shared
+                }
+            }
+        }
+    }
 }
 
 /// A kernel entry point.
@@ -58,6 +149,9 @@ pub enum Entry {
         subgroups: bool,
         alpha: bool,
     },
+    /// The elementwise backward, over vec4s and over single elements.
+    GradVec4,
+    GradScalar,
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -87,6 +181,8 @@ impl Entry {
             Entry::DiceEval => "dice_eval",
             Entry::DiceStatsAlpha => "dice_stats",
             Entry::DiceApplyAlpha => "dice_apply_alpha",
+            Entry::GradVec4 => "grad_vec4",
+            Entry::GradScalar => "grad_scalar",
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
                 RowKernel::Subgroup => "softmax_subgroup",
@@ -95,6 +191,14 @@ impl Entry {
                 RowKernel::SplitStats => "softmax_split_stats",
                 RowKernel::SplitWrite => "softmax_split_write",
             },
+        }
+    }
+
+    /// Which way the entry point runs.
+    pub(crate) fn direction(self) -> Direction {
+        match self {
+            Entry::GradVec4 | Entry::GradScalar => Direction::Backward,
+            _ => Direction::Forward,
         }
     }
 
@@ -138,7 +242,7 @@ impl Entry {
     pub(crate) fn group1(self) -> Group1 {
         match self {
             Entry::Vec4 | Entry::Scalar | Entry::Grouped | Entry::GroupedWg { .. } => Group1::None,
-            Entry::Random => Group1::None,
+            Entry::Random | Entry::GradVec4 | Entry::GradScalar => Group1::None,
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
                 RowKernel::Lane
@@ -215,6 +319,21 @@ pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
     }
 }
 
+/// Every backward pipeline `op`'s family compiles, as (layout, entry point): the
+/// backward counterpart of [`pipelines`].
+pub(crate) fn backward_pipelines(op: Op, _subgroups: bool) -> Vec<(Layout, Entry)> {
+    use crate::op::Kernel;
+    match op.info().kernel {
+        Kernel::Elementwise { .. } => Layout::BACKWARD
+            .into_iter()
+            .flat_map(|l| [(l, Entry::GradVec4), (l, Entry::GradScalar)])
+            .collect(),
+        Kernel::Softmax(_) | Kernel::Grouped(_) | Kernel::Random(_) | Kernel::Statistical => {
+            Vec::new()
+        }
+    }
+}
+
 /// What distinguishes one compiled pipeline from another. Parameters are not part of it:
 /// they travel in a uniform buffer, so changing `alpha` compiles nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -232,23 +351,25 @@ pub struct PipelineKey {
 }
 
 impl PipelineKey {
-    /// The forward f32 pipeline of `entry` for `op`.
+    /// The f32 pipeline of `entry` for `op` (its direction is the entry's).
     pub fn new(op: Op, layout: Layout, entry: Entry) -> Self {
         PipelineKey {
             op,
             layout,
             entry,
-            direction: Direction::Forward,
+            direction: entry.direction(),
             storage: Storage::F32,
         }
     }
 }
 
-/// Which way a kernel runs: room in the pipeline key for the backward kernels to come.
+/// Which way a kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// `y = f(x)`.
     Forward,
+    /// `grad_input` from the saved tensor and `grad_output`.
+    Backward,
 }
 
 /// The element type a kernel loads and stores: room in the pipeline key for f16 and

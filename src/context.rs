@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::cache::{BindingKey, CacheStats, Entry, Group1, Layout, PipelineCache, PipelineKey};
+use crate::cache::{
+    BindingKey, CacheStats, Entry, Group0, Group1, Layout, PipelineCache, PipelineKey,
+};
 
 use crate::op::Op;
 use crate::shader;
@@ -127,6 +129,11 @@ pub struct Context {
 struct Layouts {
     separate: wgpu::BindGroupLayout,
     shared: wgpu::BindGroupLayout,
+    /// Group 0 of the backward kernels with two read-only inputs (bindings 0 and 3).
+    triple: wgpu::BindGroupLayout,
+    triple_pipeline: PipelineLayout,
+    /// What a group-0 and group-1 pair no kernel uses maps to.
+    unused: PipelineLayout,
     /// Group 1 of the split softmax kernels: their per-chunk statistics.
     partials: wgpu::BindGroupLayout,
     separate_pipeline: PipelineLayout,
@@ -625,9 +632,10 @@ impl Context {
     }
 
     pub(crate) fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
-        match layout {
-            Layout::Separate => &self.layouts.separate,
-            Layout::Shared => &self.layouts.shared,
+        match layout.group0() {
+            Group0::Separate => &self.layouts.separate,
+            Group0::Shared => &self.layouts.shared,
+            Group0::Triple => &self.layouts.triple,
         }
     }
 
@@ -761,17 +769,19 @@ impl Layouts {
     /// The pipeline layout of an entry point: its input/output layout, and its bind
     /// group 1.
     fn pipeline(&self, layout: Layout, group1: Group1) -> &PipelineLayout {
-        match (layout, group1) {
-            (Layout::Separate, Group1::None) => &self.separate_pipeline,
-            (Layout::Shared, Group1::None) => &self.shared_pipeline,
-            (Layout::Separate, Group1::Partials) => &self.separate_partials_pipeline,
-            (Layout::Shared, Group1::Partials) => &self.shared_partials_pipeline,
-            (Layout::Separate, Group1::Weights) => &self.separate_weights_pipeline,
-            (Layout::Shared, Group1::Weights) => &self.shared_weights_pipeline,
-            (Layout::Separate, Group1::DiceEval) => &self.separate_dice_pipeline,
-            (Layout::Shared, Group1::DiceEval) => &self.shared_dice_pipeline,
-            (Layout::Separate, Group1::DiceAlpha) => &self.separate_dice_alpha_pipeline,
-            (Layout::Shared, Group1::DiceAlpha) => &self.shared_dice_alpha_pipeline,
+        match (layout.group0(), group1) {
+            (Group0::Separate, Group1::None) => &self.separate_pipeline,
+            (Group0::Shared, Group1::None) => &self.shared_pipeline,
+            (Group0::Triple, Group1::None) => &self.triple_pipeline,
+            (Group0::Separate, Group1::Partials) => &self.separate_partials_pipeline,
+            (Group0::Shared, Group1::Partials) => &self.shared_partials_pipeline,
+            (Group0::Separate, Group1::Weights) => &self.separate_weights_pipeline,
+            (Group0::Shared, Group1::Weights) => &self.shared_weights_pipeline,
+            (Group0::Separate, Group1::DiceEval) => &self.separate_dice_pipeline,
+            (Group0::Shared, Group1::DiceEval) => &self.shared_dice_pipeline,
+            (Group0::Separate, Group1::DiceAlpha) => &self.separate_dice_alpha_pipeline,
+            (Group0::Shared, Group1::DiceAlpha) => &self.shared_dice_alpha_pipeline,
+            (Group0::Triple, _) => &self.unused,
         }
     }
 
@@ -808,6 +818,15 @@ impl Layouts {
         let shared = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("elementwise shared"),
             entries: &[storage(1, false), uniform],
+        });
+        let triple = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("backward, two inputs"),
+            entries: &[
+                storage(0, true),
+                storage(1, false),
+                uniform,
+                storage(3, true),
+            ],
         });
         let partials = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("softmax partials"),
@@ -846,6 +865,9 @@ impl Layouts {
         });
         Layouts {
             // (layout, the storage buffers it binds)
+            triple_pipeline: pipeline_layout(&[(&triple, 3)]),
+            triple,
+            unused: Err("no kernel uses this pair of bind-group layouts".to_string()),
             separate_dice_alpha_pipeline: pipeline_layout(&[(&separate, 2), (&dice_alpha, 2)]),
             shared_dice_alpha_pipeline: pipeline_layout(&[(&shared, 1), (&dice_alpha, 2)]),
             dice_alpha,

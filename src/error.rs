@@ -119,6 +119,18 @@ pub enum Error {
         output: usize,
     },
 
+    /// A backward call's saved tensor and grad_output differ in length.
+    #[error(
+        "the saved tensor has {saved} elements and grad_output {grad_output}: a backward \
+         takes both of the forward's shape"
+    )]
+    GradientLength {
+        /// The saved tensor's elements.
+        saved: usize,
+        /// grad_output's elements.
+        grad_output: usize,
+    },
+
     /// A tensor shape that does not fit the data or the op (`dim` out of range, a
     /// product that differs from the element count).
     #[error("invalid shape {shape:?}: {reason}")]

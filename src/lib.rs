@@ -60,11 +60,11 @@ pub mod shader;
 mod shape;
 
 pub use activation::Activation;
-pub use cache::{CacheStats, Layout};
+pub use cache::{CacheStats, Layout, Via};
 pub use context::{Context, ContextOptions};
 pub use error::{Error, Result};
 pub use kernels::dice::DiceEval;
 pub use kernels::softmax::Strategy;
-pub use op::{Accuracy, Op, SoftmaxKind};
+pub use op::{Accuracy, Op, Saved, SoftmaxKind};
 pub use region::BufferRegion;
 pub use shape::RowView;

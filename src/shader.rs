@@ -14,6 +14,9 @@ const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
 const PRELU_WGSL: &str = include_str!("../shaders/prelu.wgsl");
 const RANDOM_WGSL: &str = include_str!("../shaders/random.wgsl");
 const DICE_WGSL: &str = include_str!("../shaders/dice.wgsl");
+/// The elementwise ops' backward functions.
+pub const GRADIENTS_WGSL: &str = include_str!("../shaders/gradients.wgsl");
+const BACKWARD_WGSL: &str = include_str!("../shaders/backward.wgsl");
 /// Workgroup reductions through a shared-memory tree (any adapter).
 pub(crate) const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
 /// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
@@ -79,11 +82,13 @@ impl Prelude {
     }
 }
 
-/// The binding an input is read through.
+/// The binding a forward kernel's input is read through (a backward layout's saved
+/// tensor's, for the families whose backward reads one input like a forward).
 fn input_binding(layout: Layout) -> &'static str {
     match layout {
         Layout::Separate => "src",
         Layout::Shared => "dst",
+        Layout::Backward { saved, .. } => saved.wgsl(),
     }
 }
 
@@ -107,6 +112,34 @@ pub fn elementwise_source(op: Op, layout: Layout, workgroup_size: u32) -> String
             "fn load1(j: u32) -> f32 {{ return {binding}1[j]; }}"
         ))
         .assemble(&[ELEMENTWISE_WGSL])
+}
+
+/// The complete WGSL of the elementwise backward kernel for `op`, with its inputs read
+/// through the bindings `layout` names.
+///
+/// # Panics
+/// If `op` is not an elementwise op or `layout` not a backward one.
+pub fn backward_source(op: Op, layout: Layout, workgroup_size: u32) -> String {
+    let (wgsl, _) = op
+        .elementwise_grad()
+        .expect("backward_source needs an elementwise op");
+    let Layout::Backward { saved, grad } = layout else {
+        panic!("backward_source needs a backward layout, got {layout:?}");
+    };
+    let mut prelude = Prelude::new(workgroup_size).line(&format!(
+        "fn grad_apply(s: f32, g: f32) -> f32 {{ return {wgsl}(s, g, params.p); }}"
+    ));
+    for (role, via) in [("saved", saved), ("grad", grad)] {
+        let b = via.wgsl();
+        prelude = prelude
+            .line(&format!(
+                "fn load_{role}4(j: u32) -> vec4<f32> {{ return {b}4[j]; }}"
+            ))
+            .line(&format!(
+                "fn load_{role}1(j: u32) -> f32 {{ return {b}1[j]; }}"
+            ));
+    }
+    prelude.assemble(&[GRADIENTS_WGSL, BACKWARD_WGSL])
 }
 
 /// The complete WGSL of the softmax-family kernels for `op` (every strategy's entry
@@ -190,6 +223,7 @@ pub(crate) fn module_source(op: Op, layout: Layout, entry: Entry, workgroup_size
     let subgroups = entry.subgroups();
     match entry {
         Entry::Vec4 | Entry::Scalar => elementwise_source(op, layout, workgroup_size),
+        Entry::GradVec4 | Entry::GradScalar => backward_source(op, layout, workgroup_size),
         Entry::Prelu => prelu_source(layout, workgroup_size),
         Entry::Row { .. } => softmax_source(op, layout, workgroup_size, subgroups),
         Entry::Grouped | Entry::GroupedWg { .. } => grouped_source(op, workgroup_size, subgroups),
@@ -251,7 +285,9 @@ pub fn validate_all(workgroup_size: u32) -> Result<()> {
     for &op in Op::ALL {
         let mut seen = std::collections::HashSet::new();
         for subgroups in [false, true] {
-            for (layout, entry) in crate::cache::pipelines(op, subgroups) {
+            let forward = crate::cache::pipelines(op, subgroups);
+            let backward = crate::cache::backward_pipelines(op, subgroups);
+            for (layout, entry) in forward.into_iter().chain(backward) {
                 let source = module_source(op, layout, entry, workgroup_size);
                 if !seen.insert(source.clone()) {
                     continue;

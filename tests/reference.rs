@@ -67,3 +67,42 @@ fn softplus_follows_pytorchs_threshold() {
     assert_eq!(value("softplus(beta=1, threshold=1)", 1.5), 1.5);
     assert!(value("softplus(beta=1, threshold=1)", 0.5) > 0.5);
 }
+
+/// Every elementwise op's reference derivative against central differences of its f64
+/// forward reference (from the saved output where the op saves it), away from the points
+/// where the forward has a kink or a jump (found by comparing one-sided differences), so
+/// a wrong derivative reference cannot pass the GPU tests.
+#[test]
+fn reference_derivatives_match_central_differences() {
+    use wgpu_activations::{Op, Saved};
+    for op in Op::elementwise_ops() {
+        let a = Activation::example(op);
+        let (_, f) = op.elementwise().unwrap();
+        let (_, d) = op.elementwise_grad().unwrap();
+        let p: Vec<f64> = a.params().iter().map(|&v| f64::from(v)).collect();
+        let mut checked = 0;
+        for i in 0..=2000 {
+            let x = -12.0 + i as f64 * 0.012_037;
+            let h = 1e-5 * x.abs().max(1.0);
+            let (l, c, r) = (f(x - h, &p), f(x, &p), f(x + h, &p));
+            let (left, right) = ((c - l) / h, (r - c) / h);
+            if (left - right).abs() > 1e-3 * (left.abs() + right.abs() + 1e-3) {
+                continue; // a kink or a jump within h
+            }
+            let central = (r - l) / (2.0 * h);
+            let saved = match op.backward().saved {
+                Saved::Input => x,
+                Saved::Output => c,
+            };
+            let got = d(saved, 1.0, &p);
+            assert!(
+                (got - central).abs() <= 1e-6 * (central.abs() + 1e-3),
+                "{a}: f'({x}) is {got:e} by the reference, {central:e} by differences"
+            );
+            // grad_output scales it
+            assert!((d(saved, -2.5, &p) + 2.5 * got).abs() <= 1e-12 * got.abs().max(1e-300));
+            checked += 1;
+        }
+        assert!(checked > 1900, "{a}: only {checked} points checked");
+    }
+}

@@ -15,6 +15,7 @@
 //! function. The result is NaN exactly when the input is NaN (or the op's mathematics
 //! gives NaN), and `+-inf` inputs give the mathematical limits.
 
+pub(crate) mod derivative;
 pub(crate) mod scalar;
 
 use crate::op::{GroupKind, Kernel, SoftmaxKind};

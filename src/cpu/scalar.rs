@@ -75,8 +75,8 @@ pub(crate) fn elu(x: f64, p: &[f64]) -> f64 {
 }
 
 /// PyTorch's SELU constants.
-const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
-const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+pub(crate) const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+pub(crate) const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
 pub(crate) fn selu(x: f64, _: &[f64]) -> f64 {
     SELU_SCALE * elu(x, &[SELU_ALPHA])

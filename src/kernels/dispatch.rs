@@ -27,6 +27,12 @@ pub(crate) fn pieces(total: u64, per_piece: u64) -> impl Iterator<Item = (u64, u
 }
 
 impl Context {
+    /// The alignment of a storage binding's offset (at least 16 bytes, so a window's
+    /// vec4s stay aligned).
+    pub(crate) fn binding_alignment(&self) -> u64 {
+        u64::from(self.limits().min_storage_buffer_offset_alignment).max(16)
+    }
+
     /// The most workgroups one dispatch dimension takes (at least 1).
     pub(crate) fn max_groups(&self) -> u64 {
         u64::from(self.limits().max_compute_workgroups_per_dimension).max(1)
@@ -231,6 +237,44 @@ impl Context {
     }
 }
 
+/// One chunk of a kernel with a vec4 entry point and a scalar one for the tail: its bind
+/// group, whether the vec4 entry runs, its elements, and the first the scalar entry takes.
+pub(crate) type SplitDispatch = (Arc<wgpu::BindGroup>, bool, u64, u64);
+
+impl Context {
+    /// Records one pass of vec4 and scalar-tail dispatches (the elementwise forward and
+    /// backward): `VEC4S_PER_INVOCATION` vec4s per invocation per grid step, one element
+    /// per invocation in the tail.
+    pub(crate) fn record_vec4_and_tail(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        label: &str,
+        vec4: &wgpu::ComputePipeline,
+        scalar: &wgpu::ComputePipeline,
+        dispatches: &[SplitDispatch],
+    ) {
+        let wg = u64::from(self.workgroup_size());
+        let max_groups = self.max_groups();
+        let groups = |items: u64| items.div_ceil(wg).clamp(1, max_groups) as u32;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        for (bind_group, vectorised, count, scalar_start) in dispatches {
+            pass.set_bind_group(0, bind_group.as_ref(), &[]);
+            if *vectorised && count / 4 > 0 {
+                pass.set_pipeline(vec4);
+                let steps = (count / 4).div_ceil(u64::from(crate::shader::VEC4S_PER_INVOCATION));
+                pass.dispatch_workgroups(groups(steps), 1, 1);
+            }
+            if scalar_start < count {
+                pass.set_pipeline(scalar);
+                pass.dispatch_workgroups(groups(count - scalar_start), 1, 1);
+            }
+        }
+    }
+}
+
 /// One binding-sized chunk of an elementwise-shaped call: `count` elements from element
 /// `start`, at element offsets `in_offset` and `out_offset` inside their bound windows.
 pub(crate) struct Chunk {
@@ -267,44 +311,50 @@ impl Plan {
         start: u64,
         count: u64,
     ) -> (Vec<StorageBinding>, u64, u64) {
-        let in_byte = input.offset + start * F32;
-        let out_byte = output.offset + start * F32;
-        let inw = window(in_byte, count, self.align);
-        let outw = window(out_byte, count, self.align);
-        // (binding, window) pairs, and each range's byte offset inside its window.
-        let (bindings, in_delta, out_delta) = match self.layout {
-            Layout::Separate => (
-                vec![(0, input.buffer, inw), (1, output.buffer, outw)],
-                inw.delta,
-                outw.delta,
-            ),
-            Layout::Shared => {
-                // One window covering both ranges of the one buffer.
-                let begin = inw.start.min(outw.start);
-                let end = (inw.start + inw.size).max(outw.start + outw.size);
-                let w = Window {
-                    start: begin,
-                    size: end - begin,
-                    delta: 0,
-                };
-                (
-                    vec![(1, input.buffer, w)],
-                    in_byte - begin,
-                    out_byte - begin,
-                )
-            }
+        let roles = match self.layout {
+            Layout::Shared => [(1, input), (1, output)],
+            _ => [(0, input), (1, output)],
         };
-        let entries = bindings
-            .into_iter()
-            .map(|(binding, buffer, w)| StorageBinding {
+        let (entries, deltas) = bind_windows(&roles, start, count, self.align);
+        (entries, deltas[0], deltas[1])
+    }
+}
+
+/// The storage bindings for `count` elements from element `start` of each role's region,
+/// read through the binding given with it (roles sharing a binding get one window that
+/// covers them all, from an offset aligned to `align`), and each role's byte offset inside
+/// its window.
+pub(crate) fn bind_windows(
+    roles: &[(u32, BufferRegion<'_>)],
+    start: u64,
+    count: u64,
+    align: u64,
+) -> (Vec<StorageBinding>, Vec<u64>) {
+    let mut bindings: Vec<StorageBinding> = Vec::new();
+    for &(binding, region) in roles {
+        let w = window(region.offset + start * F32, count, align);
+        match bindings.iter_mut().find(|b| b.binding == binding) {
+            Some(b) => {
+                let end = (b.offset + b.size).max(w.start + w.size);
+                b.offset = b.offset.min(w.start);
+                b.size = end - b.offset;
+            }
+            None => bindings.push(StorageBinding {
                 binding,
-                buffer: buffer.clone(),
+                buffer: region.buffer.clone(),
                 offset: w.start,
                 size: w.size,
-            })
-            .collect();
-        (entries, in_delta, out_delta)
+            }),
+        }
     }
+    let deltas = roles
+        .iter()
+        .map(|&(binding, region)| {
+            let bound = bindings.iter().find(|b| b.binding == binding);
+            region.offset + start * F32 - bound.map_or(0, |b| b.offset)
+        })
+        .collect();
+    (bindings, deltas)
 }
 
 /// A bound window of a buffer: `size` bytes from `start`, the range beginning `delta`
@@ -337,25 +387,15 @@ impl Context {
         check_region("input", input, len)?;
         check_region("output", output, len)?;
         let limits = self.limits();
-        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
+        let align = self.binding_alignment();
         let max_binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
+        check_in_place("input", "output", input, output, len)?;
         let same = input.buffer == output.buffer;
         let (layout, reach) = if same {
-            let bytes = len * F32;
-            let (a, b) = (input.offset, output.offset);
-            if a != b && a < b + bytes && b < a + bytes {
-                return Err(Error::Overlap {
-                    first: "input",
-                    second: "output",
-                    input: a..a + bytes,
-                    output: b..b + bytes,
-                    hint: "use identical ranges for in place, or disjoint ones",
-                });
-            }
             // Both ranges share one binding, so the distance between them eats into it.
-            (Layout::Shared, a.abs_diff(b))
+            (Layout::Shared, input.offset.abs_diff(output.offset))
         } else {
             (Layout::Separate, 0)
         };
@@ -384,6 +424,29 @@ impl Context {
             align,
         })
     }
+}
+
+/// An error if two ranges of `len` elements in one buffer overlap without being the
+/// same range (in place is allowed; a partial overlap would read what was written).
+pub(crate) fn check_in_place(
+    first: &'static str,
+    second: &'static str,
+    a: BufferRegion<'_>,
+    b: BufferRegion<'_>,
+    len: u64,
+) -> Result<()> {
+    let bytes = len * F32;
+    let (x, y) = (a.offset, b.offset);
+    if a.buffer == b.buffer && x != y && x < y + bytes && y < x + bytes {
+        return Err(Error::Overlap {
+            first,
+            second,
+            input: x..x + bytes,
+            output: y..y + bytes,
+            hint: "use identical ranges for in place, or disjoint ones",
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
@@ -472,37 +535,58 @@ impl Context {
         out_len: usize,
         record: impl FnOnce(&mut wgpu::CommandEncoder, BufferRegion<'_>, BufferRegion<'_>) -> Result<()>,
     ) -> Result<Vec<f32>> {
-        let (len, out_len) = (input.len() as u64, out_len as u64);
-        if len == 0 || out_len == 0 {
+        self.run_with_inputs(&[input], out_len, |encoder, inputs, output| {
+            record(encoder, inputs[0], output)
+        })
+    }
+
+    /// Uploads each of `inputs` to a buffer of its own, lets `record` encode from them
+    /// into an output buffer of `out_len` elements, submits, and reads the output back.
+    pub(crate) fn run_with_inputs(
+        &self,
+        inputs: &[&[f32]],
+        out_len: usize,
+        record: impl FnOnce(
+            &mut wgpu::CommandEncoder,
+            &[BufferRegion<'_>],
+            BufferRegion<'_>,
+        ) -> Result<()>,
+    ) -> Result<Vec<f32>> {
+        let out_len = out_len as u64;
+        if out_len == 0 || inputs.iter().any(|x| x.is_empty()) {
             return Ok(vec![0.0; out_len as usize]);
         }
-        let (src, dst) = self.scoped(|| {
-            let src = self
-                .device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("run input"),
-                    contents: bytemuck::cast_slice(input),
-                    usage: wgpu::BufferUsages::STORAGE,
-                });
+        let (srcs, dst) = self.scoped(|| {
+            let srcs: Vec<wgpu::Buffer> = inputs
+                .iter()
+                .map(|x| {
+                    self.device()
+                        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some("run input"),
+                            contents: bytemuck::cast_slice(x),
+                            usage: wgpu::BufferUsages::STORAGE,
+                        })
+                })
+                .collect();
             let dst = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("run output"),
                 size: out_len * F32,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
-            (src, dst)
+            (srcs, dst)
         })?;
         let mut encoder = self.device().create_command_encoder(&Default::default());
-        record(
-            &mut encoder,
-            BufferRegion::new(&src),
-            BufferRegion::new(&dst),
-        )?;
+        let regions: Vec<BufferRegion<'_>> = srcs.iter().map(BufferRegion::new).collect();
+        record(&mut encoder, &regions, BufferRegion::new(&dst))?;
         self.scoped(|| self.queue().submit([encoder.finish()]))?;
         let result = self.download(BufferRegion::new(&dst), out_len);
         // These buffers never come back: drop the bind groups that hold them.
-        self.bindings()
-            .retain(|k, _| !k.storage.iter().any(|b| b.buffer == src || b.buffer == dst));
+        self.bindings().retain(|k, _| {
+            !k.storage
+                .iter()
+                .any(|b| b.buffer == dst || srcs.contains(&b.buffer))
+        });
         result
     }
 

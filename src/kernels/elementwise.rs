@@ -12,7 +12,6 @@ use crate::cache::{Entry, PipelineKey};
 use crate::op::Kernel;
 /// Re-exported from its own module (the path of earlier versions).
 pub use crate::region::BufferRegion;
-use crate::shader::VEC4S_PER_INVOCATION;
 use crate::{Activation, Context, Error, Result};
 
 /// The uniform block of `shaders/elementwise.wgsl` (`Params`).
@@ -62,8 +61,6 @@ impl Context {
         if len == 0 {
             return Ok(());
         }
-        let wg = u64::from(self.workgroup_size());
-        let max_groups = self.max_groups();
         // The scalar path of a misaligned chunk is the longest loop.
         let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 1);
         self.check_budget(per_invocation, &format!("{len} elements"))?;
@@ -97,23 +94,13 @@ impl Context {
             }
         }
 
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("wgpu-activations elementwise"),
-            timestamp_writes: None,
-        });
-        let groups = |items: u64| items.div_ceil(wg).clamp(1, max_groups) as u32;
-        for (bind_group, vectorised, count, scalar_start) in &dispatches {
-            pass.set_bind_group(0, bind_group.as_ref(), &[]);
-            if *vectorised && count / 4 > 0 {
-                pass.set_pipeline(&vec4);
-                let steps = (count / 4).div_ceil(u64::from(VEC4S_PER_INVOCATION));
-                pass.dispatch_workgroups(groups(steps), 1, 1);
-            }
-            if scalar_start < count {
-                pass.set_pipeline(&scalar);
-                pass.dispatch_workgroups(groups(count - scalar_start), 1, 1);
-            }
-        }
+        self.record_vec4_and_tail(
+            encoder,
+            "wgpu-activations elementwise",
+            &vec4,
+            &scalar,
+            &dispatches,
+        );
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Kernel families: host code that plans chunks and dispatches for each.
 
+pub mod backward;
 pub mod dice;
 pub(crate) mod dispatch;
 pub mod elementwise;

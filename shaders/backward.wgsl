@@ -1,0 +1,75 @@
+// Elementwise backward kernel: gx[out_offset + i] = grad(s[saved_offset + i],
+// g[grad_offset + i]) for i in [0, n).
+//
+// Bindings: 0 = a read-only input, 1 = grad_input (read-write), 2 = uniforms, 3 = a second
+// read-only input. The host's generated prelude (src/shader.rs) defines
+// `grad_apply(s, g)` (the op's `grad_*` function), and `load_saved4/1(j)` and
+// `load_grad4/1(j)`, which read the saved tensor and grad_output through the binding the
+// layout gives each: its own (0 or 3), or binding 1 where it shares grad_input's buffer.
+//
+// As in elementwise.wgsl: `grad_vec4` covers whole vec4s [0, n / 4) when all three
+// offsets are multiples of 4 elements, `grad_scalar` covers [scalar_start, n); both loop
+// with a grid stride.
+
+struct Params {
+    n: u32,             // elements in this chunk
+    saved_offset: u32,  // element offsets of the chunk in the bound windows
+    grad_offset: u32,
+    out_offset: u32,
+    scalar_start: u32,  // first element grad_scalar handles
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+    p: vec4<f32>,       // the op's parameters, in the op table's order
+}
+
+@group(0) @binding(0) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> src1: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dst1: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+@group(0) @binding(3) var<storage, read> aux4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> aux1: array<f32>;
+
+fn grad4(s: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(grad_apply(s.x, g.x), grad_apply(s.y, g.y), grad_apply(s.z, g.z),
+                     grad_apply(s.w, g.w));
+}
+
+fn step4(j: u32) {
+    let s = load_saved4(params.saved_offset / 4u + j);
+    let g = load_grad4(params.grad_offset / 4u + j);
+    dst4[params.out_offset / 4u + j] = grad4(s, g);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn grad_vec4(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(min(params.n, 1u)); // 1.0: n > 0 whenever the host dispatches
+    let lanes = groups.x * WORKGROUP_SIZE;
+    let n4 = params.n / 4u;
+    for (var base = gid.x; base < n4; base += lanes * VEC4S_PER_INVOCATION) {
+        if (base + 3u * lanes < n4) {
+            step4(base);
+            step4(base + lanes);
+            step4(base + 2u * lanes);
+            step4(base + 3u * lanes);
+        } else {
+            for (var i = base; i < n4; i += lanes) {
+                step4(i);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn grad_scalar(@builtin(global_invocation_id) gid: vec3<u32>,
+               @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(min(params.n, 1u)); // 1.0: n > 0 whenever the host dispatches
+    let stride = groups.x * WORKGROUP_SIZE;
+    for (var i = params.scalar_start + gid.x; i < params.n; i += stride) {
+        let s = load_saved1(params.saved_offset + i);
+        let g = load_grad1(params.grad_offset + i);
+        dst1[params.out_offset + i] = grad_apply(s, g);
+    }
+}

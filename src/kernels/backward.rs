@@ -1,0 +1,325 @@
+//! The backward kernels' host side: `grad_input` from the saved tensor (the forward's
+//! input x, or its output y where the op table says [`Saved::Output`]) and `grad_output`.
+//!
+//! The elementwise family runs `shaders/backward.wgsl`: three regions, each bound through
+//! its own binding, or through grad_input's where it shares that buffer (in place on
+//! grad_output, or on the saved tensor); an input too far from grad_input in one buffer
+//! for a useful window is staged in a copy first, as the forward does.
+//!
+//! [`Saved::Output`]: crate::op::Saved::Output
+
+use bytemuck::{Pod, Zeroable};
+
+use super::dispatch::{bind_windows, check_in_place, check_region, pieces, F32};
+use crate::cache::{Entry, Layout, PipelineKey, Via};
+use crate::{Activation, BufferRegion, Context, Error, Result};
+
+/// The uniform block of `shaders/backward.wgsl` (`Params`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Uniforms {
+    n: u32,
+    saved_offset: u32,
+    grad_offset: u32,
+    out_offset: u32,
+    scalar_start: u32,
+    pad: [u32; 3],
+    p: [f32; 4],
+}
+
+/// A backward call's three regions, after staging.
+#[derive(Clone, Copy)]
+struct Regions<'a> {
+    saved: BufferRegion<'a>,
+    grad: BufferRegion<'a>,
+    out: BufferRegion<'a>,
+}
+
+impl Regions<'_> {
+    /// Where each input is read: through grad_input's binding when it shares that buffer,
+    /// else through a binding of its own.
+    fn layout(&self) -> Layout {
+        let saved = if self.saved.buffer == self.out.buffer {
+            Via::Output
+        } else {
+            Via::Input
+        };
+        let grad = if self.grad.buffer == self.out.buffer {
+            Via::Output
+        } else if saved == Via::Input {
+            Via::Aux
+        } else {
+            Via::Input
+        };
+        Layout::Backward { saved, grad }
+    }
+
+    /// The bytes between the first and the last offset of the ranges grad_input's
+    /// binding would cover with the inputs marked in `staged` read from copies.
+    fn reach(&self, staged: [bool; 2]) -> u64 {
+        let shared = [self.saved, self.grad]
+            .into_iter()
+            .zip(staged)
+            .filter(|(r, copied)| !copied && r.buffer == self.out.buffer)
+            .map(|(r, _)| r.offset);
+        let (lo, hi) = shared.fold((self.out.offset, self.out.offset), |(lo, hi), o| {
+            (lo.min(o), hi.max(o))
+        });
+        hi - lo
+    }
+}
+
+impl Context {
+    /// Records `grad_input[i] = grad_output[i] * f'(...)` for `len` f32 elements of an
+    /// elementwise op into the caller's encoder, reading `saved`: the forward's input x,
+    /// or its output y where [`Op::backward`](crate::Op::backward) says
+    /// [`Saved::Output`](crate::op::Saved::Output) (sigmoid, tanh). Other families go to
+    /// [`Context::encode_backward_shaped`] with the shape `[len]`.
+    ///
+    /// grad_input may be grad_output's region (in place) or the saved tensor's, or
+    /// disjoint from both; partial overlaps are errors. Buffers need `STORAGE` usage and
+    /// offsets must be multiples of 4 bytes, as for [`Context::encode`].
+    ///
+    /// ```no_run
+    /// # use wgpu_activations::{Context, BufferRegion};
+    /// # fn demo(ctx: &Context, x: &wgpu::Buffer, g: &wgpu::Buffer) -> wgpu_activations::Result<()> {
+    /// let gelu = "gelu".parse()?;
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// // in place: grad_input overwrites grad_output
+    /// let g = BufferRegion::new(g);
+    /// ctx.encode_backward(&mut encoder, &gelu, BufferRegion::new(x), g, g, 1024)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    pub fn encode_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        saved: BufferRegion<'_>,
+        grad_output: BufferRegion<'_>,
+        grad_input: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<()> {
+        if activation.op().elementwise_grad().is_none() {
+            let len = usize::try_from(len).map_err(|_| {
+                Error::Unsupported(format!("{len} elements do not fit this host's usize"))
+            })?;
+            return self.encode_backward_shaped(
+                encoder,
+                activation,
+                saved,
+                grad_output,
+                grad_input,
+                &[len],
+            );
+        }
+        check_region("saved", saved, len)?;
+        check_region("grad_output", grad_output, len)?;
+        check_region("grad_input", grad_input, len)?;
+        check_in_place("saved", "grad_input", saved, grad_input, len)?;
+        check_in_place("grad_output", "grad_input", grad_output, grad_input, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let regions = Regions {
+            saved,
+            grad: grad_output,
+            out: grad_input,
+        };
+        let (staged, chunk) = self.stage_far_inputs(encoder, regions, len)?;
+        let regions = Regions {
+            saved: staged[0].as_ref().map_or(saved, BufferRegion::new),
+            grad: staged[1].as_ref().map_or(grad_output, BufferRegion::new),
+            out: grad_input,
+        };
+        self.check_budget(
+            self.grid_stride_iterations(chunk.min(len), 1),
+            &format!("{len} elements"),
+        )?;
+        let cacheable = staged.iter().all(Option::is_none);
+        self.record_backward(encoder, activation, regions, len, chunk, cacheable)
+    }
+
+    /// Copies the inputs that share grad_input's buffer but lie too far from it for one
+    /// window (a quarter of a binding left for the chunk) into buffers of their own,
+    /// farthest first; returns the copies (saved's, grad_output's) and the chunk size.
+    fn stage_far_inputs(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        regions: Regions<'_>,
+        len: u64,
+    ) -> Result<([Option<wgpu::Buffer>; 2], u64)> {
+        let limits = self.limits();
+        let align = self.binding_alignment();
+        let max_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let full = max_binding.saturating_sub(align) / 16 * 4;
+        if full == 0 {
+            return Err(Error::Unsupported(format!(
+                "max_storage_buffer_binding_size {max_binding} leaves no room past the \
+                 offset alignment {align}"
+            )));
+        }
+        let mut copied = [false; 2];
+        let chunk = loop {
+            let chunk = max_binding.saturating_sub(align + regions.reach(copied)) / 16 * 4;
+            if chunk >= full / 4 {
+                break chunk;
+            }
+            let distance = |i: usize, r: BufferRegion<'_>| {
+                (!copied[i] && r.buffer == regions.out.buffer)
+                    .then(|| r.offset.abs_diff(regions.out.offset))
+            };
+            let farthest = usize::from(distance(1, regions.grad) > distance(0, regions.saved));
+            copied[farthest] = true;
+        };
+        let mut staged = [None, None];
+        for (i, region) in [regions.saved, regions.grad].into_iter().enumerate() {
+            if copied[i] {
+                staged[i] = Some(self.copy_input(encoder, region, len)?);
+            }
+        }
+        Ok((staged, chunk))
+    }
+
+    /// The bind groups and the pass of an elementwise backward call.
+    fn record_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        regions: Regions<'_>,
+        len: u64,
+        chunk: u64,
+        cacheable: bool,
+    ) -> Result<()> {
+        let layout = regions.layout();
+        let Layout::Backward { saved, grad } = layout else {
+            unreachable!("Regions::layout is a backward layout");
+        };
+        let key = |entry| PipelineKey::new(activation.op(), layout, entry);
+        let vec4 = self.pipeline(key(Entry::GradVec4))?;
+        let scalar = self.pipeline(key(Entry::GradScalar))?;
+        let align = self.binding_alignment();
+        let mut dispatches = Vec::new();
+        for (start, count) in pieces(len, chunk) {
+            let roles = [
+                (saved.binding(), regions.saved),
+                (grad.binding(), regions.grad),
+                (1, regions.out),
+            ];
+            let (entries, deltas) = bind_windows(&roles, start, count, align);
+            let vectorised = deltas.iter().all(|d| d.is_multiple_of(16));
+            let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
+            let element = |i: usize| (deltas[i] / F32) as u32;
+            let uniforms = Uniforms {
+                n: count as u32,
+                saved_offset: element(0),
+                grad_offset: element(1),
+                out_offset: element(2),
+                scalar_start: scalar_start as u32,
+                pad: [0; 3],
+                p: activation.param_slots(),
+            };
+            let group =
+                self.bind_group_with_uniforms("backward", layout, entries, &uniforms, cacheable)?;
+            dispatches.push((group, vectorised, count, scalar_start));
+        }
+        self.record_vec4_and_tail(
+            encoder,
+            "wgpu-activations backward",
+            &vec4,
+            &scalar,
+            &dispatches,
+        );
+        Ok(())
+    }
+
+    /// `grad_input` of `activation` on the host's slices: the blocking convenience form of
+    /// [`Context::encode_backward`] (and of [`Context::encode_backward_shaped`] for a 1-D
+    /// tensor). `saved` is the forward's input x, or its output y where
+    /// [`Op::backward`](crate::Op::backward) says so (sigmoid, tanh, the softmax family).
+    ///
+    /// ```no_run
+    /// use wgpu_activations::{Activation, Context};
+    /// let ctx = Context::new()?;
+    /// let relu: Activation = "relu".parse()?;
+    /// let grad_input = ctx.run_backward(&relu, &[-1.0, 0.0, 2.0], &[5.0, 5.0, 5.0])?;
+    /// assert_eq!(grad_input, [0.0, 0.0, 5.0]);
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn run_backward(
+        &self,
+        activation: &Activation,
+        saved: &[f32],
+        grad_output: &[f32],
+    ) -> Result<Vec<f32>> {
+        self.run_backward_shaped(activation, saved, grad_output, &[saved.len()])
+    }
+
+    /// [`Context::run_backward`] for a tensor of `shape` (the softmax family along its
+    /// `dim`, the grouped ops, whose grad_output has the forward output's shape).
+    pub fn run_backward_shaped(
+        &self,
+        activation: &Activation,
+        saved: &[f32],
+        grad_output: &[f32],
+        shape: &[usize],
+    ) -> Result<Vec<f32>> {
+        let expected = crate::shape::element_count(&activation.output_shape(shape)?)?;
+        if grad_output.len() != expected {
+            return Err(Error::GradientLength {
+                saved: saved.len(),
+                grad_output: grad_output.len(),
+            });
+        }
+        crate::shape::check_len(shape, saved.len())?;
+        let len = saved.len();
+        if activation.op().elementwise_grad().is_some() {
+            let piece = (self.limits().max_buffer_size / F32).clamp(4, 1 << 28) as usize;
+            let mut out = Vec::with_capacity(len);
+            for (s, g) in saved.chunks(piece).zip(grad_output.chunks(piece)) {
+                out.extend(
+                    self.run_with_inputs(&[s, g], s.len(), |encoder, inputs, gx| {
+                        self.encode_backward(
+                            encoder,
+                            activation,
+                            inputs[0],
+                            inputs[1],
+                            gx,
+                            s.len() as u64,
+                        )
+                    })?,
+                );
+            }
+            return Ok(out);
+        }
+        self.run_with_inputs(&[saved, grad_output], len, |encoder, inputs, gx| {
+            self.encode_backward_shaped(encoder, activation, inputs[0], inputs[1], gx, shape)
+        })
+    }
+
+    /// Records the backward of `activation` for a tensor of `shape`: the softmax family
+    /// along its `dim` (saved is y), the grouped ops (saved is x, grad_output has the
+    /// forward output's shape), the random ops (re-drawing the forward's numbers). An
+    /// elementwise op treats the shape as its element count.
+    pub fn encode_backward_shaped(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        saved: BufferRegion<'_>,
+        grad_output: BufferRegion<'_>,
+        grad_input: BufferRegion<'_>,
+        shape: &[usize],
+    ) -> Result<()> {
+        let op = activation.op();
+        if op.elementwise_grad().is_some() {
+            let len = crate::shape::element_count(shape)? as u64;
+            return self.encode_backward(encoder, activation, saved, grad_output, grad_input, len);
+        }
+        let _ = (encoder, saved, grad_output, grad_input);
+        Err(Error::Unsupported(format!(
+            "the backward of `{activation}` is not implemented yet"
+        )))
+    }
+}
