@@ -240,3 +240,42 @@ pub fn gradient_error(expected: f64, got: f32, g: f32, bound: Accuracy) -> u64 {
     }
     error_against(expected as f32, got)
 }
+
+/// Compares `got` with the f64 reference `expected` relative to `magnitude`, each
+/// element's scale (for a backward whose result is a difference that may cancel, the
+/// magnitude of its terms): the error of an element is `|y - r| / magnitude`. NaN must
+/// meet NaN.
+///
+/// ```
+/// use wgpu_activations::accuracy::compare_scaled;
+/// // 1e-9 off a result of 1e-8 that came from terms of magnitude 1
+/// let r = compare_scaled(&[1e-8], &[1.0], &[1.1e-8]);
+/// assert!(r.within(1e-5));
+/// ```
+pub fn compare_scaled(expected: &[f64], magnitude: &[f64], got: &[f32]) -> RelativeReport {
+    let mut report = RelativeReport {
+        count: expected.len().min(got.len()),
+        ..Default::default()
+    };
+    for (i, ((&r, &m), &y)) in expected.iter().zip(magnitude).zip(got).enumerate() {
+        let err = if r.is_nan() || y.is_nan() {
+            if r.is_nan() && y.is_nan() {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            (f64::from(y) - r).abs() / m.max(f64::from(f32::MIN_POSITIVE))
+        };
+        if err > report.max_error || i == 0 {
+            report.max_error = err;
+            report.worst_index = i;
+            report.worst_output = y;
+            report.worst_expected = r;
+        }
+    }
+    if expected.len() != got.len() {
+        report.max_error = f64::INFINITY;
+    }
+    report
+}

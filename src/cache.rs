@@ -152,6 +152,11 @@ pub enum Entry {
     /// The elementwise backward, over vec4s and over single elements.
     GradVec4,
     GradScalar,
+    /// A softmax-family backward entry point (`Resident` has none).
+    GradRow {
+        kernel: RowKernel,
+        subgroups: bool,
+    },
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -183,6 +188,13 @@ impl Entry {
             Entry::DiceApplyAlpha => "dice_apply_alpha",
             Entry::GradVec4 => "grad_vec4",
             Entry::GradScalar => "grad_scalar",
+            Entry::GradRow { kernel, .. } => match kernel {
+                RowKernel::Lane => "softmax_grad_lane",
+                RowKernel::Subgroup => "softmax_grad_subgroup",
+                RowKernel::Workgroup | RowKernel::Resident => "softmax_grad_workgroup",
+                RowKernel::SplitStats => "softmax_grad_split_stats",
+                RowKernel::SplitWrite => "softmax_grad_split_write",
+            },
             Entry::Row { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_lane",
                 RowKernel::Subgroup => "softmax_subgroup",
@@ -197,7 +209,7 @@ impl Entry {
     /// Which way the entry point runs.
     pub(crate) fn direction(self) -> Direction {
         match self {
-            Entry::GradVec4 | Entry::GradScalar => Direction::Backward,
+            Entry::GradVec4 | Entry::GradScalar | Entry::GradRow { .. } => Direction::Backward,
             _ => Direction::Forward,
         }
     }
@@ -207,6 +219,9 @@ impl Entry {
         matches!(
             self,
             Entry::Row {
+                subgroups: true,
+                ..
+            } | Entry::GradRow {
                 subgroups: true,
                 ..
             } | Entry::GroupedWg { subgroups: true }
@@ -243,7 +258,7 @@ impl Entry {
         match self {
             Entry::Vec4 | Entry::Scalar | Entry::Grouped | Entry::GroupedWg { .. } => Group1::None,
             Entry::Random | Entry::GradVec4 | Entry::GradScalar => Group1::None,
-            Entry::Row { kernel, .. } => match kernel {
+            Entry::Row { kernel, .. } | Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
                 RowKernel::Lane
                 | RowKernel::Subgroup
@@ -321,16 +336,33 @@ pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
 
 /// Every backward pipeline `op`'s family compiles, as (layout, entry point): the
 /// backward counterpart of [`pipelines`].
-pub(crate) fn backward_pipelines(op: Op, _subgroups: bool) -> Vec<(Layout, Entry)> {
+pub(crate) fn backward_pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
     use crate::op::Kernel;
     match op.info().kernel {
         Kernel::Elementwise { .. } => Layout::BACKWARD
             .into_iter()
             .flat_map(|l| [(l, Entry::GradVec4), (l, Entry::GradScalar)])
             .collect(),
-        Kernel::Softmax(_) | Kernel::Grouped(_) | Kernel::Random(_) | Kernel::Statistical => {
-            Vec::new()
+        Kernel::Softmax(_) => {
+            let mut kernels = vec![
+                RowKernel::Lane,
+                RowKernel::Workgroup,
+                RowKernel::SplitStats,
+                RowKernel::SplitWrite,
+            ];
+            if subgroups {
+                kernels.push(RowKernel::Subgroup);
+            }
+            Layout::BACKWARD
+                .into_iter()
+                .flat_map(|l| {
+                    kernels
+                        .iter()
+                        .map(move |&kernel| (l, Entry::GradRow { kernel, subgroups }))
+                })
+                .collect()
         }
+        Kernel::Grouped(_) | Kernel::Random(_) | Kernel::Statistical => Vec::new(),
     }
 }
 

@@ -132,6 +132,7 @@ struct Layouts {
     /// Group 0 of the backward kernels with two read-only inputs (bindings 0 and 3).
     triple: wgpu::BindGroupLayout,
     triple_pipeline: PipelineLayout,
+    triple_partials_pipeline: PipelineLayout,
     /// What a group-0 and group-1 pair no kernel uses maps to.
     unused: PipelineLayout,
     /// Group 1 of the split softmax kernels: their per-chunk statistics.
@@ -773,6 +774,7 @@ impl Layouts {
             (Group0::Separate, Group1::None) => &self.separate_pipeline,
             (Group0::Shared, Group1::None) => &self.shared_pipeline,
             (Group0::Triple, Group1::None) => &self.triple_pipeline,
+            (Group0::Triple, Group1::Partials) => &self.triple_partials_pipeline,
             (Group0::Separate, Group1::Partials) => &self.separate_partials_pipeline,
             (Group0::Shared, Group1::Partials) => &self.shared_partials_pipeline,
             (Group0::Separate, Group1::Weights) => &self.separate_weights_pipeline,
@@ -866,6 +868,7 @@ impl Layouts {
         Layouts {
             // (layout, the storage buffers it binds)
             triple_pipeline: pipeline_layout(&[(&triple, 3)]),
+            triple_partials_pipeline: pipeline_layout(&[(&triple, 3), (&partials, 1)]),
             triple,
             unused: Err("no kernel uses this pair of bind-group layouts".to_string()),
             separate_dice_alpha_pipeline: pipeline_layout(&[(&separate, 2), (&dice_alpha, 2)]),

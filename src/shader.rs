@@ -17,6 +17,9 @@ const DICE_WGSL: &str = include_str!("../shaders/dice.wgsl");
 /// The elementwise ops' backward functions.
 pub const GRADIENTS_WGSL: &str = include_str!("../shaders/gradients.wgsl");
 const BACKWARD_WGSL: &str = include_str!("../shaders/backward.wgsl");
+const SOFTMAX_BACKWARD_WGSL: &str = include_str!("../shaders/softmax_backward.wgsl");
+const SOFTMAX_BACKWARD_SUBGROUP_WGSL: &str =
+    include_str!("../shaders/softmax_backward_subgroup.wgsl");
 /// Workgroup reductions through a shared-memory tree (any adapter).
 pub(crate) const REDUCE_TREE_WGSL: &str = include_str!("../shaders/reduce_tree.wgsl");
 /// Workgroup reductions with subgroup operations (adapters with `Features::SUBGROUP`).
@@ -142,6 +145,49 @@ pub fn backward_source(op: Op, layout: Layout, workgroup_size: u32) -> String {
     prelude.assemble(&[GRADIENTS_WGSL, BACKWARD_WGSL])
 }
 
+/// The complete WGSL of the softmax-family backward kernels for `op` (every strategy's
+/// entry point), its inputs read through the bindings `layout` names.
+///
+/// # Panics
+/// If `op` is not a softmax-family op or `layout` not a backward one.
+pub fn softmax_backward_source(
+    op: Op,
+    layout: Layout,
+    workgroup_size: u32,
+    subgroups: bool,
+) -> String {
+    let kind = op
+        .softmax()
+        .expect("softmax_backward_source needs a softmax-family op");
+    let Layout::Backward { saved, grad } = layout else {
+        panic!("softmax_backward_source needs a backward layout, got {layout:?}");
+    };
+    let sign = if kind == SoftmaxKind::Softmin {
+        -1.0
+    } else {
+        1.0
+    };
+    let log = kind == SoftmaxKind::LogSoftmax;
+    let mut prelude = Prelude::new(workgroup_size)
+        .line(&format!("const SIGN: f32 = {sign:?};"))
+        .line(&format!("const LOG_OUTPUT: bool = {log};"));
+    for (role, via) in [("saved", saved), ("grad", grad)] {
+        let b = via.wgsl();
+        prelude = prelude.line(&format!(
+            "fn load_{role}(k: u32) -> f32 {{ return {b}[k]; }}"
+        ));
+    }
+    prelude.assemble(&[
+        &reduce_wgsl(subgroups),
+        SOFTMAX_BACKWARD_WGSL,
+        if subgroups {
+            SOFTMAX_BACKWARD_SUBGROUP_WGSL
+        } else {
+            ""
+        },
+    ])
+}
+
 /// The complete WGSL of the softmax-family kernels for `op` (every strategy's entry
 /// point), with subgroup or shared-memory-tree reductions.
 ///
@@ -224,6 +270,7 @@ pub(crate) fn module_source(op: Op, layout: Layout, entry: Entry, workgroup_size
     match entry {
         Entry::Vec4 | Entry::Scalar => elementwise_source(op, layout, workgroup_size),
         Entry::GradVec4 | Entry::GradScalar => backward_source(op, layout, workgroup_size),
+        Entry::GradRow { .. } => softmax_backward_source(op, layout, workgroup_size, subgroups),
         Entry::Prelu => prelu_source(layout, workgroup_size),
         Entry::Row { .. } => softmax_source(op, layout, workgroup_size, subgroups),
         Entry::Grouped | Entry::GroupedWg { .. } => grouped_source(op, workgroup_size, subgroups),

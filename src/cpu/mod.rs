@@ -15,7 +15,9 @@
 //! function. The result is NaN exactly when the input is NaN (or the op's mathematics
 //! gives NaN), and `+-inf` inputs give the mathematical limits.
 
+mod backward;
 pub(crate) mod derivative;
+pub use backward::{backward_magnitude, reference_backward_f64};
 pub(crate) mod scalar;
 
 use crate::op::{GroupKind, Kernel, SoftmaxKind};

@@ -12,7 +12,8 @@ use bytemuck::{Pod, Zeroable};
 
 use super::dispatch::{bind_windows, check_in_place, check_region, pieces, F32};
 use crate::cache::{Entry, Layout, PipelineKey, Via};
-use crate::{Activation, BufferRegion, Context, Error, Result};
+use crate::op::Kernel;
+use crate::{Activation, BufferRegion, Context, Error, Result, Strategy};
 
 /// The uniform block of `shaders/backward.wgsl` (`Params`).
 #[repr(C)]
@@ -29,16 +30,16 @@ struct Uniforms {
 
 /// A backward call's three regions, after staging.
 #[derive(Clone, Copy)]
-struct Regions<'a> {
-    saved: BufferRegion<'a>,
-    grad: BufferRegion<'a>,
-    out: BufferRegion<'a>,
+pub(super) struct Regions<'a> {
+    pub(super) saved: BufferRegion<'a>,
+    pub(super) grad: BufferRegion<'a>,
+    pub(super) out: BufferRegion<'a>,
 }
 
 impl Regions<'_> {
     /// Where each input is read: through grad_input's binding when it shares that buffer,
     /// else through a binding of its own.
-    fn layout(&self) -> Layout {
+    pub(super) fn layout(&self) -> Layout {
         let saved = if self.saved.buffer == self.out.buffer {
             Via::Output
         } else {
@@ -143,7 +144,7 @@ impl Context {
     /// Copies the inputs that share grad_input's buffer but lie too far from it for one
     /// window (a quarter of a binding left for the chunk) into buffers of their own,
     /// farthest first; returns the copies (saved's, grad_output's) and the chunk size.
-    fn stage_far_inputs(
+    pub(super) fn stage_far_inputs(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         regions: Regions<'_>,
@@ -312,14 +313,25 @@ impl Context {
         grad_input: BufferRegion<'_>,
         shape: &[usize],
     ) -> Result<()> {
-        let op = activation.op();
-        if op.elementwise_grad().is_some() {
-            let len = crate::shape::element_count(shape)? as u64;
-            return self.encode_backward(encoder, activation, saved, grad_output, grad_input, len);
+        match activation.op().info().kernel {
+            Kernel::Elementwise { .. } => {
+                let len = crate::shape::element_count(shape)? as u64;
+                self.encode_backward(encoder, activation, saved, grad_output, grad_input, len)
+            }
+            Kernel::Softmax(_) => self.encode_backward_rows(
+                encoder,
+                activation,
+                saved,
+                grad_output,
+                grad_input,
+                shape,
+                Strategy::Auto,
+            ),
+            Kernel::Grouped(_) | Kernel::Random(_) | Kernel::Statistical => {
+                Err(Error::Unsupported(format!(
+                    "the backward of `{activation}` is not implemented yet"
+                )))
+            }
         }
-        let _ = (encoder, saved, grad_output, grad_input);
-        Err(Error::Unsupported(format!(
-            "the backward of `{activation}` is not implemented yet"
-        )))
     }
 }

@@ -8,3 +8,4 @@ pub mod grouped;
 pub mod prelu;
 pub mod random;
 pub mod softmax;
+pub mod softmax_backward;

@@ -171,7 +171,7 @@ impl Context {
     }
 
     /// (elements per chunk, chunks per row): Split's chunking, one whole row otherwise.
-    fn chunking(&self, strategy: Strategy, rows: u64, axis: u64) -> (u64, u64) {
+    pub(crate) fn chunking(&self, strategy: Strategy, rows: u64, axis: u64) -> (u64, u64) {
         match strategy {
             Strategy::Split => self.split_chunks(rows, axis),
             _ => (axis, 1),
@@ -192,7 +192,7 @@ impl Context {
     }
 
     /// Workgroups one dispatch of `strategy` uses for `rows` rows of `chunks` chunks.
-    fn dispatch_groups(&self, strategy: Strategy, rows: u64, chunks: u64) -> u64 {
+    pub(crate) fn dispatch_groups(&self, strategy: Strategy, rows: u64, chunks: u64) -> u64 {
         let wg = u64::from(self.workgroup_size());
         let max = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
         let wanted = match strategy {
@@ -419,7 +419,7 @@ impl Context {
     /// The strategy that runs `view`: `Auto` resolved for this adapter, and an error where
     /// the strategy cannot serve the rows (too long for `Resident`, or past the loop
     /// budget), saying which and what to do.
-    fn resolve_strategy(&self, strategy: Strategy, view: RowView) -> Result<Strategy> {
+    pub(crate) fn resolve_strategy(&self, strategy: Strategy, view: RowView) -> Result<Strategy> {
         let auto = strategy == Strategy::Auto;
         let strategy = match strategy {
             Strategy::Auto => self.softmax_strategy(view),
@@ -484,7 +484,7 @@ impl Context {
 
 /// One pass: bind group 1 (Split's partials) once, then each piece's bind group with every
 /// kernel of the strategy.
-fn record_rows(
+pub(crate) fn record_rows(
     encoder: &mut wgpu::CommandEncoder,
     kernels: &[std::sync::Arc<wgpu::ComputePipeline>],
     partials: Option<&wgpu::BindGroup>,

@@ -1,0 +1,204 @@
+//! The softmax family's backward along any axis: `shaders/softmax_backward.wgsl`, from the
+//! saved output y and grad_output, with the forward's row view and strategies (one
+//! invocation, one subgroup or one workgroup per row, or rows split into chunks;
+//! [`Strategy::Resident`] runs as [`Strategy::Workgroup`], since the backward reads two
+//! tensors per row).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::backward::Regions;
+use super::dispatch::{bind_windows, check_in_place, check_region, pieces, F32};
+use super::softmax::record_rows;
+use crate::cache::{Entry, Layout, PipelineKey, RowKernel};
+use crate::{Activation, BufferRegion, Context, Error, Result, RowView, Strategy};
+
+/// The uniform block of `shaders/softmax_backward.wgsl` (`Rows`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Uniforms {
+    rows: u32,
+    axis: u32,
+    inner: u32,
+    saved_offset: u32,
+    grad_offset: u32,
+    out_offset: u32,
+    chunk_len: u32,
+    chunks: u32,
+    one: u32,
+    pad: [u32; 3],
+}
+
+impl Context {
+    /// Records the backward of a softmax-family op on a tensor of `shape` along the
+    /// activation's `dim`, with a chosen strategy: `saved` is the forward's output y,
+    /// `grad_output` and `grad_input` have the same shape. grad_input may be grad_output's
+    /// region or y's (in place), or disjoint from both.
+    ///
+    /// ```no_run
+    /// # use wgpu_activations::{Context, BufferRegion, Strategy};
+    /// # fn demo(ctx: &Context, y: &wgpu::Buffer, g: &wgpu::Buffer) -> wgpu_activations::Result<()> {
+    /// let softmax = "softmax(dim=-1)".parse()?;
+    /// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    /// let g = BufferRegion::new(g);
+    /// // in place on grad_output: 8 rows of 32,000
+    /// ctx.encode_backward_rows(&mut encoder, &softmax, BufferRegion::new(y), g, g, &[8, 32_000], Strategy::Auto)?;
+    /// ctx.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_backward_rows(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        saved: BufferRegion<'_>,
+        grad_output: BufferRegion<'_>,
+        grad_input: BufferRegion<'_>,
+        shape: &[usize],
+        strategy: Strategy,
+    ) -> Result<()> {
+        if activation.op().softmax().is_none() {
+            return Err(Error::Unsupported(format!(
+                "`{activation}` is not a softmax-family op; use encode_backward"
+            )));
+        }
+        let view = RowView::new(shape, activation.dim(), crate::shape::element_count(shape)?)?;
+        let len = view.len() as u64;
+        check_region("saved", saved, len)?;
+        check_region("grad_output", grad_output, len)?;
+        check_region("grad_input", grad_input, len)?;
+        check_in_place("saved", "grad_input", saved, grad_input, len)?;
+        check_in_place("grad_output", "grad_input", grad_output, grad_input, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let strategy = match self.resolve_strategy(strategy, view)? {
+            Strategy::Resident => Strategy::Workgroup,
+            s => s,
+        };
+        let regions = Regions {
+            saved,
+            grad: grad_output,
+            out: grad_input,
+        };
+        let (staged, chunk) = self.stage_far_inputs(encoder, regions, len)?;
+        let regions = Regions {
+            saved: staged[0].as_ref().map_or(saved, BufferRegion::new),
+            grad: staged[1].as_ref().map_or(grad_output, BufferRegion::new),
+            out: grad_input,
+        };
+        let slab = (view.axis * view.inner) as u64;
+        let slabs_per_piece = chunk / slab;
+        if slabs_per_piece == 0 {
+            return Err(Error::Unsupported(format!(
+                "one {} x {} slab of the tensor ({} bytes) exceeds this device's storage \
+                 binding limit ({} bytes)",
+                view.axis,
+                view.inner,
+                slab * F32,
+                self.limits().max_storage_buffer_binding_size
+            )));
+        }
+        let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
+        let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
+        let layout = regions.layout();
+        let kernels = self.backward_row_kernels(activation, layout, strategy)?;
+        let partials = match strategy {
+            Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
+            _ => None,
+        };
+        let Layout::Backward {
+            saved: sv,
+            grad: gv,
+        } = layout
+        else {
+            unreachable!("Regions::layout is a backward layout");
+        };
+        let cacheable = staged.iter().all(Option::is_none);
+        let mut dispatches = Vec::new();
+        for (outer_start, outer) in pieces(view.outer as u64, slabs_per_piece) {
+            let roles = [
+                (sv.binding(), regions.saved),
+                (gv.binding(), regions.grad),
+                (1, regions.out),
+            ];
+            let start = outer_start * slab;
+            let (entries, deltas) =
+                bind_windows(&roles, start, outer * slab, self.binding_alignment());
+            let rows = outer as usize * view.inner;
+            let element = |i: usize| (deltas[i] / F32) as u32;
+            let uniforms = Uniforms {
+                rows: rows as u32,
+                axis: view.axis as u32,
+                inner: view.inner as u32,
+                saved_offset: element(0),
+                grad_offset: element(1),
+                out_offset: element(2),
+                chunk_len: chunk_len as u32,
+                chunks: chunks as u32,
+                one: 1,
+                pad: [0; 3],
+            };
+            let group = self.bind_group_with_uniforms(
+                "softmax backward",
+                layout,
+                entries,
+                &uniforms,
+                cacheable,
+            )?;
+            let groups = self.dispatch_groups(strategy, rows as u64, chunks);
+            dispatches.push((group, groups as u32));
+        }
+        record_rows(encoder, &kernels, partials.as_deref(), &dispatches);
+        Ok(())
+    }
+
+    /// The backward pipelines a strategy runs, in order (Split: sums, then the write).
+    fn backward_row_kernels(
+        &self,
+        activation: &Activation,
+        layout: Layout,
+        strategy: Strategy,
+    ) -> Result<Vec<std::sync::Arc<wgpu::ComputePipeline>>> {
+        let subgroups = self.subgroups();
+        let pipeline = |kernel| {
+            self.pipeline(PipelineKey::new(
+                activation.op(),
+                layout,
+                Entry::GradRow { kernel, subgroups },
+            ))
+        };
+        Ok(match strategy {
+            Strategy::Lane => vec![pipeline(RowKernel::Lane)?],
+            Strategy::Subgroup => vec![pipeline(RowKernel::Subgroup)?],
+            Strategy::Split => vec![
+                pipeline(RowKernel::SplitStats)?,
+                pipeline(RowKernel::SplitWrite)?,
+            ],
+            _ => vec![pipeline(RowKernel::Workgroup)?],
+        })
+    }
+
+    /// [`Context::encode_backward_rows`] on the host's slices: grad_input of a
+    /// softmax-family op from its output `y` and `grad_output`, with a chosen strategy.
+    pub fn run_backward_rows(
+        &self,
+        activation: &Activation,
+        y: &[f32],
+        grad_output: &[f32],
+        shape: &[usize],
+        strategy: Strategy,
+    ) -> Result<Vec<f32>> {
+        if y.len() != grad_output.len() {
+            return Err(Error::GradientLength {
+                saved: y.len(),
+                grad_output: grad_output.len(),
+            });
+        }
+        RowView::new(shape, activation.dim(), y.len())?;
+        self.run_with_inputs(&[y, grad_output], y.len(), |encoder, inputs, gx| {
+            self.encode_backward_rows(
+                encoder, activation, inputs[0], inputs[1], gx, shape, strategy,
+            )
+        })
+    }
+}
