@@ -157,6 +157,14 @@ pub enum Entry {
         kernel: RowKernel,
         subgroups: bool,
     },
+    /// The grouped ops' backward: one invocation per group, or one workgroup per group
+    /// (large groups), in a module reducing with subgroups or not.
+    GradGrouped {
+        subgroups: bool,
+    },
+    GradGroupedWg {
+        subgroups: bool,
+    },
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -188,6 +196,8 @@ impl Entry {
             Entry::DiceApplyAlpha => "dice_apply_alpha",
             Entry::GradVec4 => "grad_vec4",
             Entry::GradScalar => "grad_scalar",
+            Entry::GradGrouped { .. } => "grouped_grad_lane",
+            Entry::GradGroupedWg { .. } => "grouped_grad_workgroup",
             Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_grad_lane",
                 RowKernel::Subgroup => "softmax_grad_subgroup",
@@ -209,7 +219,11 @@ impl Entry {
     /// Which way the entry point runs.
     pub(crate) fn direction(self) -> Direction {
         match self {
-            Entry::GradVec4 | Entry::GradScalar | Entry::GradRow { .. } => Direction::Backward,
+            Entry::GradVec4
+            | Entry::GradScalar
+            | Entry::GradRow { .. }
+            | Entry::GradGrouped { .. }
+            | Entry::GradGroupedWg { .. } => Direction::Backward,
             _ => Direction::Forward,
         }
     }
@@ -225,6 +239,8 @@ impl Entry {
                 subgroups: true,
                 ..
             } | Entry::GroupedWg { subgroups: true }
+                | Entry::GradGrouped { subgroups: true }
+                | Entry::GradGroupedWg { subgroups: true }
                 | Entry::DiceStatsWg {
                     subgroups: true,
                     ..
@@ -258,6 +274,7 @@ impl Entry {
         match self {
             Entry::Vec4 | Entry::Scalar | Entry::Grouped | Entry::GroupedWg { .. } => Group1::None,
             Entry::Random | Entry::GradVec4 | Entry::GradScalar => Group1::None,
+            Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } => Group1::None,
             Entry::Row { kernel, .. } | Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
                 RowKernel::Lane
@@ -362,7 +379,18 @@ pub(crate) fn backward_pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)
                 })
                 .collect()
         }
-        Kernel::Grouped(_) | Kernel::Random(_) | Kernel::Statistical => Vec::new(),
+        // grad_output is never read through grad_input's binding (it is staged instead:
+        // its length differs); the saved input may be grad_input's range (in place)
+        Kernel::Grouped(_) => [Layout::BACKWARD[0], Layout::BACKWARD[2]]
+            .into_iter()
+            .flat_map(|l| {
+                [
+                    (l, Entry::GradGrouped { subgroups }),
+                    (l, Entry::GradGroupedWg { subgroups }),
+                ]
+            })
+            .collect(),
+        Kernel::Random(_) | Kernel::Statistical => Vec::new(),
     }
 }
 

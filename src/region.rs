@@ -19,4 +19,12 @@ impl<'a> BufferRegion<'a> {
     pub fn at(buffer: &'a wgpu::Buffer, offset: u64) -> Self {
         BufferRegion { buffer, offset }
     }
+
+    /// The region `elements` f32 elements further on.
+    pub(crate) fn skip(self, elements: u64) -> Self {
+        BufferRegion {
+            buffer: self.buffer,
+            offset: self.offset + elements * 4,
+        }
+    }
 }

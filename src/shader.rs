@@ -17,6 +17,7 @@ const DICE_WGSL: &str = include_str!("../shaders/dice.wgsl");
 /// The elementwise ops' backward functions.
 pub const GRADIENTS_WGSL: &str = include_str!("../shaders/gradients.wgsl");
 const BACKWARD_WGSL: &str = include_str!("../shaders/backward.wgsl");
+const GROUPED_BACKWARD_WGSL: &str = include_str!("../shaders/grouped_backward.wgsl");
 const SOFTMAX_BACKWARD_WGSL: &str = include_str!("../shaders/softmax_backward.wgsl");
 const SOFTMAX_BACKWARD_SUBGROUP_WGSL: &str =
     include_str!("../shaders/softmax_backward_subgroup.wgsl");
@@ -73,6 +74,23 @@ impl Prelude {
         ))
     }
 
+    /// `fn load_saved{suffix}(k)` and `fn load_grad{suffix}(k)`: a backward kernel's
+    /// inputs, each through the binding `layout` names (`suffix` picks the binding's f32
+    /// or vec4 array: "", "1" or "4").
+    fn backward_inputs(mut self, layout: Layout, suffix: &str) -> Self {
+        let Layout::Backward { saved, grad } = layout else {
+            panic!("a backward kernel needs a backward layout, got {layout:?}");
+        };
+        let ty = if suffix == "4" { "vec4<f32>" } else { "f32" };
+        for (role, via) in [("saved", saved), ("grad", grad)] {
+            let b = via.wgsl();
+            self = self.line(&format!(
+                "fn load_{role}{suffix}(k: u32) -> {ty} {{ return {b}{suffix}[k]; }}"
+            ));
+        }
+        self
+    }
+
     /// The module: this prelude, the shared scalar library, then `parts` in order.
     fn assemble(self, parts: &[&str]) -> String {
         let mut out = self.0;
@@ -126,23 +144,13 @@ pub fn backward_source(op: Op, layout: Layout, workgroup_size: u32) -> String {
     let (wgsl, _) = op
         .elementwise_grad()
         .expect("backward_source needs an elementwise op");
-    let Layout::Backward { saved, grad } = layout else {
-        panic!("backward_source needs a backward layout, got {layout:?}");
-    };
-    let mut prelude = Prelude::new(workgroup_size).line(&format!(
-        "fn grad_apply(s: f32, g: f32) -> f32 {{ return {wgsl}(s, g, params.p); }}"
-    ));
-    for (role, via) in [("saved", saved), ("grad", grad)] {
-        let b = via.wgsl();
-        prelude = prelude
-            .line(&format!(
-                "fn load_{role}4(j: u32) -> vec4<f32> {{ return {b}4[j]; }}"
-            ))
-            .line(&format!(
-                "fn load_{role}1(j: u32) -> f32 {{ return {b}1[j]; }}"
-            ));
-    }
-    prelude.assemble(&[GRADIENTS_WGSL, BACKWARD_WGSL])
+    Prelude::new(workgroup_size)
+        .line(&format!(
+            "fn grad_apply(s: f32, g: f32) -> f32 {{ return {wgsl}(s, g, params.p); }}"
+        ))
+        .backward_inputs(layout, "4")
+        .backward_inputs(layout, "1")
+        .assemble(&[GRADIENTS_WGSL, BACKWARD_WGSL])
 }
 
 /// The complete WGSL of the softmax-family backward kernels for `op` (every strategy's
@@ -159,24 +167,16 @@ pub fn softmax_backward_source(
     let kind = op
         .softmax()
         .expect("softmax_backward_source needs a softmax-family op");
-    let Layout::Backward { saved, grad } = layout else {
-        panic!("softmax_backward_source needs a backward layout, got {layout:?}");
-    };
     let sign = if kind == SoftmaxKind::Softmin {
         -1.0
     } else {
         1.0
     };
     let log = kind == SoftmaxKind::LogSoftmax;
-    let mut prelude = Prelude::new(workgroup_size)
+    let prelude = Prelude::new(workgroup_size)
         .line(&format!("const SIGN: f32 = {sign:?};"))
-        .line(&format!("const LOG_OUTPUT: bool = {log};"));
-    for (role, via) in [("saved", saved), ("grad", grad)] {
-        let b = via.wgsl();
-        prelude = prelude.line(&format!(
-            "fn load_{role}(k: u32) -> f32 {{ return {b}[k]; }}"
-        ));
-    }
+        .line(&format!("const LOG_OUTPUT: bool = {log};"))
+        .backward_inputs(layout, "");
     prelude.assemble(&[
         &reduce_wgsl(subgroups),
         SOFTMAX_BACKWARD_WGSL,
@@ -222,13 +222,40 @@ pub fn softmax_source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bo
 /// If `op` is not a grouped op.
 pub fn grouped_source(op: Op, workgroup_size: u32, subgroups: bool) -> String {
     let kind = op.grouped().expect("grouped_source needs a grouped op");
-    Prelude::new(workgroup_size)
+    group_ids(Prelude::new(workgroup_size), kind).assemble(&[&reduce_wgsl(subgroups), GROUPED_WGSL])
+}
+
+/// The grouped kernels' ids: every kind's and this module's.
+fn group_ids(prelude: Prelude, kind: GroupKind) -> Prelude {
+    prelude
         .id("GROUP_MAX", GroupKind::Max.id())
         .id("GROUP_MIN", GroupKind::Min.id())
         .id("GROUP_MEAN", GroupKind::Mean.id())
         .id("GROUP_GLU", GroupKind::Glu.id())
         .id("GROUP_KIND", kind.id())
-        .assemble(&[&reduce_wgsl(subgroups), GROUPED_WGSL])
+}
+
+/// The complete WGSL of the grouped ops' backward kernels for `op`, its inputs read
+/// through the bindings `layout` names.
+///
+/// # Panics
+/// If `op` is not a grouped op or `layout` not a backward one.
+pub fn grouped_backward_source(
+    op: Op,
+    layout: Layout,
+    workgroup_size: u32,
+    subgroups: bool,
+) -> String {
+    let kind = op
+        .grouped()
+        .expect("grouped_backward_source needs a grouped op");
+    group_ids(Prelude::new(workgroup_size), kind)
+        .backward_inputs(layout, "")
+        .assemble(&[
+            GRADIENTS_WGSL,
+            &reduce_wgsl(subgroups),
+            GROUPED_BACKWARD_WGSL,
+        ])
 }
 
 /// The workgroup reductions, with subgroup operations or through a shared-memory tree,
@@ -271,6 +298,9 @@ pub(crate) fn module_source(op: Op, layout: Layout, entry: Entry, workgroup_size
         Entry::Vec4 | Entry::Scalar => elementwise_source(op, layout, workgroup_size),
         Entry::GradVec4 | Entry::GradScalar => backward_source(op, layout, workgroup_size),
         Entry::GradRow { .. } => softmax_backward_source(op, layout, workgroup_size, subgroups),
+        Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } => {
+            grouped_backward_source(op, layout, workgroup_size, subgroups)
+        }
         Entry::Prelu => prelu_source(layout, workgroup_size),
         Entry::Row { .. } => softmax_source(op, layout, workgroup_size, subgroups),
         Entry::Grouped | Entry::GroupedWg { .. } => grouped_source(op, workgroup_size, subgroups),

@@ -2,7 +2,8 @@
 //! saved tensor (x, or y where the op saves its output) and grad_output.
 
 use super::f64_params;
-use crate::op::{Kernel, SoftmaxKind};
+use super::scalar::sigmoid64;
+use crate::op::{GroupKind, Kernel, SoftmaxKind};
 use crate::{Activation, Error, Result, RowView};
 
 /// grad_input of `activation` for a tensor of `shape`, in f64 (not rounded): the
@@ -39,6 +40,7 @@ pub fn reference_backward_f64(
         Kernel::Softmax(kind) => {
             Ok(softmax_backward(activation, kind, saved, grad_output, shape)?.0)
         }
+        Kernel::Grouped(kind) => grouped_backward(activation, kind, saved, grad_output, shape),
         _ => Err(Error::Unsupported(format!(
             "no backward reference for `{activation}` yet"
         ))),
@@ -99,4 +101,67 @@ fn softmax_backward(
         }
     }
     Ok((out, scale))
+}
+
+/// The grouped ops' backward: g to each group's first maximal (minimal) element, or its
+/// first NaN; g / k to every element of a mean; glu's two halves.
+fn grouped_backward(
+    activation: &Activation,
+    kind: GroupKind,
+    x: &[f32],
+    g: &[f32],
+    shape: &[usize],
+) -> Result<Vec<f64>> {
+    let view = RowView::new(shape, activation.dim(), x.len())?;
+    let k = activation.group_size().unwrap_or(2);
+    let xv = |i: usize| f64::from(x[i]);
+    let mut out = vec![0.0; x.len()];
+    if kind == GroupKind::Glu {
+        let h = view.axis / 2;
+        let mut t = 0;
+        for o in 0..view.outer {
+            for j in 0..h {
+                for i in 0..view.inner {
+                    let ia = (o * view.axis + j) * view.inner + i;
+                    let ib = (o * view.axis + j + h) * view.inner + i;
+                    let (a, b, gt) = (xv(ia), xv(ib), f64::from(g[t]));
+                    out[ia] = gt * sigmoid64(b);
+                    out[ib] = gt * a * sigmoid64(b) * sigmoid64(-b);
+                    t += 1;
+                }
+            }
+        }
+        return Ok(out);
+    }
+    let groups = RowView {
+        outer: view.outer * (view.axis / k),
+        axis: k,
+        inner: view.inner,
+    };
+    for (r, &gr) in g.iter().enumerate().take(groups.rows()) {
+        let gr = f64::from(gr);
+        if kind == GroupKind::Mean {
+            for j in 0..k {
+                out[groups.index(r, j)] = gr / k as f64;
+            }
+            continue;
+        }
+        // the first NaN, else the first maximal (minimal) element; +0 and -0 tie
+        let better = |a: f64, b: f64| match kind {
+            GroupKind::Max => a > b,
+            _ => a < b,
+        };
+        let mut best = 0;
+        for j in 0..k {
+            let (v, b) = (xv(groups.index(r, j)), xv(groups.index(r, best)));
+            if b.is_nan() {
+                break;
+            }
+            if v.is_nan() || better(v, b) {
+                best = j;
+            }
+        }
+        out[groups.index(r, best)] = gr;
+    }
+    Ok(out)
 }

@@ -205,11 +205,11 @@ impl Context {
         let mut dispatches = Vec::new();
         for (start, count) in pieces(len, chunk) {
             let roles = [
-                (saved.binding(), regions.saved),
-                (grad.binding(), regions.grad),
-                (1, regions.out),
+                (saved.binding(), regions.saved.skip(start), count),
+                (grad.binding(), regions.grad.skip(start), count),
+                (1, regions.out.skip(start), count),
             ];
-            let (entries, deltas) = bind_windows(&roles, start, count, align);
+            let (entries, deltas) = bind_windows(&roles, align);
             let vectorised = deltas.iter().all(|d| d.is_multiple_of(16));
             let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
             let element = |i: usize| (deltas[i] / F32) as u32;
@@ -327,11 +327,17 @@ impl Context {
                 shape,
                 Strategy::Auto,
             ),
-            Kernel::Grouped(_) | Kernel::Random(_) | Kernel::Statistical => {
-                Err(Error::Unsupported(format!(
-                    "the backward of `{activation}` is not implemented yet"
-                )))
-            }
+            Kernel::Grouped(_) => self.encode_backward_grouped(
+                encoder,
+                activation,
+                saved,
+                grad_output,
+                grad_input,
+                shape,
+            ),
+            Kernel::Random(_) | Kernel::Statistical => Err(Error::Unsupported(format!(
+                "the backward of `{activation}` is not implemented yet"
+            ))),
         }
     }
 }

@@ -311,28 +311,27 @@ impl Plan {
         start: u64,
         count: u64,
     ) -> (Vec<StorageBinding>, u64, u64) {
+        let (input, output) = (input.skip(start), output.skip(start));
         let roles = match self.layout {
-            Layout::Shared => [(1, input), (1, output)],
-            _ => [(0, input), (1, output)],
+            Layout::Shared => [(1, input, count), (1, output, count)],
+            _ => [(0, input, count), (1, output, count)],
         };
-        let (entries, deltas) = bind_windows(&roles, start, count, self.align);
+        let (entries, deltas) = bind_windows(&roles, self.align);
         (entries, deltas[0], deltas[1])
     }
 }
 
-/// The storage bindings for `count` elements from element `start` of each role's region,
-/// read through the binding given with it (roles sharing a binding get one window that
-/// covers them all, from an offset aligned to `align`), and each role's byte offset inside
-/// its window.
+/// The storage bindings for `(binding, region, count)` roles: `count` elements from each
+/// region's offset, read through the binding given with it (roles sharing a binding get
+/// one window that covers them all, from an offset aligned to `align`), and each role's
+/// byte offset inside its window.
 pub(crate) fn bind_windows(
-    roles: &[(u32, BufferRegion<'_>)],
-    start: u64,
-    count: u64,
+    roles: &[(u32, BufferRegion<'_>, u64)],
     align: u64,
 ) -> (Vec<StorageBinding>, Vec<u64>) {
     let mut bindings: Vec<StorageBinding> = Vec::new();
-    for &(binding, region) in roles {
-        let w = window(region.offset + start * F32, count, align);
+    for &(binding, region, count) in roles {
+        let w = window(region.offset, count, align);
         match bindings.iter_mut().find(|b| b.binding == binding) {
             Some(b) => {
                 let end = (b.offset + b.size).max(w.start + w.size);
@@ -349,9 +348,9 @@ pub(crate) fn bind_windows(
     }
     let deltas = roles
         .iter()
-        .map(|&(binding, region)| {
+        .map(|&(binding, region, _)| {
             let bound = bindings.iter().find(|b| b.binding == binding);
-            region.offset + start * F32 - bound.map_or(0, |b| b.offset)
+            region.offset - bound.map_or(0, |b| b.offset)
         })
         .collect();
     (bindings, deltas)

@@ -54,7 +54,7 @@ impl Context {
         let staged = self.stage_grouped_input(encoder, input, output, len, out_len)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
 
-        let pieces = self.grouped_pieces(kind, view, k, len)?;
+        let pieces = self.grouped_pieces(kind, view, k, len, false)?;
         let workgroups = pieces.workgroups;
         let pipeline = self.pipeline(PipelineKey::new(
             activation.op(),
@@ -82,17 +82,17 @@ impl Context {
 
 /// How a grouped call is cut into binding-sized pieces of whole units (a group of
 /// `k x inner` inputs, or for glu a whole axis slab).
-struct Pieces {
-    unit: u64,
-    units: u64,
-    units_per_piece: u64,
-    align: u64,
-    k: u64,
+pub(crate) struct Pieces {
+    pub(crate) unit: u64,
+    pub(crate) units: u64,
+    pub(crate) units_per_piece: u64,
+    pub(crate) align: u64,
+    pub(crate) k: u64,
     /// The group length the shader sees (k, or half the axis for glu).
-    group_len: u32,
-    inner: u32,
+    pub(crate) group_len: u32,
+    pub(crate) inner: u32,
     /// One workgroup per output (large groups) rather than one invocation.
-    workgroups: bool,
+    pub(crate) workgroups: bool,
 }
 
 impl Context {
@@ -189,7 +189,14 @@ impl Context {
     /// `k x inner` inputs, contiguous and mapping to `inner` contiguous outputs; for glu
     /// a whole axis slab, whose halves pair up), and chooses one invocation or one
     /// workgroup per output within the adapter's loop budget.
-    fn grouped_pieces(&self, kind: GroupKind, view: RowView, k: u64, len: u64) -> Result<Pieces> {
+    pub(crate) fn grouped_pieces(
+        &self,
+        kind: GroupKind,
+        view: RowView,
+        k: u64,
+        len: u64,
+        backward: bool,
+    ) -> Result<Pieces> {
         let limits = self.limits();
         let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
         let max_binding = limits
@@ -213,9 +220,10 @@ impl Context {
         let piece_outputs = units_per_piece.min(units) * unit / k;
         // glu reads two values per output; the mean may run its loop twice (again at
         // 2^-32 scale on overflow, or at 2^64 scale for subnormals, never both).
-        let per_output = match kind {
-            GroupKind::Glu => 1,
-            GroupKind::Mean => 2 * k,
+        // The backward: max and min read the group, then write it; the mean only writes.
+        let per_output = match (kind, backward) {
+            (GroupKind::Glu, _) => 1,
+            (GroupKind::Mean, false) | (GroupKind::Max | GroupKind::Min, true) => 2 * k,
             _ => k,
         };
         let lane_iterations = self.grid_stride_iterations(piece_outputs, per_output);

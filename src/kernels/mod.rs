@@ -5,6 +5,7 @@ pub mod dice;
 pub(crate) mod dispatch;
 pub mod elementwise;
 pub mod grouped;
+pub mod grouped_backward;
 pub mod prelu;
 pub mod random;
 pub mod softmax;

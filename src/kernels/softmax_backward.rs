@@ -116,14 +116,13 @@ impl Context {
         let cacheable = staged.iter().all(Option::is_none);
         let mut dispatches = Vec::new();
         for (outer_start, outer) in pieces(view.outer as u64, slabs_per_piece) {
+            let (start, count) = (outer_start * slab, outer * slab);
             let roles = [
-                (sv.binding(), regions.saved),
-                (gv.binding(), regions.grad),
-                (1, regions.out),
+                (sv.binding(), regions.saved.skip(start), count),
+                (gv.binding(), regions.grad.skip(start), count),
+                (1, regions.out.skip(start), count),
             ];
-            let start = outer_start * slab;
-            let (entries, deltas) =
-                bind_windows(&roles, start, outer * slab, self.binding_alignment());
+            let (entries, deltas) = bind_windows(&roles, self.binding_alignment());
             let rows = outer as usize * view.inner;
             let element = |i: usize| (deltas[i] / F32) as u32;
             let uniforms = Uniforms {
