@@ -5,14 +5,19 @@
 //     uniform in [lower, upper) (p = lower, upper, seed);
 //   RANDOM_NOISY_RELU, noisy_relu: max(0, x + std * N(0, 1)) (p = std, seed).
 // The host's generated prelude (src/shader.rs) defines those ids, RANDOM_KIND (this
-// module's), WORKGROUP_SIZE and `load_in(k)` (the input, through src, or dst in place).
+// module's) and WORKGROUP_SIZE; random_forward.wgsl or random_backward.wgsl follows this
+// file with the entry point.
 
 struct Random {
-    n: u32,          // elements in this chunk
-    in_offset: u32,  // element offsets in the bindings
+    n: u32,           // elements in this chunk
+    in_offset: u32,   // element offsets in the bindings (the backward: the saved input's)
     out_offset: u32,
-    start: u32,      // the chunk's first element in the tensor
-    p: vec4<f32>,    // lower, upper, seed
+    start: u32,       // the chunk's first element in the tensor
+    grad_offset: u32, // the backward: grad_output's
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+    p: vec4<f32>,     // lower, upper, seed
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -129,29 +134,24 @@ fn normal_sample(r0: u32, r1: u32) -> f32 {
 }
 
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn random_main(@builtin(global_invocation_id) gid: vec3<u32>,
-               @builtin(num_workgroups) groups: vec3<u32>) {
-    opaque_one = f32(min(random_u.n, 1u));
-    for (var i = gid.x; i < random_u.n; i += groups.x * WORKGROUP_SIZE) {
-        let x = load_in(i);
-        var y: f32;
-        if (RANDOM_KIND == RANDOM_RRELU) {
-            let lower = random_u.p.x;
-            let upper = random_u.p.y;
-            let r = philox(random_u.start + i, u32(random_u.p.z));
-            let u = f32(r.x >> 8u) * 5.9604644775390625e-8;
-            // keep_bits(): the product is rounded on its own, as on the CPU, even where a
-            // compiler would fuse it into the addition.
-            let slope = lower + keep_bits((upper - lower) * u);
-            // Signs on bits: a flushing adapter's `x >= 0.0` is true for -1e-40.
-            y = select(x * slope, x, bitcast<u32>(x) <= 0x80000000u || is_nan_f32(x));
-        } else {
-            let r = philox(random_u.start + i, u32(random_u.p.y));
-            let v = x + keep_bits(random_u.p.x * normal_sample(r.x, r.y));
-            // v > 0 on its bits (positive, nonzero, not NaN)
-            y = select(select(0.0, v, bitcast<u32>(v) - 1u < 0x7f800000u), x, is_nan_f32(x));
-        }
-        dst[random_u.out_offset + i] = y;
-    }
+// rrelu's slope for element i (of the whole tensor), uniform in [lower, upper).
+fn rrelu_slope(i: u32) -> f32 {
+    let lower = random_u.p.x;
+    let upper = random_u.p.y;
+    let r = philox(random_u.start + i, u32(random_u.p.z));
+    let u = f32(r.x >> 8u) * 5.9604644775390625e-8;
+    // keep_bits(): the product is rounded on its own, as on the CPU, even where a
+    // compiler would fuse it into the addition.
+    return lower + keep_bits((upper - lower) * u);
+}
+
+// noisy_relu's x + std * N(0, 1) for element i, before the max.
+fn noisy_value(x: f32, i: u32) -> f32 {
+    let r = philox(random_u.start + i, u32(random_u.p.y));
+    return x + keep_bits(random_u.p.x * normal_sample(r.x, r.y));
+}
+
+// v > 0 on its bits (positive, nonzero, not NaN).
+fn positive_bits(v: f32) -> bool {
+    return bitcast<u32>(v) - 1u < 0x7f800000u;
 }

@@ -165,6 +165,8 @@ pub enum Entry {
     GradGroupedWg {
         subgroups: bool,
     },
+    /// The random ops' backward (the forward's draws again).
+    GradRandom,
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -197,6 +199,7 @@ impl Entry {
             Entry::GradVec4 => "grad_vec4",
             Entry::GradScalar => "grad_scalar",
             Entry::GradGrouped { .. } => "grouped_grad_lane",
+            Entry::GradRandom => "random_grad",
             Entry::GradGroupedWg { .. } => "grouped_grad_workgroup",
             Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_grad_lane",
@@ -223,7 +226,8 @@ impl Entry {
             | Entry::GradScalar
             | Entry::GradRow { .. }
             | Entry::GradGrouped { .. }
-            | Entry::GradGroupedWg { .. } => Direction::Backward,
+            | Entry::GradGroupedWg { .. }
+            | Entry::GradRandom => Direction::Backward,
             _ => Direction::Forward,
         }
     }
@@ -274,7 +278,9 @@ impl Entry {
         match self {
             Entry::Vec4 | Entry::Scalar | Entry::Grouped | Entry::GroupedWg { .. } => Group1::None,
             Entry::Random | Entry::GradVec4 | Entry::GradScalar => Group1::None,
-            Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } => Group1::None,
+            Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } | Entry::GradRandom => {
+                Group1::None
+            }
             Entry::Row { kernel, .. } | Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
                 RowKernel::Lane
@@ -390,7 +396,11 @@ pub(crate) fn backward_pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)
                 ]
             })
             .collect(),
-        Kernel::Random(_) | Kernel::Statistical => Vec::new(),
+        Kernel::Random(_) => Layout::BACKWARD
+            .into_iter()
+            .map(|l| (l, Entry::GradRandom))
+            .collect(),
+        Kernel::Statistical => Vec::new(),
     }
 }
 

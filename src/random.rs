@@ -130,6 +130,64 @@ impl FloatModel {
         }
     }
 
+    /// grad_input of a random op over `saved` (x) and `grad_output`, with the numbers the
+    /// forward drew for each element index again, as the backward kernel computes it:
+    /// rrelu(training=true) gives `g * slope` where x <= 0 (both zeros too, where PyTorch
+    /// draws the noise) and `g` elsewhere; noisy_relu gives `g` where the forward's
+    /// `x + std * N(0, 1)` is positive or x is NaN, else 0. `None` for an op that is not
+    /// random (or lengths that differ).
+    ///
+    /// ```
+    /// use wgpu_activations::{random::FloatModel, Activation};
+    /// let a: Activation = "rrelu(training=true, seed=5)".parse().unwrap();
+    /// let m = FloatModel::default();
+    /// let gx = m.backward_reference(&a, &[2.0, -2.0], &[1.0, 1.0]).unwrap();
+    /// let y = m.reference(&a, &[-2.0]).unwrap();
+    /// assert_eq!(gx[0], 1.0);
+    /// assert_eq!(gx[1], y[0] / -2.0); // the same slope as the forward's
+    /// ```
+    pub fn backward_reference(
+        self,
+        activation: &crate::Activation,
+        saved: &[f32],
+        grad_output: &[f32],
+    ) -> Option<Vec<f32>> {
+        let kind = activation.op().random()?;
+        if saved.len() != grad_output.len() {
+            return None;
+        }
+        let p = activation.params();
+        let grad = |(i, (&x, &g)): (usize, (&f32, &f32))| -> f32 {
+            let i = i as u32;
+            match kind {
+                crate::op::RandomKind::Rrelu => {
+                    if x.is_nan() || !(is_negative_nonzero(x) || x == 0.0) {
+                        return g;
+                    }
+                    let u = uniform(p[2] as u32, i);
+                    let slope = self.add(p[0], self.mul(self.add(p[1], -p[0]), u));
+                    self.mul(g, slope)
+                }
+                crate::op::RandomKind::NoisyRelu => {
+                    let y = self.noisy_relu(x, i, p[0], p[1] as u32);
+                    if y.is_nan() || y.to_bits().wrapping_sub(1) < 0x7f80_0000 {
+                        g
+                    } else {
+                        0.0
+                    }
+                }
+            }
+        };
+        Some(
+            saved
+                .iter()
+                .zip(grad_output)
+                .enumerate()
+                .map(grad)
+                .collect(),
+        )
+    }
+
     /// noisy_relu for element `index`: max(0, x + std * N(0, 1)), NaN passing through, in
     /// the f32 operations the shader performs. The normal sample itself never meets a
     /// subnormal (its inputs are at least 2^-24 from 0 or exactly 0), so only the last

@@ -13,6 +13,8 @@ const SOFTMAX_SUBGROUP_WGSL: &str = include_str!("../shaders/softmax_subgroup.wg
 const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
 const PRELU_WGSL: &str = include_str!("../shaders/prelu.wgsl");
 const RANDOM_WGSL: &str = include_str!("../shaders/random.wgsl");
+const RANDOM_FORWARD_WGSL: &str = include_str!("../shaders/random_forward.wgsl");
+const RANDOM_BACKWARD_WGSL: &str = include_str!("../shaders/random_backward.wgsl");
 const DICE_WGSL: &str = include_str!("../shaders/dice.wgsl");
 /// The elementwise ops' backward functions.
 pub const GRADIENTS_WGSL: &str = include_str!("../shaders/gradients.wgsl");
@@ -282,12 +284,31 @@ pub fn prelu_source(layout: Layout, workgroup_size: u32) -> String {
 /// If `op` is not a random op.
 pub fn random_source(op: Op, layout: Layout, workgroup_size: u32) -> String {
     let kind = op.random().expect("random_source needs a random op");
-    Prelude::new(workgroup_size)
+    random_ids(Prelude::new(workgroup_size), kind)
+        .input(layout, "random_u")
+        .assemble(&[RANDOM_WGSL, RANDOM_FORWARD_WGSL])
+}
+
+/// The complete WGSL of a random op's backward kernel, its inputs read through the
+/// bindings `layout` names.
+///
+/// # Panics
+/// If `op` is not a random op or `layout` not a backward one.
+pub fn random_backward_source(op: Op, layout: Layout, workgroup_size: u32) -> String {
+    let kind = op
+        .random()
+        .expect("random_backward_source needs a random op");
+    random_ids(Prelude::new(workgroup_size), kind)
+        .backward_inputs(layout, "")
+        .assemble(&[RANDOM_WGSL, RANDOM_BACKWARD_WGSL])
+}
+
+/// The random kernels' ids: every kind's and this module's.
+fn random_ids(prelude: Prelude, kind: RandomKind) -> Prelude {
+    prelude
         .id("RANDOM_RRELU", RandomKind::Rrelu.id())
         .id("RANDOM_NOISY_RELU", RandomKind::NoisyRelu.id())
         .id("RANDOM_KIND", kind.id())
-        .input(layout, "random_u")
-        .assemble(&[RANDOM_WGSL])
 }
 
 /// The WGSL of the module holding `entry` for `op` with this layout: one exhaustive match
@@ -298,6 +319,7 @@ pub(crate) fn module_source(op: Op, layout: Layout, entry: Entry, workgroup_size
         Entry::Vec4 | Entry::Scalar => elementwise_source(op, layout, workgroup_size),
         Entry::GradVec4 | Entry::GradScalar => backward_source(op, layout, workgroup_size),
         Entry::GradRow { .. } => softmax_backward_source(op, layout, workgroup_size, subgroups),
+        Entry::GradRandom => random_backward_source(op, layout, workgroup_size),
         Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } => {
             grouped_backward_source(op, layout, workgroup_size, subgroups)
         }

@@ -309,3 +309,54 @@ fn misuse_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("grad_input"), "{err}");
     assert!(ctx.run_backward(&a, &[], &[]).unwrap().is_empty());
 }
+
+#[test]
+fn random_backwards_redraw_the_forward_numbers() {
+    // the same bits as the CPU mirror of this adapter's float model, on both contexts,
+    // in pieces (a small device) and whole; the forward's own slopes and decisions
+    let x: Vec<f32> = [normal_inputs(12_000), small_inputs(12_000), subnormals()].concat();
+    let mut rng = Rng::new(3);
+    let g: Vec<f32> = x.iter().map(|_| rng.log_uniform(1e-20, 1e20)).collect();
+    let small = small_device();
+    let contexts = [
+        ("", ctx()),
+        ("relaxed: ", relaxed_ctx()),
+        ("small device: ", &small),
+    ];
+    for spec in [
+        "rrelu(training=true, seed=11)",
+        "noisy_relu(std=0.5, seed=4)",
+    ] {
+        let a: Activation = spec.parse().unwrap();
+        for (what, ctx) in contexts {
+            let got = gpu_backward(ctx, &a, &x, &g);
+            let want = ctx.float_model().backward_reference(&a, &x, &g).unwrap();
+            assert_bits(&got, &want, &format!("{what}{spec}"));
+            // the forward drew the same numbers: rrelu's y / x is the slope g is scaled by
+            let y = ctx.run(&a, &x).unwrap();
+            for i in 0..x.len() {
+                if spec.starts_with("rrelu") && x[i] < -1e-3 {
+                    let slope = y[i] / x[i];
+                    assert!(
+                        ((got[i] / g[i]) - slope).abs() <= 1e-6 * slope,
+                        "{what}{spec} {i}"
+                    );
+                }
+                if spec.starts_with("noisy") {
+                    assert_eq!(
+                        got[i] == 0.0,
+                        y[i] == 0.0 && !x[i].is_nan(),
+                        "{what}{spec} {i}"
+                    );
+                }
+            }
+        }
+    }
+    // NaN passes g through; zeros draw rrelu's slope (PyTorch's noise is drawn for x <= 0)
+    let a: Activation = "rrelu(training=true, seed=2)".parse().unwrap();
+    let got = ctx()
+        .run_backward(&a, &[f32::NAN, 0.0, -0.0, 1.0], &[3.0; 4])
+        .unwrap();
+    assert_eq!(got[0], 3.0);
+    assert!(got[1] < 3.0 && got[2] < 3.0 && got[3] == 3.0, "{got:?}");
+}

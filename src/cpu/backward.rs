@@ -41,6 +41,12 @@ pub fn reference_backward_f64(
             Ok(softmax_backward(activation, kind, saved, grad_output, shape)?.0)
         }
         Kernel::Grouped(kind) => grouped_backward(activation, kind, saved, grad_output, shape),
+        Kernel::Random(_) => Ok(crate::random::FloatModel::default()
+            .backward_reference(activation, saved, grad_output)
+            .unwrap_or_default()
+            .into_iter()
+            .map(f64::from)
+            .collect()),
         _ => Err(Error::Unsupported(format!(
             "no backward reference for `{activation}` yet"
         ))),

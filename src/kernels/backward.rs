@@ -28,6 +28,10 @@ struct Uniforms {
     p: [f32; 4],
 }
 
+/// Copies of a backward call's inputs (saved, grad_output) made where they lay too far
+/// from grad_input in its buffer.
+pub(super) type Staged = [Option<wgpu::Buffer>; 2];
+
 /// A backward call's three regions, after staging.
 #[derive(Clone, Copy)]
 pub(super) struct Regions<'a> {
@@ -36,7 +40,21 @@ pub(super) struct Regions<'a> {
     pub(super) out: BufferRegion<'a>,
 }
 
-impl Regions<'_> {
+impl<'a> Regions<'a> {
+    /// The regions a kernel reads: the copies in `staged` where there are any.
+    pub(super) fn reading(
+        saved: BufferRegion<'a>,
+        grad: BufferRegion<'a>,
+        out: BufferRegion<'a>,
+        staged: &'a Staged,
+    ) -> Self {
+        Regions {
+            saved: staged[0].as_ref().map_or(saved, BufferRegion::new),
+            grad: staged[1].as_ref().map_or(grad, BufferRegion::new),
+            out,
+        }
+    }
+
     /// Where each input is read: through grad_input's binding when it shares that buffer,
     /// else through a binding of its own.
     pub(super) fn layout(&self) -> Layout {
@@ -53,6 +71,26 @@ impl Regions<'_> {
             Via::Input
         };
         Layout::Backward { saved, grad }
+    }
+
+    /// The storage bindings of `count` elements from element `start` of the three
+    /// regions (through the bindings the layout gives them), and the byte offsets of
+    /// (saved, grad_output, grad_input) inside their windows.
+    pub(super) fn bindings(
+        &self,
+        start: u64,
+        count: u64,
+        align: u64,
+    ) -> (Vec<crate::cache::StorageBinding>, Vec<u64>) {
+        let Layout::Backward { saved, grad } = self.layout() else {
+            unreachable!("Regions::layout is a backward layout");
+        };
+        let roles = [
+            (saved.binding(), self.saved.skip(start), count),
+            (grad.binding(), self.grad.skip(start), count),
+            (1, self.out.skip(start), count),
+        ];
+        bind_windows(&roles, align)
     }
 
     /// The bytes between the first and the last offset of the ranges grad_input's
@@ -114,13 +152,39 @@ impl Context {
                 &[len],
             );
         }
+        let Some((staged, chunk)) =
+            self.backward_regions(encoder, saved, grad_output, grad_input, len)?
+        else {
+            return Ok(());
+        };
+        let regions = Regions::reading(saved, grad_output, grad_input, &staged);
+        self.check_budget(
+            self.grid_stride_iterations(chunk.min(len), 1),
+            &format!("{len} elements"),
+        )?;
+        let cacheable = staged.iter().all(Option::is_none);
+        self.record_backward(encoder, activation, regions, len, chunk, cacheable)
+    }
+
+    /// Validates a backward call's three regions of `len` elements (in place on either
+    /// input allowed, partial overlaps refused) and stages inputs too far from
+    /// grad_input in its buffer: the regions to bind, the copies they may point into, and
+    /// the chunk size. `None` for an empty call.
+    pub(super) fn backward_regions(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        saved: BufferRegion<'_>,
+        grad_output: BufferRegion<'_>,
+        grad_input: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<Option<(Staged, u64)>> {
         check_region("saved", saved, len)?;
         check_region("grad_output", grad_output, len)?;
         check_region("grad_input", grad_input, len)?;
         check_in_place("saved", "grad_input", saved, grad_input, len)?;
         check_in_place("grad_output", "grad_input", grad_output, grad_input, len)?;
         if len == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let regions = Regions {
             saved,
@@ -128,17 +192,7 @@ impl Context {
             out: grad_input,
         };
         let (staged, chunk) = self.stage_far_inputs(encoder, regions, len)?;
-        let regions = Regions {
-            saved: staged[0].as_ref().map_or(saved, BufferRegion::new),
-            grad: staged[1].as_ref().map_or(grad_output, BufferRegion::new),
-            out: grad_input,
-        };
-        self.check_budget(
-            self.grid_stride_iterations(chunk.min(len), 1),
-            &format!("{len} elements"),
-        )?;
-        let cacheable = staged.iter().all(Option::is_none);
-        self.record_backward(encoder, activation, regions, len, chunk, cacheable)
+        Ok(Some((staged, chunk)))
     }
 
     /// Copies the inputs that share grad_input's buffer but lie too far from it for one
@@ -195,21 +249,13 @@ impl Context {
         cacheable: bool,
     ) -> Result<()> {
         let layout = regions.layout();
-        let Layout::Backward { saved, grad } = layout else {
-            unreachable!("Regions::layout is a backward layout");
-        };
         let key = |entry| PipelineKey::new(activation.op(), layout, entry);
         let vec4 = self.pipeline(key(Entry::GradVec4))?;
         let scalar = self.pipeline(key(Entry::GradScalar))?;
         let align = self.binding_alignment();
         let mut dispatches = Vec::new();
         for (start, count) in pieces(len, chunk) {
-            let roles = [
-                (saved.binding(), regions.saved.skip(start), count),
-                (grad.binding(), regions.grad.skip(start), count),
-                (1, regions.out.skip(start), count),
-            ];
-            let (entries, deltas) = bind_windows(&roles, align);
+            let (entries, deltas) = regions.bindings(start, count, align);
             let vectorised = deltas.iter().all(|d| d.is_multiple_of(16));
             let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
             let element = |i: usize| (deltas[i] / F32) as u32;
@@ -335,7 +381,18 @@ impl Context {
                 grad_input,
                 shape,
             ),
-            Kernel::Random(_) | Kernel::Statistical => Err(Error::Unsupported(format!(
+            Kernel::Random(_) => {
+                let len = crate::shape::element_count(shape)? as u64;
+                self.encode_backward_random(
+                    encoder,
+                    activation,
+                    saved,
+                    grad_output,
+                    grad_input,
+                    len,
+                )
+            }
+            Kernel::Statistical => Err(Error::Unsupported(format!(
                 "the backward of `{activation}` is not implemented yet"
             ))),
         }

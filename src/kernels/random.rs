@@ -4,6 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::dispatch::{pieces, F32};
 use crate::cache::{Entry, PipelineKey};
 use crate::{Activation, BufferRegion, Context, Error, Result};
 
@@ -15,6 +16,8 @@ struct Uniforms {
     in_offset: u32,
     out_offset: u32,
     start: u32,
+    grad_offset: u32,
+    pad: [u32; 3],
     p: [f32; 4],
 }
 
@@ -54,12 +57,80 @@ impl Context {
                     in_offset: c.in_offset,
                     out_offset: c.out_offset,
                     start: c.start as u32,
+                    grad_offset: 0,
+                    pad: [0; 3],
                     p: activation.param_slots(),
                 }
             })?;
         self.record_pass(
             encoder,
             "wgpu-activations random",
+            &pipeline,
+            None,
+            &dispatches,
+        );
+        Ok(())
+    }
+}
+
+impl Context {
+    /// Records a random op's backward on `len` elements: the forward's numbers drawn
+    /// again from (seed, element index), so no mask buffer is kept. grad_input may be
+    /// grad_output's or the saved input's region (in place).
+    pub(crate) fn encode_backward_random(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        activation: &Activation,
+        saved: BufferRegion<'_>,
+        grad_output: BufferRegion<'_>,
+        grad_input: BufferRegion<'_>,
+        len: u64,
+    ) -> Result<()> {
+        if len > u64::from(u32::MAX) {
+            return Err(Error::Unsupported(format!(
+                "random ops count elements in 32 bits; {len} elements are too many"
+            )));
+        }
+        let Some((staged, chunk)) =
+            self.backward_regions(encoder, saved, grad_output, grad_input, len)?
+        else {
+            return Ok(());
+        };
+        let regions = super::backward::Regions::reading(saved, grad_output, grad_input, &staged);
+        let layout = regions.layout();
+        let pipeline =
+            self.pipeline(PipelineKey::new(activation.op(), layout, Entry::GradRandom))?;
+        let per_invocation = self.grid_stride_iterations(chunk.min(len), 11);
+        self.check_budget(per_invocation, &format!("{len} random elements"))?;
+        let cacheable = staged.iter().all(Option::is_none);
+        let mut dispatches = Vec::new();
+        for (start, count) in pieces(len, chunk) {
+            let (entries, deltas) = regions.bindings(start, count, self.binding_alignment());
+            let element = |i: usize| (deltas[i] / F32) as u32;
+            let uniforms = Uniforms {
+                n: count as u32,
+                in_offset: element(0),
+                grad_offset: element(1),
+                out_offset: element(2),
+                start: start as u32,
+                pad: [0; 3],
+                p: activation.param_slots(),
+            };
+            let group = self.bind_group_with_uniforms(
+                "random backward",
+                layout,
+                entries,
+                &uniforms,
+                cacheable,
+            )?;
+            let groups = count
+                .div_ceil(u64::from(self.workgroup_size()))
+                .clamp(1, self.max_groups());
+            dispatches.push((group, groups as u32));
+        }
+        self.record_pass(
+            encoder,
+            "wgpu-activations random backward",
             &pipeline,
             None,
             &dispatches,

@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::backward::Regions;
-use super::dispatch::{bind_windows, check_in_place, check_region, pieces, F32};
+use super::dispatch::{pieces, F32};
 use super::softmax::record_rows;
 use crate::cache::{Entry, Layout, PipelineKey, RowKernel};
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView, Strategy};
@@ -63,29 +63,16 @@ impl Context {
         }
         let view = RowView::new(shape, activation.dim(), crate::shape::element_count(shape)?)?;
         let len = view.len() as u64;
-        check_region("saved", saved, len)?;
-        check_region("grad_output", grad_output, len)?;
-        check_region("grad_input", grad_input, len)?;
-        check_in_place("saved", "grad_input", saved, grad_input, len)?;
-        check_in_place("grad_output", "grad_input", grad_output, grad_input, len)?;
-        if len == 0 {
+        let Some((staged, chunk)) =
+            self.backward_regions(encoder, saved, grad_output, grad_input, len)?
+        else {
             return Ok(());
-        }
+        };
         let strategy = match self.resolve_strategy(strategy, view)? {
             Strategy::Resident => Strategy::Workgroup,
             s => s,
         };
-        let regions = Regions {
-            saved,
-            grad: grad_output,
-            out: grad_input,
-        };
-        let (staged, chunk) = self.stage_far_inputs(encoder, regions, len)?;
-        let regions = Regions {
-            saved: staged[0].as_ref().map_or(saved, BufferRegion::new),
-            grad: staged[1].as_ref().map_or(grad_output, BufferRegion::new),
-            out: grad_input,
-        };
+        let regions = Regions::reading(saved, grad_output, grad_input, &staged);
         let slab = (view.axis * view.inner) as u64;
         let slabs_per_piece = chunk / slab;
         if slabs_per_piece == 0 {
@@ -106,23 +93,11 @@ impl Context {
             Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
             _ => None,
         };
-        let Layout::Backward {
-            saved: sv,
-            grad: gv,
-        } = layout
-        else {
-            unreachable!("Regions::layout is a backward layout");
-        };
         let cacheable = staged.iter().all(Option::is_none);
         let mut dispatches = Vec::new();
         for (outer_start, outer) in pieces(view.outer as u64, slabs_per_piece) {
             let (start, count) = (outer_start * slab, outer * slab);
-            let roles = [
-                (sv.binding(), regions.saved.skip(start), count),
-                (gv.binding(), regions.grad.skip(start), count),
-                (1, regions.out.skip(start), count),
-            ];
-            let (entries, deltas) = bind_windows(&roles, self.binding_alignment());
+            let (entries, deltas) = regions.bindings(start, count, self.binding_alignment());
             let rows = outer as usize * view.inner;
             let element = |i: usize| (deltas[i] / F32) as u32;
             let uniforms = Uniforms {
