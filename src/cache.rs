@@ -63,7 +63,7 @@ impl Via {
 }
 
 /// The bind-group layouts of group 0: which storage bindings a [`Layout`] has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Group0 {
     /// Bindings 0 (read-only), 1 and the uniforms.
     Separate,
@@ -71,6 +71,19 @@ pub(crate) enum Group0 {
     Shared,
     /// Bindings 0 and 3 (read-only), 1 and the uniforms.
     Triple,
+}
+
+impl Group0 {
+    pub(crate) const ALL: [Group0; 3] = [Group0::Separate, Group0::Shared, Group0::Triple];
+
+    /// The storage buffers the group binds.
+    pub(crate) fn storage_buffers(self) -> u32 {
+        match self {
+            Group0::Shared => 1,
+            Group0::Separate => 2,
+            Group0::Triple => 3,
+        }
+    }
 }
 
 impl Layout {
@@ -258,7 +271,7 @@ impl Entry {
 pub(crate) type ModuleKey = (Op, Layout, bool, bool);
 
 /// Bind group 1 of an entry point: none, or the family's extra data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Group1 {
     None,
     /// The split softmax's (or dice's) per-chunk partials.
@@ -269,6 +282,30 @@ pub(crate) enum Group1 {
     DiceEval,
     /// Dice's statistics and per-feature alpha (training mode).
     DiceAlpha,
+    /// PReLU's backward: the weights, per-(channel, slice) partial sums and the weight
+    /// gradient.
+    PreluGrad,
+}
+
+impl Group1 {
+    pub(crate) const ALL: [Group1; 6] = [
+        Group1::None,
+        Group1::Partials,
+        Group1::Weights,
+        Group1::DiceEval,
+        Group1::DiceAlpha,
+        Group1::PreluGrad,
+    ];
+
+    /// The storage buffers the group binds.
+    pub(crate) fn storage_buffers(self) -> u32 {
+        match self {
+            Group1::None => 0,
+            Group1::Partials | Group1::Weights => 1,
+            Group1::DiceAlpha => 2,
+            Group1::DiceEval | Group1::PreluGrad => 3,
+        }
+    }
 }
 
 impl Entry {

@@ -126,34 +126,11 @@ pub struct Context {
     cpu_cores: Option<usize>,
 }
 
+/// Every bind-group layout of groups 0 and 1, and the pipeline layout of each pair.
 struct Layouts {
-    separate: wgpu::BindGroupLayout,
-    shared: wgpu::BindGroupLayout,
-    /// Group 0 of the backward kernels with two read-only inputs (bindings 0 and 3).
-    triple: wgpu::BindGroupLayout,
-    triple_pipeline: PipelineLayout,
-    triple_partials_pipeline: PipelineLayout,
-    /// What a group-0 and group-1 pair no kernel uses maps to.
-    unused: PipelineLayout,
-    /// Group 1 of the split softmax kernels: their per-chunk statistics.
-    partials: wgpu::BindGroupLayout,
-    separate_pipeline: PipelineLayout,
-    shared_pipeline: PipelineLayout,
-    separate_partials_pipeline: PipelineLayout,
-    shared_partials_pipeline: PipelineLayout,
-    /// Group 1 of the per-channel PReLU kernel: its weights, read-only.
-    weights: wgpu::BindGroupLayout,
-    separate_weights_pipeline: PipelineLayout,
-    shared_weights_pipeline: PipelineLayout,
-    /// Group 1 of dice's evaluation mode: running mean, variance and alpha, read-only.
-    dice_eval: wgpu::BindGroupLayout,
-    separate_dice_pipeline: PipelineLayout,
-    shared_dice_pipeline: PipelineLayout,
-    /// Group 1 of dice's training mode with a per-feature alpha: statistics (read-write)
-    /// and alpha (read-only).
-    dice_alpha: wgpu::BindGroupLayout,
-    separate_dice_alpha_pipeline: PipelineLayout,
-    shared_dice_alpha_pipeline: PipelineLayout,
+    group0: HashMap<Group0, wgpu::BindGroupLayout>,
+    group1: HashMap<Group1, wgpu::BindGroupLayout>,
+    pipelines: HashMap<(Group0, Group1), PipelineLayout>,
 }
 
 impl Context {
@@ -616,28 +593,29 @@ impl Context {
         *self.partials_slot() = None;
     }
 
+    /// The bind-group layout of a group 1 (`Group1::None` has none).
+    pub(crate) fn group1_layout(&self, group: Group1) -> &wgpu::BindGroupLayout {
+        &self.layouts.group1[&group]
+    }
+
     pub(crate) fn dice_alpha_layout(&self) -> &wgpu::BindGroupLayout {
-        &self.layouts.dice_alpha
+        self.group1_layout(Group1::DiceAlpha)
     }
 
     pub(crate) fn dice_eval_layout(&self) -> &wgpu::BindGroupLayout {
-        &self.layouts.dice_eval
+        self.group1_layout(Group1::DiceEval)
     }
 
     pub(crate) fn weights_layout(&self) -> &wgpu::BindGroupLayout {
-        &self.layouts.weights
+        self.group1_layout(Group1::Weights)
     }
 
     pub(crate) fn partials_layout(&self) -> &wgpu::BindGroupLayout {
-        &self.layouts.partials
+        self.group1_layout(Group1::Partials)
     }
 
     pub(crate) fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
-        match layout.group0() {
-            Group0::Separate => &self.layouts.separate,
-            Group0::Shared => &self.layouts.shared,
-            Group0::Triple => &self.layouts.triple,
-        }
+        &self.layouts.group0[&layout.group0()]
     }
 
     pub(crate) fn pipeline(
@@ -770,27 +748,13 @@ impl Layouts {
     /// The pipeline layout of an entry point: its input/output layout, and its bind
     /// group 1.
     fn pipeline(&self, layout: Layout, group1: Group1) -> &PipelineLayout {
-        match (layout.group0(), group1) {
-            (Group0::Separate, Group1::None) => &self.separate_pipeline,
-            (Group0::Shared, Group1::None) => &self.shared_pipeline,
-            (Group0::Triple, Group1::None) => &self.triple_pipeline,
-            (Group0::Triple, Group1::Partials) => &self.triple_partials_pipeline,
-            (Group0::Separate, Group1::Partials) => &self.separate_partials_pipeline,
-            (Group0::Shared, Group1::Partials) => &self.shared_partials_pipeline,
-            (Group0::Separate, Group1::Weights) => &self.separate_weights_pipeline,
-            (Group0::Shared, Group1::Weights) => &self.shared_weights_pipeline,
-            (Group0::Separate, Group1::DiceEval) => &self.separate_dice_pipeline,
-            (Group0::Shared, Group1::DiceEval) => &self.shared_dice_pipeline,
-            (Group0::Separate, Group1::DiceAlpha) => &self.separate_dice_alpha_pipeline,
-            (Group0::Shared, Group1::DiceAlpha) => &self.shared_dice_alpha_pipeline,
-            (Group0::Triple, _) => &self.unused,
-        }
+        &self.pipelines[&(layout.group0(), group1)]
     }
 
-    /// Every bind-group and pipeline layout the kernels use. A pipeline layout that binds
-    /// more storage buffers than the device allows per shader stage is not created (it
-    /// would be a validation error); the kernels that need it return an error naming the
-    /// limit, and the others still work.
+    /// Every bind-group layout, and the pipeline layout of every (group 0, group 1) pair.
+    /// A pipeline layout that binds more storage buffers than the device allows per
+    /// shader stage is not created (it would be a validation error); the kernels that
+    /// need it return an error naming the limit, and the others still work.
     fn new(device: &wgpu::Device) -> Self {
         let max_storage = device.limits().max_storage_buffers_per_shader_stage;
         let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
@@ -813,80 +777,78 @@ impl Layouts {
             },
             count: None,
         };
-        let separate = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("elementwise separate"),
-            entries: &[storage(0, true), storage(1, false), uniform],
-        });
-        let shared = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("elementwise shared"),
-            entries: &[storage(1, false), uniform],
-        });
-        let triple = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("backward, two inputs"),
-            entries: &[
-                storage(0, true),
-                storage(1, false),
-                uniform,
-                storage(3, true),
-            ],
-        });
-        let partials = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("softmax partials"),
-            entries: &[storage(0, false)],
-        });
-        let pipeline_layout = |groups: &[(&wgpu::BindGroupLayout, u32)]| -> PipelineLayout {
-            let storage: u32 = groups.iter().map(|(_, n)| n).sum();
-            if storage > max_storage {
-                return Err(format!(
-                    "this kernel binds {storage} storage buffers and the device allows \
-                     {max_storage} per shader stage (Limits::max_storage_buffers_per_shader_stage); \
-                     request the adapter's own limits (ContextOptions::limits: None)"
-                ));
-            }
-            let layouts: Vec<Option<&wgpu::BindGroupLayout>> =
-                groups.iter().map(|(l, _)| Some(*l)).collect();
-            Ok(
-                device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: None,
-                    bind_group_layouts: &layouts,
-                    immediate_size: 0,
-                }),
-            )
+        let create = |label: &str, entries: &[wgpu::BindGroupLayoutEntry]| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries,
+            })
         };
-        let weights = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("prelu weights"),
-            entries: &[storage(0, true)],
-        });
-        let dice_eval = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("dice running statistics"),
-            entries: &[storage(0, true), storage(1, true), storage(2, true)],
-        });
-        let dice_alpha = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("dice statistics and alpha"),
-            entries: &[storage(0, false), storage(1, true)],
-        });
+        let group0: HashMap<Group0, wgpu::BindGroupLayout> = Group0::ALL
+            .into_iter()
+            .map(|g| {
+                let layout = match g {
+                    Group0::Separate => create(
+                        "input and output",
+                        &[storage(0, true), storage(1, false), uniform],
+                    ),
+                    Group0::Shared => create("input in the output", &[storage(1, false), uniform]),
+                    Group0::Triple => create(
+                        "backward, two inputs",
+                        &[storage(0, true), storage(1, false), uniform, storage(3, true)],
+                    ),
+                };
+                (g, layout)
+            })
+            .collect();
+        let group1: HashMap<Group1, wgpu::BindGroupLayout> = Group1::ALL
+            .into_iter()
+            .filter_map(|g| {
+                let layout = match g {
+                    Group1::None => return None,
+                    Group1::Partials => create("partials", &[storage(0, false)]),
+                    Group1::Weights => create("prelu weights", &[storage(0, true)]),
+                    Group1::DiceEval => create(
+                        "dice running statistics",
+                        &[storage(0, true), storage(1, true), storage(2, true)],
+                    ),
+                    Group1::DiceAlpha => create(
+                        "dice statistics and alpha",
+                        &[storage(0, false), storage(1, true)],
+                    ),
+                    Group1::PreluGrad => create(
+                        "prelu weights, partial sums and weight gradient",
+                        &[storage(0, true), storage(1, false), storage(2, false)],
+                    ),
+                };
+                Some((g, layout))
+            })
+            .collect();
+        let mut pipelines = HashMap::new();
+        for g0 in Group0::ALL {
+            for g1 in Group1::ALL {
+                let storage = g0.storage_buffers() + g1.storage_buffers();
+                let layout = if storage > max_storage {
+                    Err(format!(
+                        "this kernel binds {storage} storage buffers and the device allows \
+                         {max_storage} per shader stage (Limits::max_storage_buffers_per_shader_stage); \
+                         request the adapter's own limits (ContextOptions::limits: None)"
+                    ))
+                } else {
+                    let mut layouts = vec![Some(&group0[&g0])];
+                    layouts.extend(group1.get(&g1).map(Some));
+                    Ok(device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: None,
+                        bind_group_layouts: &layouts,
+                        immediate_size: 0,
+                    }))
+                };
+                pipelines.insert((g0, g1), layout);
+            }
+        }
         Layouts {
-            // (layout, the storage buffers it binds)
-            triple_pipeline: pipeline_layout(&[(&triple, 3)]),
-            triple_partials_pipeline: pipeline_layout(&[(&triple, 3), (&partials, 1)]),
-            triple,
-            unused: Err("no kernel uses this pair of bind-group layouts".to_string()),
-            separate_dice_alpha_pipeline: pipeline_layout(&[(&separate, 2), (&dice_alpha, 2)]),
-            shared_dice_alpha_pipeline: pipeline_layout(&[(&shared, 1), (&dice_alpha, 2)]),
-            dice_alpha,
-            separate_dice_pipeline: pipeline_layout(&[(&separate, 2), (&dice_eval, 3)]),
-            shared_dice_pipeline: pipeline_layout(&[(&shared, 1), (&dice_eval, 3)]),
-            dice_eval,
-            separate_weights_pipeline: pipeline_layout(&[(&separate, 2), (&weights, 1)]),
-            shared_weights_pipeline: pipeline_layout(&[(&shared, 1), (&weights, 1)]),
-            weights,
-            separate_pipeline: pipeline_layout(&[(&separate, 2)]),
-            shared_pipeline: pipeline_layout(&[(&shared, 1)]),
-            separate_partials_pipeline: pipeline_layout(&[(&separate, 2), (&partials, 1)]),
-            shared_partials_pipeline: pipeline_layout(&[(&shared, 1), (&partials, 1)]),
-            separate,
-            shared,
-            partials,
+            group0,
+            group1,
+            pipelines,
         }
     }
 }
