@@ -180,6 +180,14 @@ pub enum Entry {
     },
     /// The random ops' backward (the forward's draws again).
     GradRandom,
+    /// PReLU's backward with per-channel weights: grad_input and partial weight sums,
+    /// then the weight gradient per channel.
+    GradPrelu {
+        subgroups: bool,
+    },
+    GradPreluWeight {
+        subgroups: bool,
+    },
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -213,6 +221,8 @@ impl Entry {
             Entry::GradScalar => "grad_scalar",
             Entry::GradGrouped { .. } => "grouped_grad_lane",
             Entry::GradRandom => "random_grad",
+            Entry::GradPrelu { .. } => "prelu_grad",
+            Entry::GradPreluWeight { .. } => "prelu_grad_weight",
             Entry::GradGroupedWg { .. } => "grouped_grad_workgroup",
             Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_grad_lane",
@@ -240,8 +250,33 @@ impl Entry {
             | Entry::GradRow { .. }
             | Entry::GradGrouped { .. }
             | Entry::GradGroupedWg { .. }
-            | Entry::GradRandom => Direction::Backward,
+            | Entry::GradRandom
+            | Entry::GradPrelu { .. }
+            | Entry::GradPreluWeight { .. } => Direction::Backward,
             _ => Direction::Forward,
+        }
+    }
+
+    /// The shader family whose module holds the entry point (with the op, layout and
+    /// reduction flavour, it names the module).
+    pub(crate) fn module(self) -> &'static str {
+        match self {
+            Entry::Vec4 | Entry::Scalar => "elementwise",
+            Entry::GradVec4 | Entry::GradScalar => "backward",
+            Entry::Prelu => "prelu",
+            Entry::GradPrelu { .. } | Entry::GradPreluWeight { .. } => "prelu backward",
+            Entry::Row { .. } => "softmax",
+            Entry::GradRow { .. } => "softmax backward",
+            Entry::Grouped | Entry::GroupedWg { .. } => "grouped",
+            Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } => "grouped backward",
+            Entry::Random => "random",
+            Entry::GradRandom => "random backward",
+            Entry::DiceStats
+            | Entry::DiceApply
+            | Entry::DiceEval
+            | Entry::DiceStatsAlpha
+            | Entry::DiceApplyAlpha
+            | Entry::DiceStatsWg { .. } => "dice",
         }
     }
 
@@ -258,6 +293,8 @@ impl Entry {
             } | Entry::GroupedWg { subgroups: true }
                 | Entry::GradGrouped { subgroups: true }
                 | Entry::GradGroupedWg { subgroups: true }
+                | Entry::GradPrelu { subgroups: true }
+                | Entry::GradPreluWeight { subgroups: true }
                 | Entry::DiceStatsWg {
                     subgroups: true,
                     ..
@@ -266,9 +303,9 @@ impl Entry {
     }
 }
 
-/// One shader module per (op, layout, subgroups, per-channel PReLU kernel): entry points
-/// of a module share it.
-pub(crate) type ModuleKey = (Op, Layout, bool, bool);
+/// One shader module per (op, layout, subgroups, module family): entry points of a module
+/// share it.
+pub(crate) type ModuleKey = (Op, Layout, bool, &'static str);
 
 /// Bind group 1 of an entry point: none, or the family's extra data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -318,6 +355,7 @@ impl Entry {
             Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } | Entry::GradRandom => {
                 Group1::None
             }
+            Entry::GradPrelu { .. } | Entry::GradPreluWeight { .. } => Group1::PreluGrad,
             Entry::Row { kernel, .. } | Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
                 RowKernel::Lane
@@ -399,6 +437,17 @@ pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
 pub(crate) fn backward_pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
     use crate::op::Kernel;
     match op.info().kernel {
+        Kernel::Elementwise { .. } if op == Op::Prelu => Layout::BACKWARD
+            .into_iter()
+            .flat_map(|l| {
+                [
+                    (l, Entry::GradVec4),
+                    (l, Entry::GradScalar),
+                    (l, Entry::GradPrelu { subgroups }),
+                    (l, Entry::GradPreluWeight { subgroups }),
+                ]
+            })
+            .collect(),
         Kernel::Elementwise { .. } => Layout::BACKWARD
             .into_iter()
             .flat_map(|l| [(l, Entry::GradVec4), (l, Entry::GradScalar)])

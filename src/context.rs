@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::cache::{
-    BindingKey, CacheStats, Entry, Group0, Group1, Layout, PipelineCache, PipelineKey,
-};
+use crate::cache::{BindingKey, CacheStats, Group0, Group1, Layout, PipelineCache, PipelineKey};
 
 use crate::op::Op;
 use crate::shader;
@@ -632,7 +630,7 @@ impl Context {
         let label = key.op.name();
         self.cache.get_or_compile(key, |modules| {
             self.scoped(|| {
-                let module_key = (key.op, key.layout, subgroups, key.entry == Entry::Prelu);
+                let module_key = (key.op, key.layout, subgroups, key.entry.module());
                 let module = match modules.entry(module_key) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
@@ -794,7 +792,12 @@ impl Layouts {
                     Group0::Shared => create("input in the output", &[storage(1, false), uniform]),
                     Group0::Triple => create(
                         "backward, two inputs",
-                        &[storage(0, true), storage(1, false), uniform, storage(3, true)],
+                        &[
+                            storage(0, true),
+                            storage(1, false),
+                            uniform,
+                            storage(3, true),
+                        ],
                     ),
                 };
                 (g, layout)
@@ -836,11 +839,13 @@ impl Layouts {
                 } else {
                     let mut layouts = vec![Some(&group0[&g0])];
                     layouts.extend(group1.get(&g1).map(Some));
-                    Ok(device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                        label: None,
-                        bind_group_layouts: &layouts,
-                        immediate_size: 0,
-                    }))
+                    Ok(
+                        device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                            label: None,
+                            bind_group_layouts: &layouts,
+                            immediate_size: 0,
+                        }),
+                    )
                 };
                 pipelines.insert((g0, g1), layout);
             }

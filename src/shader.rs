@@ -12,6 +12,7 @@ const SOFTMAX_WGSL: &str = include_str!("../shaders/softmax.wgsl");
 const SOFTMAX_SUBGROUP_WGSL: &str = include_str!("../shaders/softmax_subgroup.wgsl");
 const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
 const PRELU_WGSL: &str = include_str!("../shaders/prelu.wgsl");
+const PRELU_BACKWARD_WGSL: &str = include_str!("../shaders/prelu_backward.wgsl");
 const RANDOM_WGSL: &str = include_str!("../shaders/random.wgsl");
 const RANDOM_FORWARD_WGSL: &str = include_str!("../shaders/random_forward.wgsl");
 const RANDOM_BACKWARD_WGSL: &str = include_str!("../shaders/random_backward.wgsl");
@@ -278,6 +279,14 @@ pub fn prelu_source(layout: Layout, workgroup_size: u32) -> String {
         .assemble(&[PRELU_WGSL])
 }
 
+/// The complete WGSL of PReLU's per-channel backward kernels (grad_input with partial
+/// weight sums, then the weight gradient), its inputs read through `layout`'s bindings.
+pub fn prelu_backward_source(layout: Layout, workgroup_size: u32, subgroups: bool) -> String {
+    Prelude::new(workgroup_size)
+        .backward_inputs(layout, "")
+        .assemble(&[GRADIENTS_WGSL, &reduce_wgsl(subgroups), PRELU_BACKWARD_WGSL])
+}
+
 /// The complete WGSL of a random op's kernel.
 ///
 /// # Panics
@@ -320,6 +329,9 @@ pub(crate) fn module_source(op: Op, layout: Layout, entry: Entry, workgroup_size
         Entry::GradVec4 | Entry::GradScalar => backward_source(op, layout, workgroup_size),
         Entry::GradRow { .. } => softmax_backward_source(op, layout, workgroup_size, subgroups),
         Entry::GradRandom => random_backward_source(op, layout, workgroup_size),
+        Entry::GradPrelu { .. } | Entry::GradPreluWeight { .. } => {
+            prelu_backward_source(layout, workgroup_size, subgroups)
+        }
         Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } => {
             grouped_backward_source(op, layout, workgroup_size, subgroups)
         }

@@ -171,3 +171,44 @@ fn grouped_backward(
     }
     Ok(out)
 }
+
+/// PReLU's backward with 1 or C weights (C = dim 1 of `shape`): (grad_input,
+/// grad_weight), `grad_input = g if x > 0 else w[c] g` and `grad_weight[c]` the sum over
+/// channel c of `x g` where `x <= 0` (NaN x counts, as in PyTorch).
+///
+/// ```
+/// use wgpu_activations::cpu;
+/// let (gx, gw) = cpu::reference_prelu_backward(&[-1.0, 2.0], &[3.0, 3.0], &[2], &[0.5]).unwrap();
+/// assert_eq!((gx, gw), (vec![1.5, 3.0], vec![-3.0]));
+/// ```
+pub fn reference_prelu_backward(
+    x: &[f32],
+    grad_output: &[f32],
+    shape: &[usize],
+    weight: &[f32],
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (channels, inner) = crate::shape::channel_layout(shape, x.len(), weight.len())?;
+    if grad_output.len() != x.len() {
+        return Err(Error::GradientLength {
+            saved: x.len(),
+            grad_output: grad_output.len(),
+        });
+    }
+    let mut gx = Vec::with_capacity(x.len());
+    let mut gw = vec![0.0; weight.len()];
+    for (i, (&x, &g)) in x.iter().zip(grad_output).enumerate() {
+        let c = if weight.len() == 1 {
+            0
+        } else {
+            (i / inner) % channels
+        };
+        let (x, g, w) = (f64::from(x), f64::from(g), f64::from(weight[c]));
+        if x > 0.0 {
+            gx.push(g);
+        } else {
+            gx.push(w * g);
+            gw[c] += x * g;
+        }
+    }
+    Ok((gx, gw))
+}

@@ -17,7 +17,7 @@
 
 mod backward;
 pub(crate) mod derivative;
-pub use backward::{backward_magnitude, reference_backward_f64};
+pub use backward::{backward_magnitude, reference_backward_f64, reference_prelu_backward};
 pub(crate) mod scalar;
 
 use crate::op::{GroupKind, Kernel, SoftmaxKind};

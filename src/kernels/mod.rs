@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod grouped;
 pub mod grouped_backward;
 pub mod prelu;
+pub mod prelu_backward;
 pub mod random;
 pub mod softmax;
 pub mod softmax_backward;
