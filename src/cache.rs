@@ -188,6 +188,17 @@ pub enum Entry {
     GradPreluWeight {
         subgroups: bool,
     },
+    /// Dice's backward: per-feature statistics and sums (one invocation, or one
+    /// workgroup, per feature), then grad_input per element.
+    GradDiceColumn {
+        subgroups: bool,
+    },
+    GradDiceColumnWg {
+        subgroups: bool,
+    },
+    GradDiceApply {
+        subgroups: bool,
+    },
 }
 
 /// The entry points of `shaders/softmax.wgsl`.
@@ -223,6 +234,9 @@ impl Entry {
             Entry::GradRandom => "random_grad",
             Entry::GradPrelu { .. } => "prelu_grad",
             Entry::GradPreluWeight { .. } => "prelu_grad_weight",
+            Entry::GradDiceColumn { .. } => "dice_grad_column",
+            Entry::GradDiceColumnWg { .. } => "dice_grad_column_wg",
+            Entry::GradDiceApply { .. } => "dice_grad_apply",
             Entry::GradGroupedWg { .. } => "grouped_grad_workgroup",
             Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_grad_lane",
@@ -252,7 +266,10 @@ impl Entry {
             | Entry::GradGroupedWg { .. }
             | Entry::GradRandom
             | Entry::GradPrelu { .. }
-            | Entry::GradPreluWeight { .. } => Direction::Backward,
+            | Entry::GradPreluWeight { .. }
+            | Entry::GradDiceColumn { .. }
+            | Entry::GradDiceColumnWg { .. }
+            | Entry::GradDiceApply { .. } => Direction::Backward,
             _ => Direction::Forward,
         }
     }
@@ -271,6 +288,9 @@ impl Entry {
             Entry::GradGrouped { .. } | Entry::GradGroupedWg { .. } => "grouped backward",
             Entry::Random => "random",
             Entry::GradRandom => "random backward",
+            Entry::GradDiceColumn { .. }
+            | Entry::GradDiceColumnWg { .. }
+            | Entry::GradDiceApply { .. } => "dice backward",
             Entry::DiceStats
             | Entry::DiceApply
             | Entry::DiceEval
@@ -295,6 +315,9 @@ impl Entry {
                 | Entry::GradGroupedWg { subgroups: true }
                 | Entry::GradPrelu { subgroups: true }
                 | Entry::GradPreluWeight { subgroups: true }
+                | Entry::GradDiceColumn { subgroups: true }
+                | Entry::GradDiceColumnWg { subgroups: true }
+                | Entry::GradDiceApply { subgroups: true }
                 | Entry::DiceStatsWg {
                     subgroups: true,
                     ..
@@ -322,16 +345,20 @@ pub(crate) enum Group1 {
     /// PReLU's backward: the weights, per-(channel, slice) partial sums and the weight
     /// gradient.
     PreluGrad,
+    /// Dice's backward: per-feature sums, alpha, grad_alpha, and the running mean and
+    /// variance (evaluation mode).
+    DiceGrad,
 }
 
 impl Group1 {
-    pub(crate) const ALL: [Group1; 6] = [
+    pub(crate) const ALL: [Group1; 7] = [
         Group1::None,
         Group1::Partials,
         Group1::Weights,
         Group1::DiceEval,
         Group1::DiceAlpha,
         Group1::PreluGrad,
+        Group1::DiceGrad,
     ];
 
     /// The storage buffers the group binds.
@@ -341,6 +368,7 @@ impl Group1 {
             Group1::Partials | Group1::Weights => 1,
             Group1::DiceAlpha => 2,
             Group1::DiceEval | Group1::PreluGrad => 3,
+            Group1::DiceGrad => 5,
         }
     }
 }
@@ -356,6 +384,9 @@ impl Entry {
                 Group1::None
             }
             Entry::GradPrelu { .. } | Entry::GradPreluWeight { .. } => Group1::PreluGrad,
+            Entry::GradDiceColumn { .. }
+            | Entry::GradDiceColumnWg { .. }
+            | Entry::GradDiceApply { .. } => Group1::DiceGrad,
             Entry::Row { kernel, .. } | Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
                 RowKernel::Lane
@@ -486,7 +517,16 @@ pub(crate) fn backward_pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)
             .into_iter()
             .map(|l| (l, Entry::GradRandom))
             .collect(),
-        Kernel::Statistical => Vec::new(),
+        Kernel::Statistical => Layout::BACKWARD
+            .into_iter()
+            .flat_map(|l| {
+                [
+                    (l, Entry::GradDiceColumn { subgroups }),
+                    (l, Entry::GradDiceColumnWg { subgroups }),
+                    (l, Entry::GradDiceApply { subgroups }),
+                ]
+            })
+            .collect(),
     }
 }
 

@@ -818,6 +818,16 @@ impl Layouts {
                         "dice statistics and alpha",
                         &[storage(0, false), storage(1, true)],
                     ),
+                    Group1::DiceGrad => create(
+                        "dice backward",
+                        &[
+                            storage(0, false),
+                            storage(1, true),
+                            storage(2, false),
+                            storage(3, true),
+                            storage(4, true),
+                        ],
+                    ),
                     Group1::PreluGrad => create(
                         "prelu weights, partial sums and weight gradient",
                         &[storage(0, true), storage(1, false), storage(2, false)],

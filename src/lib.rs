@@ -64,6 +64,7 @@ pub use cache::{CacheStats, Layout, Via};
 pub use context::{Context, ContextOptions};
 pub use error::{Error, Result};
 pub use kernels::dice::DiceEval;
+pub use kernels::dice_backward::{DiceGrad, DiceStats};
 pub use kernels::prelu_backward::PreluGradRegions;
 pub use kernels::softmax::Strategy;
 pub use op::{Accuracy, Op, Saved, SoftmaxKind};

@@ -546,7 +546,7 @@ op_table! {
     /// variance over dim 0
     Dice: "dice" ("alpha" ~ 0.25, "eps" = 1e-9) => Kernel::Statistical, ROW, check_eps,
         "p * x + (1 - p) * alpha * x, p = sigmoid((x - mean) / sqrt(var + eps)), batch statistics over dim 0",
-        grad(INPUT, ROW, "through the batch statistics (not yet implemented)");
+        grad(INPUT, ROW, "g (a + (1 - a) p) + (q - mean(q) - z mean(q z)) / s, q = g x (1 - a) p (1 - p), z = (x - mean) / s, s = sqrt(var + eps)");
     /// exp(x - max) / sum(exp(x - max)) along `dim`
     Softmax: "softmax" ("dim" = -1.0) => row(SoftmaxKind::Softmax), ROW, check_dim,
         "exp(x - max) / sum(exp(x - max)) along dim", grad(OUTPUT, ROW_GRAD, "y (g - sum(g y))");

@@ -13,6 +13,7 @@ const SOFTMAX_SUBGROUP_WGSL: &str = include_str!("../shaders/softmax_subgroup.wg
 const GROUPED_WGSL: &str = include_str!("../shaders/grouped.wgsl");
 const PRELU_WGSL: &str = include_str!("../shaders/prelu.wgsl");
 const PRELU_BACKWARD_WGSL: &str = include_str!("../shaders/prelu_backward.wgsl");
+const DICE_BACKWARD_WGSL: &str = include_str!("../shaders/dice_backward.wgsl");
 const RANDOM_WGSL: &str = include_str!("../shaders/random.wgsl");
 const RANDOM_FORWARD_WGSL: &str = include_str!("../shaders/random_forward.wgsl");
 const RANDOM_BACKWARD_WGSL: &str = include_str!("../shaders/random_backward.wgsl");
@@ -287,6 +288,14 @@ pub fn prelu_backward_source(layout: Layout, workgroup_size: u32, subgroups: boo
         .assemble(&[GRADIENTS_WGSL, &reduce_wgsl(subgroups), PRELU_BACKWARD_WGSL])
 }
 
+/// The complete WGSL of dice's backward kernels, its inputs read through `layout`'s
+/// bindings.
+pub fn dice_backward_source(layout: Layout, workgroup_size: u32, subgroups: bool) -> String {
+    Prelude::new(workgroup_size)
+        .backward_inputs(layout, "")
+        .assemble(&[GRADIENTS_WGSL, &reduce_wgsl(subgroups), DICE_BACKWARD_WGSL])
+}
+
 /// The complete WGSL of a random op's kernel.
 ///
 /// # Panics
@@ -329,6 +338,9 @@ pub(crate) fn module_source(op: Op, layout: Layout, entry: Entry, workgroup_size
         Entry::GradVec4 | Entry::GradScalar => backward_source(op, layout, workgroup_size),
         Entry::GradRow { .. } => softmax_backward_source(op, layout, workgroup_size, subgroups),
         Entry::GradRandom => random_backward_source(op, layout, workgroup_size),
+        Entry::GradDiceColumn { .. }
+        | Entry::GradDiceColumnWg { .. }
+        | Entry::GradDiceApply { .. } => dice_backward_source(layout, workgroup_size, subgroups),
         Entry::GradPrelu { .. } | Entry::GradPreluWeight { .. } => {
             prelu_backward_source(layout, workgroup_size, subgroups)
         }

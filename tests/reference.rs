@@ -106,3 +106,70 @@ fn reference_derivatives_match_central_differences() {
         assert!(checked > 1900, "{a}: only {checked} points checked");
     }
 }
+
+/// The backward references of the families that are not elementwise (the softmax family,
+/// the grouped ops, dice, the random ops with their draws fixed) against central
+/// differences of `sum(g * f(x))` through the forward reference, at points where no
+/// kink lies within the step.
+#[test]
+fn family_backward_references_match_central_differences() {
+    use wgpu_activations::{Op, Saved};
+    let shape = [6usize, 4];
+    let n = 24;
+    // distinct values (no ties for the maxima), multiples of 2^-8 so x +- 2^-12 is exact
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % n) as f32 - 11.3) * 0.25 + i as f32 / 256.0)
+        .collect();
+    let g: Vec<f32> = (0..n)
+        .map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.5 + 0.1)
+        .collect();
+    for &op in Op::ALL {
+        if op.elementwise().is_some() {
+            continue;
+        }
+        let a = Activation::example(op);
+        let out_len: usize = a.output_shape(&shape).unwrap().iter().product();
+        let g = &g[..out_len];
+        let loss = |x: &[f32]| -> f64 {
+            let y = cpu::reference_shaped_f64(&a, x, &shape).unwrap();
+            y.iter().zip(g).map(|(y, &g)| y * f64::from(g)).sum()
+        };
+        let saved = match op.backward().saved {
+            Saved::Input => x.clone(),
+            Saved::Output => cpu::reference_shaped_f64(&a, &x, &shape)
+                .unwrap()
+                .iter()
+                .map(|&v| v as f32)
+                .collect(),
+        };
+        let grad = cpu::reference_backward_f64(&a, &saved, g, &shape).unwrap();
+        // the random ops' forward reference is rounded to f32 (the GPU's exact bits), but
+        // linear away from 0: a long step keeps that rounding small against it
+        let h = if op.random().is_some() {
+            1.0 / 16.0
+        } else {
+            1.0 / 4096.0
+        };
+        let mut checked = 0;
+        for i in 0..n {
+            let at = |d: f32| {
+                let mut v = x.clone();
+                v[i] += d;
+                loss(&v)
+            };
+            let (l, c, r) = (at(-h), at(0.0), at(h));
+            let (left, right) = ((c - l) / f64::from(h), (r - c) / f64::from(h));
+            if (left - right).abs() > 1e-3 * (left.abs() + right.abs() + 1e-3) {
+                continue; // a kink within the step
+            }
+            let central = (r - l) / (2.0 * f64::from(h));
+            assert!(
+                (grad[i] - central).abs() <= 1e-4 * (central.abs() + 1e-2),
+                "{a}: d/dx[{i}] is {:e} by the reference, {central:e} by differences",
+                grad[i]
+            );
+            checked += 1;
+        }
+        assert!(checked >= n / 2, "{a}: only {checked} points checked");
+    }
+}

@@ -41,15 +41,18 @@ pub fn reference_backward_f64(
             Ok(softmax_backward(activation, kind, saved, grad_output, shape)?.0)
         }
         Kernel::Grouped(kind) => grouped_backward(activation, kind, saved, grad_output, shape),
+        Kernel::Statistical => {
+            let (_, features) = crate::shape::batch_features(shape, saved.len())?;
+            let alpha = vec![activation.params()[0]; features];
+            let eps = activation.params()[1];
+            Ok(reference_dice_backward(saved, grad_output, shape, &alpha, None, eps)?.grad_input)
+        }
         Kernel::Random(_) => Ok(crate::random::FloatModel::default()
             .backward_reference(activation, saved, grad_output)
             .unwrap_or_default()
             .into_iter()
             .map(f64::from)
             .collect()),
-        _ => Err(Error::Unsupported(format!(
-            "no backward reference for `{activation}` yet"
-        ))),
     }
 }
 
@@ -211,4 +214,95 @@ pub fn reference_prelu_backward(
         }
     }
     Ok((gx, gw))
+}
+
+/// Dice's backward in f64 (see [`crate::Context::encode_dice_backward`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DiceBackward {
+    /// grad_input.
+    pub grad_input: Vec<f64>,
+    /// The gradient of each feature's alpha.
+    pub grad_alpha: Vec<f64>,
+    /// Per element, the magnitude of the terms grad_input is computed from (its bound is
+    /// relative to this: the batch statistics' part is a difference that may cancel).
+    pub magnitude: Vec<f64>,
+    /// Per feature, the sum of |g x (1 - p)| (grad_alpha's bound is relative to it).
+    pub alpha_magnitude: Vec<f64>,
+}
+
+/// Dice's backward: x and grad_output of `shape` (batch on dim 0), one alpha per feature,
+/// the running (mean, variance) of evaluation mode or `None` for the batch statistics of
+/// training mode.
+///
+/// ```
+/// use wgpu_activations::cpu;
+/// // one feature, a batch of 2: with alpha = 1 dice is x, whatever the statistics
+/// let r = cpu::reference_dice_backward(&[1.0, 3.0], &[2.0, 5.0], &[2, 1], &[1.0], None, 1e-9).unwrap();
+/// assert!((r.grad_input[0] - 2.0).abs() < 1e-9 && (r.grad_input[1] - 5.0).abs() < 1e-9);
+/// ```
+pub fn reference_dice_backward(
+    x: &[f32],
+    grad_output: &[f32],
+    shape: &[usize],
+    alpha: &[f32],
+    running: Option<(&[f32], &[f32])>,
+    eps: f32,
+) -> Result<DiceBackward> {
+    crate::shape::check_alpha_len(shape, x.len(), alpha)?;
+    if grad_output.len() != x.len() {
+        return Err(Error::GradientLength {
+            saved: x.len(),
+            grad_output: grad_output.len(),
+        });
+    }
+    let (batch, features) = crate::shape::batch_features(shape, x.len())?;
+    let stats = super::batch_stats(x, batch, features);
+    let mut out = DiceBackward {
+        grad_input: vec![0.0; x.len()],
+        grad_alpha: vec![0.0; features],
+        magnitude: vec![0.0; x.len()],
+        alpha_magnitude: vec![0.0; features],
+    };
+    let n = batch as f64;
+    for f in 0..features {
+        let (mean, var) = match running {
+            Some((m, v)) => (f64::from(m[f]), f64::from(v[f])),
+            None => stats[f],
+        };
+        let s = (var + f64::from(eps)).sqrt();
+        let a = f64::from(alpha[f]);
+        let column: Vec<(f64, f64, f64, f64, f64)> = (0..batch)
+            .map(|b| {
+                let (xv, g) = (
+                    f64::from(x[b * features + f]),
+                    f64::from(grad_output[b * features + f]),
+                );
+                let z = (xv - mean) / s;
+                let (p, pm) = (sigmoid64(z), sigmoid64(-z));
+                (xv, g, z, p, g * xv * (1.0 - a) * p * pm)
+            })
+            .collect();
+        let (mut q1, mut q2, mut aq1, mut aq2) = (0.0, 0.0, 0.0, 0.0);
+        for &(_, _, z, _, q) in &column {
+            q1 += q / n;
+            q2 += q * z / n;
+            aq1 += q.abs() / n;
+            aq2 += (q * z).abs() / n;
+        }
+        for (b, &(xv, g, z, p, q)) in column.iter().enumerate() {
+            let i = b * features + f;
+            let direct = g * (a + (1.0 - a) * p);
+            let (through, scale) = if running.is_some() {
+                (q, q.abs())
+            } else {
+                (q - q1 - z * q2, q.abs() + aq1 + z.abs() * aq2)
+            };
+            out.grad_input[i] = direct + through / s;
+            out.magnitude[i] = direct.abs() + scale / s;
+            let ga = g * xv * (1.0 - p);
+            out.grad_alpha[f] += ga;
+            out.alpha_magnitude[f] += ga.abs();
+        }
+    }
+    Ok(out)
 }

@@ -17,7 +17,10 @@
 
 mod backward;
 pub(crate) mod derivative;
-pub use backward::{backward_magnitude, reference_backward_f64, reference_prelu_backward};
+pub use backward::{
+    backward_magnitude, reference_backward_f64, reference_dice_backward, reference_prelu_backward,
+    DiceBackward,
+};
 pub(crate) mod scalar;
 
 use crate::op::{GroupKind, Kernel, SoftmaxKind};
@@ -180,7 +183,7 @@ pub fn reference_dice_train(
 }
 
 /// Per-feature batch mean and biased variance, in f64.
-fn batch_stats(input: &[f32], batch: usize, features: usize) -> Vec<(f64, f64)> {
+pub(crate) fn batch_stats(input: &[f32], batch: usize, features: usize) -> Vec<(f64, f64)> {
     (0..features)
         .map(|f| {
             let column = || (0..batch).map(|b| f64::from(input[b * features + f]));

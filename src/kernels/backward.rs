@@ -392,9 +392,14 @@ impl Context {
                     len,
                 )
             }
-            Kernel::Statistical => Err(Error::Unsupported(format!(
-                "the backward of `{activation}` is not implemented yet"
-            ))),
+            Kernel::Statistical => self.encode_dice_spec_backward(
+                encoder,
+                activation,
+                saved,
+                grad_output,
+                grad_input,
+                shape,
+            ),
         }
     }
 }

@@ -394,7 +394,7 @@ impl Context {
     /// Whether training mode's statistics take one workgroup per feature (large batches,
     /// or where one invocation per feature would pass the loop budget) rather than one
     /// invocation: two passes over a column per feature either way.
-    fn dice_workgroups(&self, batch: u64, features: u64) -> Result<bool> {
+    pub(crate) fn dice_workgroups(&self, batch: u64, features: u64) -> Result<bool> {
         let wg = u64::from(self.workgroup_size());
         let lane_iterations = self.grid_stride_iterations(features, 2 * batch);
         let workgroups = batch >= 1024 || !self.within_budget(lane_iterations);

@@ -2,6 +2,7 @@
 
 pub mod backward;
 pub mod dice;
+pub mod dice_backward;
 pub(crate) mod dispatch;
 pub mod elementwise;
 pub mod grouped;
