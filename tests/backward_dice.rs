@@ -2,6 +2,8 @@
 //! (evaluation), grad_input and grad_alpha against the f64 reference, and against central
 //! differences of the forward reference, so the reference itself cannot be wrong.
 
+#![allow(clippy::needless_range_loop)] // parallel arrays, indexed together
+
 mod common;
 
 use common::*;
