@@ -560,6 +560,18 @@ impl Context {
         Ok(())
     }
 
+    /// Compiles every backward pipeline the given ops can need (all ops when `ops` is
+    /// empty): [`Context::warm_up`] for the backward kernels.
+    pub fn warm_up_backward(&self, ops: &[Op]) -> Result<()> {
+        let ops = if ops.is_empty() { Op::ALL } else { ops };
+        for &op in ops {
+            for (layout, entry) in crate::cache::backward_pipelines(op, self.subgroups()) {
+                self.pipeline(PipelineKey::new(op, layout, entry))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The binding cache (a poisoned lock only means a panic elsewhere mid-insert; the
     /// map is still consistent).
     pub(crate) fn bindings(

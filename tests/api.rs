@@ -316,3 +316,25 @@ fn pipeline_cache_file_round_trips() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn warm_up_backward_compiles_what_a_backward_call_needs() {
+    let ctx = Context::new().unwrap();
+    ctx.warm_up_backward(&[Op::Gelu, Op::Softmax]).unwrap();
+    let compiled = ctx.cache_stats().misses;
+    // four layouts (separate, in place on grad_output or on the saved tensor, one buffer)
+    // of the vec4 and scalar entry points, and the row backward's strategies
+    let rows = if ctx.subgroups() { 5 } else { 4 };
+    assert_eq!(compiled, 4 * 2 + 4 * rows);
+    let gelu: Activation = "gelu".parse().unwrap();
+    ctx.run_backward(&gelu, &[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0; 5])
+        .unwrap();
+    let softmax: Activation = "softmax".parse().unwrap();
+    ctx.run_backward_shaped(&softmax, &[0.25; 4], &[1.0; 4], &[2, 2])
+        .unwrap();
+    assert_eq!(
+        ctx.cache_stats().misses,
+        compiled,
+        "nothing compiled after warm-up"
+    );
+}

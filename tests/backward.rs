@@ -112,7 +112,7 @@ fn check_backward(
 /// Inputs over the whole f32 range (every binade, a dense grid on [-20, 20], the
 /// extremal values) with grad_output 1, so the error is the derivative's own.
 fn sweep() -> Vec<f32> {
-    accuracy::sweep_inputs(1 << 17, 1.0 / 128.0)
+    accuracy::sweep_inputs(1 << 17, 1.0 / 1024.0)
 }
 
 #[test]

@@ -234,3 +234,93 @@ impl DeviceLike for std::fs::FileType {
         self.is_char_device() || self.is_block_device()
     }
 }
+
+fn read_f32s(path: &PathBuf) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn backward_writes_grad_input_and_checks_its_files() {
+    let (x, g, gx) = (scratch("bx.f32"), scratch("bg.f32"), scratch("bgx.f32"));
+    write_f32s(&x, &[-2.0, -1.0, 0.0, 1.0, 2.0, 3.0, -0.5, 0.5]);
+    write_f32s(&g, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    let path = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let (x_s, g_s, gx_s) = (path(&x), path(&g), path(&gx));
+    // relu: g where x > 0
+    let out = run(&[
+        "relu",
+        "--backward",
+        "--input",
+        &x_s,
+        "--grad-output",
+        &g_s,
+        "--output",
+        &gx_s,
+    ]);
+    assert_eq!(status_and_line(&out).0, 0, "{out:?}");
+    assert_eq!(read_f32s(&gx), [0.0, 0.0, 0.0, 4.0, 5.0, 6.0, 0.0, 8.0]);
+    // sigmoid reads y, which the example computes first: g y (1 - y)
+    let out = run(&[
+        "sigmoid",
+        "--backward",
+        "--input",
+        &x_s,
+        "--grad-output",
+        &g_s,
+        "--output",
+        &gx_s,
+    ]);
+    assert_eq!(status_and_line(&out).0, 0);
+    let s = |v: f32| 1.0 / (1.0 + (-v).exp());
+    for (got, (xv, gv)) in read_f32s(&gx).iter().zip([(-2.0f32, 1.0f32), (-1.0, 2.0)]) {
+        let want = gv * s(xv) * (1.0 - s(xv));
+        assert!((got - want).abs() <= 1e-6 * want.abs(), "{got} vs {want}");
+    }
+    // softmax along rows of 4, and glu, whose grad_output has the output's shape
+    let out = run(&[
+        "softmax",
+        "--backward",
+        "--shape",
+        "2,4",
+        "--input",
+        &x_s,
+        "--grad-output",
+        &g_s,
+    ]);
+    assert_eq!(status_and_line(&out).0, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("relative"));
+    let out = run(&[
+        "glu",
+        "--backward",
+        "--shape",
+        "2,4",
+        "--input",
+        &x_s,
+        "--grad-output",
+        &g_s,
+    ]);
+    let (code, err) = status_and_line(&out);
+    assert_eq!(
+        code, 2,
+        "grad_output of the input's length is a usage error: {err}"
+    );
+    assert!(err.contains("--grad-output"), "{err}");
+    // usage: --grad-output without --backward, --input without --grad-output
+    assert_eq!(status_and_line(&run(&["relu", "--grad-output", &g_s])).0, 2);
+    assert_eq!(
+        status_and_line(&run(&["relu", "--backward", "--input", &x_s])).0,
+        2
+    );
+    // the sample: x, y, grad_output 1 and f'(x) beside the reference
+    let out = run(&["gelu", "--backward"]);
+    assert_eq!(status_and_line(&out).0, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("grad_input") && text.contains("cpu reference"),
+        "{text}"
+    );
+}

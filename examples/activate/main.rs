@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example activate -- SPEC [--shape D0,D1,...] [--input FILE] [--output FILE]
+//! cargo run --release --example activate -- SPEC --backward [--shape ...] [--input X --grad-output G] [--output GX]
 //! ```
 //!
 //! - No `--input`: activates a small sample buffer and prints the input, the GPU output,
@@ -17,6 +18,11 @@
 //!   wins) and a failed run leaves the old file. A symbolic link is followed (the file it
 //!   names is replaced, the link kept); a device or FIFO (`/dev/null`, `/dev/stdout`) is
 //!   written through directly.
+//! - `--backward`: the backward instead: grad_input from x (`--input`) and grad_output
+//!   (`--grad-output`, the forward output's shape), written to `--output`. Ops whose
+//!   backward reads y (sigmoid, tanh, the softmax family) get it from the GPU forward
+//!   first. Without files: x, y = f(x), and grad_input for a sample grad_output (1 for the
+//!   elementwise ops, so it is f'(x)) beside the CPU reference.
 //! - `--help`: this usage on stdout, exit 0. Any error: one line on stderr and a non-zero
 //!   exit status (2 for usage, 1 otherwise), never a panic (also when stdout is closed).
 
@@ -27,8 +33,9 @@ use std::process::ExitCode;
 
 use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context};
 
-const USAGE: &str =
-    "usage: activate SPEC [--shape D0,D1,...] [--input FILE] [--output FILE]  (e.g. activate 'gelu(approximate=tanh)')";
+const USAGE: &str = "usage: activate SPEC [--shape D0,D1,...] [--input FILE] [--output FILE]  \
+     (e.g. activate 'gelu(approximate=tanh)')\n       \
+     activate SPEC --backward [--shape D0,D1,...] [--input X --grad-output G] [--output GX]";
 
 const SAMPLE: [f32; 13] = [
     -10.0, -8.0, -4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0,
@@ -39,6 +46,8 @@ struct Args {
     shape: Option<Vec<usize>>,
     input: Option<PathBuf>,
     output: Option<PathBuf>,
+    backward: bool,
+    grad_output: Option<PathBuf>,
 }
 
 enum Failure {
@@ -65,7 +74,8 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
     // Every argument is text (a spec, a flag, a shape) or a path; paths stay OsStrings.
     let mut args = args.peekable();
     let mut spec = None;
-    let (mut shape, mut input, mut output) = (None, None, None);
+    let (mut shape, mut input, mut output, mut grad_output) = (None, None, None, None);
+    let mut backward = false;
     while let Some(raw) = args.next() {
         let arg = raw.to_str().map(str::to_string);
         let mut path = |flag: &str| {
@@ -102,6 +112,8 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
             }
             "--input" => input = Some(path("--input")?),
             "--output" => output = Some(path("--output")?),
+            "--grad-output" => grad_output = Some(path("--grad-output")?),
+            "--backward" => backward = true,
             "-h" | "--help" => return Err(Failure::Help),
             flag if flag.starts_with("--") => return Err(usage(format!("unknown flag `{flag}`"))),
             _ if spec.is_none() => spec = Some(arg),
@@ -109,11 +121,22 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
         }
     }
     let spec = spec.ok_or_else(|| usage("missing SPEC".to_string()))?;
+    if grad_output.is_some() && !backward {
+        return Err(usage("--grad-output is for --backward".to_string()));
+    }
+    if backward && input.is_some() != grad_output.is_some() {
+        return Err(usage(
+            "--backward takes both --input (x) and --grad-output, or neither (a sample)"
+                .to_string(),
+        ));
+    }
     Ok(Args {
         spec,
         shape,
         input,
         output,
+        backward,
+        grad_output,
     })
 }
 
@@ -239,6 +262,9 @@ fn run(args: Args) -> Result<(), Failure> {
     // A `dim` outside the shape is a usage error, caught before any GPU work.
     let reference = cpu::reference_shaped_f64(&activation, &input, &shape)
         .map_err(|e| Failure::Usage(e.to_string()))?;
+    if args.backward {
+        return backward::run(&args, &activation, &input, &shape);
+    }
     let ctx = Context::new().map_err(|e| Failure::Run(e.to_string()))?;
     let output = ctx
         .run_shaped(&activation, &input, &shape)
@@ -365,3 +391,5 @@ fn main() -> ExitCode {
         }
     }
 }
+
+mod backward;

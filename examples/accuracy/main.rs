@@ -4,7 +4,10 @@
 //!     cargo run --release --example accuracy [-- --markdown] [-- SPEC ...]
 //!
 //! `--markdown` prints the README's op table (name, formula, parameters with defaults,
-//! bound and measured error), derived from the op table in src/op.rs.
+//! bound and measured error), derived from the op table in src/op.rs. `--backward`
+//! measures the backward kernels instead (grad_output 1 over the same sweep for the
+//! elementwise ops, random grad_outputs for the others), and with `--markdown` prints the
+//! README's backward table.
 
 use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context, Op};
 
@@ -12,6 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = Context::new()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let markdown = args.iter().any(|a| a == "--markdown");
+    if args.iter().any(|a| a == "--backward") {
+        return backward::main(&ctx, &args, markdown);
+    }
     let specs: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let activations: Vec<Activation> = if specs.is_empty() {
         Op::ALL.iter().map(|&op| Activation::example(op)).collect()
@@ -127,7 +133,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// A bound as the README's tables write it.
-fn bound_text(a: &Activation, bound: Accuracy) -> String {
+pub(crate) fn bound_text(a: &Activation, bound: Accuracy) -> String {
     match bound {
         Accuracy::Exact if a.op().random().is_some() => "bit-exact".to_string(),
         Accuracy::Exact => "exact".to_string(),
@@ -210,3 +216,5 @@ fn dice_error(ctx: &Context, a: &Activation) -> Result<(f64, String), Box<dyn st
     }
     Ok(worst)
 }
+
+mod backward;
