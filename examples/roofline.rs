@@ -22,6 +22,10 @@
 //! - Prints a table (op, elements, row length, time, GB/s, copy time, copy / op), or with
 //!   `--json` one JSON object per line: `op` (the spec), `elements`, `row` (softmax only),
 //!   `seconds`, `bytes`, `copy_seconds`, `ratio`, `method`, `adapter`.
+//! - `--backward`: times each op's backward instead (grad_input from the saved tensor and
+//!   grad_output: two reads and one write), beside a copy of the same bytes and the op's
+//!   forward at the same size: `bwd/fwd` is the backward's time per element over the
+//!   forward's.
 //! - Cold start first (stderr, or a `"cold_start"` JSON line): creating the context, the
 //!   first result, and compiling every pipeline, with `--pipeline-cache FILE` loading and
 //!   saving wgpu's pipeline cache there.
@@ -39,12 +43,15 @@ struct Args {
     pipeline_cache: Option<std::path::PathBuf>,
     /// The softmax family's strategies to time (`Auto` alone by default).
     strategies: Vec<Strategy>,
+    /// Time the backward kernels.
+    backward: bool,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!(
         "roofline: {msg}\nusage: roofline [--ops SPEC,SPEC,...] [--elements N[,N...]] \
-         [--rows L[,L...]] [--samples S] [--json] [--pipeline-cache FILE]"
+         [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--backward] \
+         [--pipeline-cache FILE]"
     );
     std::process::exit(2)
 }
@@ -71,6 +78,7 @@ fn parse_args() -> Args {
         json: false,
         pipeline_cache: None,
         strategies: vec![Strategy::Auto],
+        backward: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -87,6 +95,7 @@ fn parse_args() -> Args {
             "--rows" => args.rows = numbers("--rows", &value()),
             "--samples" => args.samples = numbers("--samples", &value())[0] as usize,
             "--json" => args.json = true,
+            "--backward" => args.backward = true,
             "--pipeline-cache" => args.pipeline_cache = Some(value().into()),
             "--strategy" => {
                 args.strategies = value()
@@ -257,8 +266,15 @@ fn main() {
             }
         );
         println!(
-            "{:<34} {:>10} {:>8} {:>12} {:>8} {:>12} {:>9}",
-            "op", "elements", "row", "time (µs)", "GB/s", "copy (µs)", "copy/op"
+            "{:<34} {:>10} {:>8} {:>12} {:>8} {:>12} {:>9}{}",
+            "op",
+            "elements",
+            "row",
+            "time (µs)",
+            "GB/s",
+            "copy (µs)",
+            "copy/op",
+            if args.backward { "  bwd/fwd" } else { "" }
         );
     }
 
@@ -266,45 +282,66 @@ fn main() {
     let max = args.elements.iter().copied().max().unwrap_or(0);
     let usage =
         wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    let make = |label| {
+    // the backward's floor copies 1.5x the elements (three tensors' bytes)
+    let room = if args.backward {
+        max.div_ceil(2) * 3
+    } else {
+        max
+    };
+    let make = |label, elements: u64| {
         ctx.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: max * 4,
+            size: elements * 4,
             usage,
             mapped_at_creation: false,
         })
     };
-    let (src, dst) = (make("roofline input"), make("roofline output"));
+    let (src, dst) = (make("roofline input", room), make("roofline output", room));
+    let grad = make("roofline grad_output", if args.backward { max } else { 1 });
     let data: Vec<f32> = (0..max).map(|i| (i % 4001) as f32 / 200.0 - 10.0).collect();
     ctx.queue()
         .write_buffer(&src, 0, bytemuck::cast_slice(&data));
+    if args.backward {
+        let g: Vec<f32> = (0..max).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
+        ctx.queue().write_buffer(&grad, 0, bytemuck::cast_slice(&g));
+        ctx.warm_up_backward(&[])
+            .expect("every backward pipeline compiles");
+    }
 
     for &n in &args.elements {
-        let bytes = 2 * 4 * n;
+        // one read and one write; the backward two reads and one write
+        let tensors = if args.backward { 3 } else { 2 };
+        let bytes = tensors * 4 * n;
+        let copied = bytes / 2 / 4 / 4 * 4; // f32 elements of a copy moving `bytes`
         let copy = timer.median(args.samples, &|e| {
-            e.copy_buffer_to_buffer(&src, 0, &dst, 0, n * 4)
+            e.copy_buffer_to_buffer(&src, 0, &dst, 0, copied * 4)
         });
-        let report = |spec: &str, row: Option<u64>, seconds: f64| {
+        let report = |spec: &str, row: Option<u64>, seconds: f64, forward: Option<f64>| {
             let ratio = copy / seconds;
+            let per_forward = forward.map(|f| seconds / f);
             if args.json {
                 let row = row.map_or(String::new(), |r| format!("\"row\": {r}, "));
+                let fwd = forward.map_or(String::new(), |f| {
+                    format!("\"backward\": true, \"forward_seconds\": {f:e}, ")
+                });
                 println!(
                     "{{\"op\": \"{spec}\", \"elements\": {n}, {row}\"seconds\": {seconds:e}, \
-                     \"bytes\": {bytes}, \"copy_seconds\": {copy:e}, \"ratio\": {ratio:.4}, \
+                     {fwd}\"bytes\": {bytes}, \"copy_seconds\": {copy:e}, \"ratio\": {ratio:.4}, \
                      \"method\": \"{}\", \"adapter\": \"{}\"}}",
                     timer.method(),
                     adapter.replace('"', "'")
                 );
             } else {
                 println!(
-                    "{:<34} {:>10} {:>8} {:>12.1} {:>8.2} {:>12.1} {:>9.3}",
+                    "{:<34} {:>10} {:>8} {:>12.1} {:>8.2} {:>12.1} {:>9.3}{}",
                     spec,
                     n,
                     row.map_or("-".to_string(), |r| r.to_string()),
                     seconds * 1e6,
                     bytes as f64 / seconds / 1e9,
                     copy * 1e6,
-                    ratio
+                    ratio,
+                    per_forward.map_or(String::new(), |r| format!(" {r:>8.3}"))
                 );
             }
         };
@@ -352,7 +389,31 @@ fn main() {
                     } else {
                         format!("{spec} [{strategy:?}]")
                     };
-                    report(&label, row, t);
+                    if !args.backward {
+                        report(&label, row, t, None);
+                        continue;
+                    }
+                    let backward = |e: &mut wgpu::CommandEncoder| {
+                        let (x, g, gx) = (
+                            BufferRegion::new(&src),
+                            BufferRegion::new(&grad),
+                            BufferRegion::new(&dst),
+                        );
+                        if strategy == Strategy::Auto {
+                            ctx.encode_backward_shaped(e, a, x, g, gx, &shape)
+                        } else {
+                            ctx.encode_backward_rows(e, a, x, g, gx, &shape, strategy)
+                        }
+                    };
+                    let mut probe = ctx.device().create_command_encoder(&Default::default());
+                    if let Err(e) = backward(&mut probe) {
+                        eprintln!("{spec} backward at {n} elements ({shape:?}): skipped: {e}");
+                        continue;
+                    }
+                    let tb = timer.median(args.samples, &|e| {
+                        backward(e).expect("the backward encoded once already")
+                    });
+                    report(&format!("{label} backward"), row, tb, Some(t));
                 }
             }
         }

@@ -56,14 +56,38 @@ fn split_exp(g: f32) -> vec2<f32> {
 }
 
 // g (hi + lo) 2^k: one rounding in the product of g's mantissa with the pair, then exact
-// scaling down to the result (which rounds once more only where it is subnormal).
+// scaling down to the result (which rounds once more only where it is subnormal). A g in
+// [2^-60, 2^60] multiplies as it is (the same rounding: its exponent only shifts the
+// product, which stays far inside f32's range for the pairs callers pass); only a
+// smaller or larger one, or a subnormal, is split into mantissa and exponent first.
 fn scaled_pair(g: f32, hi: f32, lo: f32, k: i32) -> f32 {
-    let s = split_exp(g);
-    let p = two_prod(s.x, hi);
-    let m = p.x + fma(s.x, lo, p.y);
+    var s = vec2<f32>(g, 0.0);
+    let ag = abs(g);
+    if (!(ag >= 8.673617379884035e-19 && ag <= 1.152921504606847e18)) {
+        s = split_exp(g);
+    }
+    // g (hi + lo) rounded once: a fused fma gives it directly; without one, an error-free
+    // product (17 operations there), needed only when lo carries something
+    var m: f32;
+    if (FUSED_FMA) {
+        m = fma(s.x, hi, s.x * lo);
+    } else if (lo == 0.0) {
+        m = s.x * hi;
+    } else {
+        let p = two_prod(s.x, hi);
+        m = p.x + fma(s.x, lo, p.y);
+    }
     // A zero keeps the sign of g hi (an adapter that flushes a subnormal hi to -0 would
     // otherwise get +0 from the sum).
-    return scale2_wide(select(m, p.x, m == 0.0), k + i32(s.y));
+    let mz = select(m, s.x * hi, m == 0.0);
+    let e = k + i32(s.y);
+    if (e == 0) {
+        return mz;
+    }
+    if (e >= -252 && e <= 254) {
+        return scale2(mz, e);
+    }
+    return scale2_wide(mz, e);
 }
 
 // g v, also where g is subnormal and g v is not.
@@ -91,12 +115,17 @@ fn grad_tanh(y: f32, g: f32, p: vec4<f32>) -> f32 {
     return g * ((1.0 - y) * (1.0 + y));
 }
 
+// x <= 0 on the bits: not positive (sign clear, nonzero) and not NaN
+fn at_most_zero(x: f32) -> bool {
+    return !is_positive(x) && !is_nan_f32(x);
+}
+
 fn grad_relu(x: f32, g: f32, p: vec4<f32>) -> f32 {
-    return masked(le(x, 0.0), g);
+    return masked(at_most_zero(x), g);
 }
 
 fn grad_relu6(x: f32, g: f32, p: vec4<f32>) -> f32 {
-    return masked(le(x, 0.0) || ge(x, 6.0), g);
+    return masked(at_most_zero(x) || ge(x, 6.0), g);
 }
 
 fn grad_leaky_relu(x: f32, g: f32, p: vec4<f32>) -> f32 {
@@ -306,21 +335,26 @@ fn grad_softsign(x: f32, g: f32, p: vec4<f32>) -> f32 {
 
 fn grad_hardsigmoid(x: f32, g: f32, p: vec4<f32>) -> f32 {
     if (gt(x, -3.0) && lt(x, 3.0)) {
-        return scaled_pair(g, SIXTH_HI, SIXTH_LO, 0);
+        // g / 6 with 1/6 as a pair: rounded once with a fused fma, at most twice without
+        // (the sign of g, also where a flushing adapter left a zero)
+        return copy_sign(fma(g, SIXTH_HI, g * SIXTH_LO), g);
     }
     return 0.0;
 }
 
 // PyTorch's: 0 for x < -3, g (x / 3 + 1/2) = g (2x + 3) / 6 on [-3, 3] (-g/2 at -3
-// itself), g above (and for NaN). 2x + 3 is an exact pair.
+// itself), g above (and for NaN).
 fn grad_hardswish(x: f32, g: f32, p: vec4<f32>) -> f32 {
     if (lt(x, -3.0)) {
         return 0.0;
     }
     if (le(x, 3.0)) {
-        let t = two_sum(2.0 * x, 3.0);
-        let m = two_prod(t.x, SIXTH_HI);
-        return scaled_pair(g, m.x, fma(t.x, SIXTH_LO, fma(t.y, SIXTH_HI, m.y)), 0);
+        // 2x + 3 rounds only where it is near 3 (near its root -1.5 it is exact, by
+        // Sterbenz's lemma): half an ULP relative everywhere. Kept opaque: a compiler may
+        // distribute the product by 1/6 over it, which cancels near -1.5 (as in the
+        // forward's hardsigmoid).
+        let t = keep(2.0 * x + 3.0);
+        return scaled_pair(g, t * SIXTH_HI, t * SIXTH_LO, 0);
     }
     return g;
 }
@@ -364,7 +398,7 @@ fn grad_gaussian(x: f32, g: f32, p: vec4<f32>) -> f32 {
     }
     let sq = two_prod(x, x);
     let e = exp_pair_parts(-sq.x, -sq.y);
-    return scaled_pair(g, -2.0 * x * e.x, -2.0 * x * e.y, i32(e.z));
+    return scaled_pair(g, -2.0 * x * (e.x + e.y), 0.0, i32(e.z));
 }
 
 // (x - c) / r, r = sqrt((x - c)^2 + a^2), both at the scale radial() brings them to; 0
