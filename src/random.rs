@@ -142,9 +142,9 @@ impl FloatModel {
     /// let a: Activation = "rrelu(training=true, seed=5)".parse().unwrap();
     /// let m = FloatModel::default();
     /// let gx = m.backward_reference(&a, &[2.0, -2.0], &[1.0, 1.0]).unwrap();
-    /// let y = m.reference(&a, &[-2.0]).unwrap();
+    /// let y = m.reference(&a, &[2.0, -2.0]).unwrap();
     /// assert_eq!(gx[0], 1.0);
-    /// assert_eq!(gx[1], y[0] / -2.0); // the same slope as the forward's
+    /// assert_eq!(gx[1], y[1] / -2.0); // element 1's slope, as the forward drew it
     /// ```
     pub fn backward_reference(
         self,

@@ -31,3 +31,31 @@ fn readme_lists_every_op_with_its_parameters_and_defaults() {
         }
     }
 }
+
+#[test]
+fn readme_lists_every_backward_with_what_it_reads() {
+    use wgpu_activations::Saved;
+    let readme = include_str!("../README.md");
+    for &op in Op::ALL {
+        let b = op.backward();
+        let formula = b.formula.replace('|', "\\|");
+        let reads = match b.saved {
+            Saved::Input => "| x |",
+            Saved::Output => "| y |",
+        };
+        readme
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("| `{}", op.name()))
+                    && l.contains(&formula)
+                    && l.contains(reads)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "README's backward table has no row for {} reading {reads} ({})",
+                    op.name(),
+                    b.formula
+                )
+            });
+    }
+}
