@@ -278,7 +278,86 @@ type Entry<'a> = (
     >,
 );
 
-fn entry_points<'a>(ctx: &'a Context, aux: &'a wgpu::Buffer) -> Vec<Entry<'a>> {
+/// The entry points that record on regions, forward and backward. `aux` holds weights,
+/// alphas or statistics; the backward ones read grad_output from `grad` (or take the
+/// misused region as grad_output, for a second entry) and write weight and alpha
+/// gradients to `gw`.
+fn entry_points<'a>(
+    ctx: &'a Context,
+    aux: &'a wgpu::Buffer,
+    grad: &'a wgpu::Buffer,
+    gw: &'a wgpu::Buffer,
+) -> Vec<Entry<'a>> {
+    let aux = BufferRegion::new(aux);
+    let (g, gw) = (BufferRegion::new(grad), BufferRegion::new(gw));
+    let rrelu: Activation = "rrelu(training=true)".parse().unwrap();
+    let mut entries = backward_entry_points(ctx, aux, g, gw);
+    entries.push((
+        "encode_backward rrelu(training=true)",
+        Box::new(move |e, x, y, n| ctx.encode_backward(e, &rrelu, x, g, y, n as u64)),
+    ));
+    entries.extend(forward_entry_points(ctx, aux));
+    entries
+}
+
+fn backward_entry_points<'a>(
+    ctx: &'a Context,
+    aux: BufferRegion<'a>,
+    g: BufferRegion<'a>,
+    gw: BufferRegion<'a>,
+) -> Vec<Entry<'a>> {
+    let spec = |s: &str| s.parse::<Activation>().unwrap();
+    let (gelu, softmax, maxout) = (spec("gelu"), spec("softmax"), spec("maxout(k=2)"));
+    vec![
+        (
+            "encode_backward, misused saved tensor",
+            Box::new(move |e, x, y, n| ctx.encode_backward(e, &gelu, x, g, y, n as u64)),
+        ),
+        (
+            "encode_backward, misused grad_output",
+            Box::new(move |e, x, y, n| ctx.encode_backward(e, &gelu, g, x, y, n as u64)),
+        ),
+        (
+            "encode_backward_shaped softmax",
+            Box::new(move |e, x, y, n| {
+                ctx.encode_backward_shaped(e, &softmax, x, g, y, &[2, n / 2])
+            }),
+        ),
+        (
+            "encode_backward_shaped maxout",
+            Box::new(move |e, x, y, n| ctx.encode_backward_shaped(e, &maxout, x, g, y, &[n])),
+        ),
+        (
+            "encode_prelu_backward",
+            Box::new(move |e, x, y, n| {
+                let r = wgpu_activations::PreluGradRegions {
+                    x,
+                    grad_output: g,
+                    grad_input: y,
+                    weight: aux,
+                    grad_weight: gw,
+                };
+                ctx.encode_prelu_backward(e, r, 1, &[n])
+            }),
+        ),
+        (
+            "encode_dice_backward",
+            Box::new(move |e, x, y, n| {
+                let r = wgpu_activations::DiceGrad {
+                    x,
+                    grad_output: g,
+                    grad_input: y,
+                    alpha: aux,
+                    grad_alpha: gw,
+                };
+                let stats = wgpu_activations::DiceStats::Batch { eps: 1e-9 };
+                ctx.encode_dice_backward(e, r, stats, &[n / 2, 2])
+            }),
+        ),
+    ]
+}
+
+fn forward_entry_points<'a>(ctx: &'a Context, aux: BufferRegion<'a>) -> Vec<Entry<'a>> {
     let spec = |s: &str| s.parse::<Activation>().unwrap();
     let (gelu, softmax, maxout, glu) = (
         spec("gelu"),
@@ -286,7 +365,6 @@ fn entry_points<'a>(ctx: &'a Context, aux: &'a wgpu::Buffer) -> Vec<Entry<'a>> {
         spec("maxout(k=2)"),
         spec("glu"),
     );
-    let aux = BufferRegion::new(aux);
     vec![
         (
             "encode",
@@ -342,6 +420,8 @@ fn every_entry_point_refuses_every_misuse_with_a_message() {
     let (other, other_errors) = counted_context(ContextOptions::default());
     let n = 64usize;
     let aux = storage_buffer(&ctx, &[0.5; 64]);
+    let grad = storage_buffer(&ctx, &[1.0; 64]);
+    let gw = storage_buffer(&ctx, &[0.0; 64]);
     let good_in = storage_buffer(&ctx, &vec![0.25; n]);
     let good_out = poisoned_buffer(&ctx, n);
     let no_storage = ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -391,7 +471,7 @@ fn every_entry_point_refuses_every_misuse_with_a_message() {
         ("foreign input", r(&foreign), r(&good_out), "device"),
         ("foreign output", r(&good_in), r(&foreign), "device"),
     ];
-    for (name, call) in entry_points(&ctx, &aux) {
+    for (name, call) in entry_points(&ctx, &aux, &grad, &gw) {
         for (misuse, x, y, says) in &cases {
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
             let result = no_panic(&format!("{name}: {misuse}"), || {
