@@ -97,10 +97,8 @@ fn is_tiny(x: f32) -> bool {
 // integer m < 2^23, so f32(m) 2^-85 is exact and normal.
 fn up64(x: f32) -> f32 {
     let b = bitcast<u32>(x);
-    if (!is_tiny(x)) {
-        return bitcast<f32>(b + (64u << 23u));
-    }
-    return copy_sign(f32(b & 0x007fffffu) * 2.5849394142282115e-26, x);
+    return select(copy_sign(f32(b & 0x007fffffu) * 2.5849394142282115e-26, x),
+                  bitcast<f32>(b + (64u << 23u)), !is_tiny(x));
 }
 
 // x * c, correctly rounded where the product is normal, also for a subnormal x that a
