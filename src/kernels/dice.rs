@@ -60,7 +60,7 @@ impl Context {
         let wg = u64::from(self.workgroup_size());
         let max_groups = self.max_groups();
         let f = features as u64;
-        let workgroups = self.dice_workgroups(batch as u64, f)?;
+        let workgroups = self.dice_workgroups(batch as u64, f, 2)?;
         let staged = self.stage_input(encoder, &plan, input, len as u64)?;
         let input = staged.as_ref().map_or(input, BufferRegion::new);
         let (stats, apply, stats_group, alpha_at) = self.dice_passes(
@@ -391,15 +391,16 @@ type DicePasses = (
 );
 
 impl Context {
-    /// Whether training mode's statistics take one workgroup per feature (large batches,
-    /// or where one invocation per feature would pass the loop budget) rather than one
-    /// invocation: two passes over a column per feature either way.
-    pub(crate) fn dice_workgroups(&self, batch: u64, features: u64) -> Result<bool> {
+    /// Whether a per-feature pass of `passes` reads of each column (the forward's
+    /// statistics two, the backward's three) takes one workgroup per feature (large
+    /// batches, or where one invocation per feature would pass the loop budget) rather
+    /// than one invocation.
+    pub(crate) fn dice_workgroups(&self, batch: u64, features: u64, passes: u64) -> Result<bool> {
         let wg = u64::from(self.workgroup_size());
-        let lane_iterations = self.grid_stride_iterations(features, 2 * batch);
+        let lane_iterations = self.grid_stride_iterations(features, passes * batch);
         let workgroups = batch >= 1024 || !self.within_budget(lane_iterations);
         let per_invocation = if workgroups {
-            features.div_ceil(self.max_groups()) * (2 * batch.div_ceil(wg) + 4 * wg + 8)
+            features.div_ceil(self.max_groups()) * (passes * batch.div_ceil(wg) + 6 * wg + 8)
         } else {
             lane_iterations
         };

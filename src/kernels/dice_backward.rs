@@ -139,7 +139,8 @@ impl Context {
         let regions = Regions::reading(r.x, r.grad_output, r.grad_input, &staged);
         let layout = regions.layout();
         let (b, f) = (batch as u64, features as u64);
-        let workgroups = self.dice_workgroups(b, f)?;
+        // three reads of each column: the mean, the squared deviations, the sums
+        let workgroups = self.dice_workgroups(b, f, 3)?;
         let subgroups = self.subgroups();
         let key = |entry| PipelineKey::new(Op::Dice, layout, entry);
         let column = self.pipeline(key(if workgroups {
