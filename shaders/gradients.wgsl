@@ -80,8 +80,9 @@ fn scaled_pair(g: f32, hi: f32, lo: f32, k: i32) -> f32 {
         m = p.x + fma(gs, lo, p.y);
     }
     // A zero keeps the sign of g hi (an adapter that flushes a subnormal hi to -0 would
-    // otherwise get +0 from the sum).
-    let mz = select(m, gs * hi, m == 0.0);
+    // otherwise get +0 from the sum); an infinite g times the pair is g hi (its low part
+    // of the other sign would make inf - inf).
+    let mz = select(m, gs * hi, m == 0.0 || is_inf_f32(g));
     if (e == 0) {
         return mz;
     }
@@ -89,6 +90,33 @@ fn scaled_pair(g: f32, hi: f32, lo: f32, k: i32) -> f32 {
         return scale2(mz, e);
     }
     return scale2_wide(mz, e);
+}
+
+// g times a derivative that is not 0 but below f32's range (a tail; `negative` gives its
+// sign): a zero of the product's sign for a finite g, and what the exact product is for
+// the others: g's infinity (signed) or NaN. (A derivative that is exactly 0, at an
+// infinite x, gives g * 0: NaN for an infinite g, as the f64 reference.)
+fn g_times_tiny(g: f32, negative: bool) -> f32 {
+    let s = select(g, -g, negative);
+    return select(copy_sign(0.0, s), s, is_nan_f32(g) || is_inf_f32(g));
+}
+
+// g times an exact zero of the sign `negative` gives: a zero of the product's sign, NaN
+// for a NaN or infinite g. Not `g * 0.0`: compilers fold that to 0, NaN g or not (lavapipe
+// does).
+fn g_times_zero(g: f32, negative: bool) -> f32 {
+    let s = select(g, -g, negative);
+    let nan = bitcast<f32>(0x7fc00000u * u32(opaque_one));
+    return select(copy_sign(0.0, s), nan, is_nan_f32(g) || is_inf_f32(g));
+}
+
+// g sigmoid(h + l) for a backward: mul_sigmoid_pair, but below h = -200, where sigmoid
+// underflows, the tail keeps a NaN or infinite g (mul_sigmoid_pair gives a zero there).
+fn g_sigmoid(g: f32, h: f32, l: f32) -> f32 {
+    if (h < -200.0) {
+        return select(g_times_tiny(g, false), g_times_zero(g, false), is_inf_f32(h));
+    }
+    return mul_sigmoid_pair(g, h, l);
 }
 
 // g v, also where g is subnormal and g v is not.
@@ -143,6 +171,10 @@ fn grad_rrelu(x: f32, g: f32, p: vec4<f32>) -> f32 {
 
 // g c exp(x) for x <= 0 with c = (chi + clo), else g: elu (c = alpha) and selu.
 fn exp_branch(x: f32, g: f32, chi: f32, clo: f32) -> f32 {
+    if (is_inf_f32(x)) {
+        // exp(-inf) = 0 exactly
+        return g_times_zero(g, chi < 0.0);
+    }
     let e = exp_parts(x);
     let c = two_prod(chi, e.x);
     return scaled_pair(g, c.x, fma(chi, e.y, fma(clo, e.x, c.y)), i32(e.z));
@@ -171,6 +203,10 @@ fn grad_celu(x: f32, g: f32, p: vec4<f32>) -> f32 {
     let u = keep(x / alpha);
     let ua = two_prod(u, alpha);
     let ul = select(0.0, (keep(x - ua.x) - ua.y) / alpha, u > -30.0 && abs(u) > 1.0e-30);
+    if (is_inf_f32(u)) {
+        // exp(-inf) = 0 (a negative alpha's +inf has no finite derivative: NaN)
+        return select(g_times_zero(g, false), g * u, u > 0.0);
+    }
     let e = exp_pair_parts(u, ul);
     return scaled_pair(g, e.x, e.y, i32(e.z));
 }
@@ -194,8 +230,12 @@ fn grad_gelu(x: f32, g: f32, p: vec4<f32>) -> f32 {
     let tl = fma(x, FRAC_1_SQRT_2_LO, pr.y);
     let a = abs(th);
     if (a > 15.0) {
-        // exp(-225) times anything here is 0; includes +-inf
-        return g * select(-0.0, 1.0, x > 0.0);
+        // 1 to f32's precision above; below, exp(-225) times anything is a (negative)
+        // tail, and exactly 0 at -inf
+        if (x > 0.0) {
+            return g;
+        }
+        return select(g_times_tiny(g, true), g_times_zero(g, true), is_inf_f32(x));
     }
     if (a < 0.35) {
         let erf_t = fma(tl, FRAC_2_SQRT_PI, th * poly_erf_e(th * th));
@@ -229,12 +269,14 @@ fn grad_gelu(x: f32, g: f32, p: vec4<f32>) -> f32 {
 // g (1 + e + w e) / (1 + e)^2 for z >= 0 (w >= 0 there, for all three) and
 // g e (1 + e + w) / (1 + e)^2 for z < 0, where 1 + w may cancel (the root near x = -1.3).
 fn sigmoid_product_grad(g: f32, h: f32, l: f32, w: f32) -> f32 {
-    if (h < -200.0) {
-        // e^h (1 + w) is 0 for any f32 g (|w| <= 2^128 |h| / 200 here).
-        return g * select(0.0, -0.0, w < 0.0);
-    }
     if (is_inf_f32(h)) {
-        return g;
+        // the limits: 1 at +inf, exactly 0 at -inf
+        return select(g_times_zero(g, false), g, h > 0.0);
+    }
+    if (h < -200.0) {
+        // e^h (1 + w) is a tail for any f32 g (|w| <= 2^128 |h| / 200 here), negative
+        // where 1 + w is
+        return g_times_tiny(g, w < -1.0);
     }
     let neg = h < 0.0;
     let parts = exp_pair_parts(-abs(h), select(-l, l, neg));
@@ -257,6 +299,10 @@ fn grad_silu(x: f32, g: f32, p: vec4<f32>) -> f32 {
 }
 
 fn grad_swish(x: f32, g: f32, p: vec4<f32>) -> f32 {
+    if (p.x == 0.0) {
+        // x sigmoid(0) = x / 2, also at the infinities (where beta x would be NaN)
+        return pass_nan(x, g * 0.5);
+    }
     let h = two_prod(p.x, x);
     return pass_nan(x, sigmoid_product_grad(g, h.x, h.y, h.x));
 }
@@ -266,7 +312,10 @@ fn grad_gelu_tanh(x: f32, g: f32, p: vec4<f32>) -> f32 {
         return x;
     }
     if (abs(x) > 100.0) {
-        return g * select(-0.0, 1.0, x > 0.0);
+        if (x > 0.0) {
+            return g;
+        }
+        return select(g_times_tiny(g, true), g_times_zero(g, true), is_inf_f32(x));
     }
     // z = 2u as the forward computes it, and w = x z'(x) = x (c1 + 3 c3 x^2)
     let z = gelu_tanh_arg(x);
@@ -281,8 +330,12 @@ fn grad_mish(x: f32, g: f32, p: vec4<f32>) -> f32 {
     if (is_nan_f32(x)) {
         return x;
     }
-    if (x < -200.0 || is_inf_f32(x)) {
-        return g * select(-0.0, 1.0, x > 0.0);
+    if (is_inf_f32(x)) {
+        return select(g_times_zero(g, true), g, x > 0.0);
+    }
+    if (x < -200.0) {
+        // e^x (1 + x) / ...: a negative tail
+        return g_times_tiny(g, true);
     }
     if (x > 20.0) {
         // mish' = 1 + O(x e^-2x): 1 to f32's precision (and 4x must not overflow below)
@@ -313,7 +366,7 @@ fn grad_softplus(x: f32, g: f32, p: vec4<f32>) -> f32 {
     if (h.x > p.y) {
         return g;
     }
-    return pass_nan(x, mul_sigmoid_pair(g, h.x, h.y));
+    return pass_nan(x, g_sigmoid(g, h.x, h.y));
 }
 
 // g / (1 + |x|)^2, with 1 + |x| an exact pair brought to [1, 2) by its exponent first, so
@@ -323,7 +376,7 @@ fn grad_softsign(x: f32, g: f32, p: vec4<f32>) -> f32 {
         return x;
     }
     if (is_inf_f32(x)) {
-        return g * 0.0;
+        return g_times_zero(g, false);
     }
     let d = two_sum(1.0, abs(x));
     let k = i32((bitcast<u32>(d.x) >> 23u) & 0xffu) - 127;
@@ -365,7 +418,7 @@ fn grad_hardtanh(x: f32, g: f32, p: vec4<f32>) -> f32 {
 }
 
 fn grad_logsigmoid(x: f32, g: f32, p: vec4<f32>) -> f32 {
-    return pass_nan(x, mul_sigmoid_pair(g, -x, 0.0));
+    return pass_nan(x, g_sigmoid(g, -x, 0.0));
 }
 
 fn grad_tanhshrink(x: f32, g: f32, p: vec4<f32>) -> f32 {
@@ -392,7 +445,8 @@ fn grad_gaussian(x: f32, g: f32, p: vec4<f32>) -> f32 {
         return x;
     }
     if (abs(x) > 14.5) {
-        return g * copy_sign(0.0, -x);
+        // a tail of the sign of -x, exactly 0 at the infinities
+        return select(g_times_tiny(g, x > 0.0), g_times_zero(g, x > 0.0), is_inf_f32(x));
     }
     let tiny = abs(x) < 1.0e-30;
     let xs = select(x, up64(x), tiny);
@@ -412,7 +466,13 @@ fn grad_multiquadric(x: f32, g: f32, p: vec4<f32>) -> f32 {
         return g * sign(e.dh);
     }
     if (e.r == 0.0) {
-        return g * 0.0;
+        return g_times_zero(g, false);
+    }
+    if (is_tiny(x) && p.x == 0.0) {
+        // x - c = x, subnormal (a flushing adapter zeroes it): from its bits at 2^64,
+        // since g x / r may be normal
+        let q = div_pair(up64(x), 0.0, e.r, e.corr);
+        return scaled_pair(g, q, 0.0, -64 - e.k);
     }
     // the sign of x - c, also where a flushing adapter left a zero
     return g_times(g, copy_sign(div_pair(e.dh, e.dl, e.r, e.corr), e.dh));
@@ -426,16 +486,21 @@ fn grad_inverse_multiquadric(x: f32, g: f32, p: vec4<f32>) -> f32 {
     }
     let e = radial(x, p.x, p.y);
     if (is_inf_f32(e.dh)) {
-        return g * copy_sign(0.0, -e.dh);
+        return g_times_zero(g, e.dh > 0.0);
     }
     if (e.r == 0.0) {
-        return g * 0.0;
+        return g_times_zero(g, false);
     }
     // r^3 as a pair from r + corr, then one division
     let rr = two_prod(e.r, e.r);
     let rrl = fma(2.0 * e.r, e.corr, rr.y);
     let r3 = two_prod(rr.x, e.r);
     let r3l = fma(rr.x, e.corr, fma(rrl, e.r, r3.y));
+    if (is_tiny(x) && p.x == 0.0) {
+        // a subnormal x - c = x, from its bits at 2^64 (as in grad_multiquadric)
+        let q = div_pair(up64(x), 0.0, r3.x, r3l);
+        return scaled_pair(g, -q, 0.0, -64 - 3 * e.k);
+    }
     let q = copy_sign(div_pair(e.dh, e.dl, r3.x, r3l), e.dh);
     return scaled_pair(g, -q, 0.0, -2 * e.k);
 }

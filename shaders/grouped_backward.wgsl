@@ -54,7 +54,7 @@ fn mean_share(g: f32) -> f32 {
 // their mantissas and exponents and e by its parts, so the result is scaled once, last.
 fn glu_grad_b(a: f32, b: f32, g: f32) -> f32 {
     if (is_inf_f32(b)) {
-        return g * a * 0.0;
+        return g_times_zero(g * a, false);
     }
     let parts = exp_parts(-abs(b));
     let e = scale2(parts.x + parts.y, i32(parts.z));
@@ -78,7 +78,7 @@ fn glu_backward_at(t: u32) {
     // NaN as PyTorch's products give it: a's gradient does not depend on a
     let nan = bitcast<f32>(0x7fc00000u * groups_u.one);
     let ga_nan = is_nan_f32(b) || is_nan_f32(g);
-    dst[groups_u.out_offset + ia] = select(mul_sigmoid_pair(g, b, 0.0), nan, ga_nan);
+    dst[groups_u.out_offset + ia] = select(g_sigmoid(g, b, 0.0), nan, ga_nan);
     dst[groups_u.out_offset + ib] = select(glu_grad_b(a, b, g), nan, ga_nan || is_nan_f32(a));
 }
 

@@ -360,3 +360,63 @@ fn random_backwards_redraw_the_forward_numbers() {
     assert_eq!(got[0], 3.0);
     assert!(got[1] < 3.0 && got[2] < 3.0 && got[3] == 3.0, "{got:?}");
 }
+
+#[test]
+fn nan_and_infinite_grad_outputs_meet_every_derivative_as_the_reference_does() {
+    // x over the tails and the special points, g NaN or infinite (or huge, or subnormal):
+    // NaN stays NaN, an infinite g times a nonzero derivative stays infinite however far
+    // below f32's range the derivative is, and times an exact 0 (an infinite x) is NaN
+    let xs = [
+        f32::NEG_INFINITY,
+        -300.0,
+        -90.0,
+        -30.0,
+        -1.0,
+        -1e-40,
+        0.0,
+        1e-40,
+        1.0,
+        30.0,
+        90.0,
+        300.0,
+        f32::INFINITY,
+    ];
+    let gs = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3e38, -1e-40];
+    let mut x = Vec::new();
+    let mut g = Vec::new();
+    for &xv in &xs {
+        for &gv in &gs {
+            x.push(xv);
+            g.push(gv);
+        }
+    }
+    for (what, ctx) in both_contexts() {
+        for_every_op(Op::elementwise_ops(), |op| {
+            let a = activation(op);
+            let saved = saved_for(&a, &x);
+            let got = gpu_backward(ctx, &a, &saved, &g);
+            let f = op.elementwise_grad().unwrap().1;
+            let p: Vec<f64> = a.params().iter().map(|&v| f64::from(v)).collect();
+            let bound = u64::from(op.backward().accuracy.max_ulp(true).unwrap());
+            for i in 0..x.len() {
+                let want = f(f64::from(saved[i]), f64::from(g[i]), &p);
+                let e = accuracy::gradient_error(want, got[i], g[i], op.backward().accuracy);
+                // An infinite g times a derivative below f64's range: the reference's f64
+                // product is NaN (inf * 0), the kernel's scaled one infinite; either is
+                // non-finite, and two infinities agree in sign. NaN g is NaN, strictly.
+                let both_infinite_g = g[i].is_infinite()
+                    && !want.is_finite()
+                    && !got[i].is_finite()
+                    && (want.is_nan() || got[i].is_nan() || (want > 0.0) == (got[i] > 0.0));
+                let limit = if g[i].is_finite() { bound } else { 0 };
+                if e > limit && !both_infinite_g {
+                    return Err(format!(
+                        "{what}{a}: saved = {:e}, g = {:e}: got {:e}, reference {want:e}",
+                        saved[i], g[i], got[i]
+                    ));
+                }
+            }
+            Ok(())
+        });
+    }
+}

@@ -115,6 +115,18 @@ fn edges_nan_in_place_and_misuse() {
         .encode_prelu_backward(&mut encoder, bad, 2, &[2, 2])
         .unwrap_err();
     assert!(err.to_string().contains("grad_weight"), "{err}");
+    // grad_weight overlapping grad_input (both written, so wgpu would not object)
+    let big = storage_buffer(ctx, &[0.0; 8]);
+    let overlapping = PreluGradRegions {
+        grad_input: BufferRegion::new(&big),
+        grad_weight: BufferRegion::at(&big, 12),
+        ..regions
+    };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let err = ctx
+        .encode_prelu_backward(&mut encoder, overlapping, 2, &[2, 2])
+        .unwrap_err();
+    assert!(err.to_string().contains("overlap"), "{err}");
     // wrong weight count, wrong grad_output length
     assert!(ctx
         .run_prelu_backward(&[1.0; 4], &[1.0; 4], &[2, 2], &[0.5; 3])

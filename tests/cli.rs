@@ -263,36 +263,54 @@ fn backward_writes_grad_input_and_checks_its_files() {
     ]);
     assert_eq!(status_and_line(&out).0, 0, "{out:?}");
     assert_eq!(read_f32s(&gx), [0.0, 0.0, 0.0, 4.0, 5.0, 6.0, 0.0, 8.0]);
+    let xs = [-2.0f32, -1.0, 0.0, 1.0, 2.0, 3.0, -0.5, 0.5];
+    let gs = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    let run_to_file = |spec: &str, shape: &str| {
+        let out = run(&[
+            spec,
+            "--backward",
+            "--shape",
+            shape,
+            "--input",
+            &x_s,
+            "--grad-output",
+            &g_s,
+            "--output",
+            &gx_s,
+        ]);
+        assert_eq!(status_and_line(&out).0, 0, "{spec}");
+        read_f32s(&gx)
+    };
     // sigmoid reads y, which the example computes first: g y (1 - y)
-    let out = run(&[
-        "sigmoid",
-        "--backward",
-        "--input",
-        &x_s,
-        "--grad-output",
-        &g_s,
-        "--output",
-        &gx_s,
-    ]);
-    assert_eq!(status_and_line(&out).0, 0);
-    let s = |v: f32| 1.0 / (1.0 + (-v).exp());
-    for (got, (xv, gv)) in read_f32s(&gx).iter().zip([(-2.0f32, 1.0f32), (-1.0, 2.0)]) {
+    let got = run_to_file("sigmoid", "8");
+    let s = |v: f64| 1.0 / (1.0 + (-v).exp());
+    for i in 0..8 {
+        let (xv, gv) = (f64::from(xs[i]), f64::from(gs[i]));
         let want = gv * s(xv) * (1.0 - s(xv));
-        assert!((got - want).abs() <= 1e-6 * want.abs(), "{got} vs {want}");
+        let err = (f64::from(got[i]) - want).abs();
+        assert!(err <= 1e-6 * want.abs(), "{i}: {} vs {want}", got[i]);
     }
-    // softmax along rows of 4, and glu, whose grad_output has the output's shape
-    let out = run(&[
-        "softmax",
-        "--backward",
-        "--shape",
-        "2,4",
-        "--input",
-        &x_s,
-        "--grad-output",
-        &g_s,
-    ]);
-    assert_eq!(status_and_line(&out).0, 0);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("relative"));
+    // softmax along rows of 4: y (g - sum(g y)), row by row
+    let got = run_to_file("softmax", "2,4");
+    for row in 0..2 {
+        let r = row * 4..row * 4 + 4;
+        let max = xs[r.clone()].iter().fold(f32::MIN, |m, &v| m.max(v));
+        let e: Vec<f64> = xs[r.clone()]
+            .iter()
+            .map(|&v| f64::from(v - max).exp())
+            .collect();
+        let total: f64 = e.iter().sum();
+        let y: Vec<f64> = e.iter().map(|v| v / total).collect();
+        let dot: f64 = y.iter().zip(&gs[r]).map(|(y, &g)| y * f64::from(g)).sum();
+        for j in 0..4 {
+            let g = f64::from(gs[row * 4 + j]);
+            let want = y[j] * (g - dot);
+            let scale = y[j] * (g.abs() + dot.abs());
+            let err = (f64::from(got[row * 4 + j]) - want).abs();
+            assert!(err <= 1e-5 * scale, "softmax row {row}, {j}");
+        }
+    }
+    // glu's grad_output has the output's shape: one of the input's length is refused
     let out = run(&[
         "glu",
         "--backward",

@@ -122,6 +122,10 @@ pub(crate) fn silu(x: f64, g: f64, _: &[f64]) -> f64 {
 }
 
 pub(crate) fn swish(x: f64, g: f64, p: &[f64]) -> f64 {
+    if p[0] == 0.0 {
+        // x sigmoid(0) = x / 2, at the infinities too
+        return if x.is_nan() { x } else { g * 0.5 };
+    }
     if x.is_infinite() {
         let z = p[0] * x;
         return times(g, if z > 0.0 { 1.0 } else { 0.0 });
@@ -211,7 +215,8 @@ pub(crate) fn threshold(x: f64, g: f64, p: &[f64]) -> f64 {
 
 pub(crate) fn gaussian(x: f64, g: f64, _: &[f64]) -> f64 {
     if x.is_infinite() {
-        return times(g, 0.0);
+        // the limit from the side of the sign of -x
+        return times(g, if x > 0.0 { -0.0 } else { 0.0 });
     }
     times(g, -2.0 * x * (-(x * x)).exp())
 }

@@ -152,32 +152,29 @@ impl Context {
                 &[len],
             );
         }
-        let Some((staged, chunk)) =
-            self.backward_regions(encoder, saved, grad_output, grad_input, len)?
-        else {
+        let Some(plan) = self.plan_backward(saved, grad_output, grad_input, len)? else {
             return Ok(());
         };
-        let regions = Regions::reading(saved, grad_output, grad_input, &staged);
         self.check_budget(
-            self.grid_stride_iterations(chunk.min(len), 1),
+            self.grid_stride_iterations(plan.chunk.min(len), 1),
             &format!("{len} elements"),
         )?;
-        let cacheable = staged.iter().all(Option::is_none);
-        self.record_backward(encoder, activation, regions, len, chunk, cacheable)
+        self.record_backward(encoder, activation, &plan, [saved, grad_output, grad_input])
     }
 
     /// Validates a backward call's three regions of `len` elements (in place on either
-    /// input allowed, partial overlaps refused) and stages inputs too far from
-    /// grad_input in its buffer: the regions to bind, the copies they may point into, and
-    /// the chunk size. `None` for an empty call.
-    pub(super) fn backward_regions(
+    /// input allowed, partial overlaps refused) and decides which inputs lie too far
+    /// from grad_input in its buffer for one window (a quarter of a binding left for the
+    /// chunk), farthest first: those are read from copies ([`Context::stage_backward`],
+    /// which the caller runs once everything else is validated, so that an error leaves
+    /// nothing in its encoder). `None` for an empty call.
+    pub(super) fn plan_backward(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
         saved: BufferRegion<'_>,
         grad_output: BufferRegion<'_>,
         grad_input: BufferRegion<'_>,
         len: u64,
-    ) -> Result<Option<(Staged, u64)>> {
+    ) -> Result<Option<BackwardPlan>> {
         check_region("saved", saved, len)?;
         check_region("grad_output", grad_output, len)?;
         check_region("grad_input", grad_input, len)?;
@@ -191,19 +188,6 @@ impl Context {
             grad: grad_output,
             out: grad_input,
         };
-        let (staged, chunk) = self.stage_far_inputs(encoder, regions, len)?;
-        Ok(Some((staged, chunk)))
-    }
-
-    /// Copies the inputs that share grad_input's buffer but lie too far from it for one
-    /// window (a quarter of a binding left for the chunk) into buffers of their own,
-    /// farthest first; returns the copies (saved's, grad_output's) and the chunk size.
-    pub(super) fn stage_far_inputs(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        regions: Regions<'_>,
-        len: u64,
-    ) -> Result<([Option<wgpu::Buffer>; 2], u64)> {
         let limits = self.limits();
         let align = self.binding_alignment();
         let max_binding = limits
@@ -216,42 +200,98 @@ impl Context {
                  offset alignment {align}"
             )));
         }
-        let mut copied = [false; 2];
+        let mut copy = [false; 2];
         let chunk = loop {
-            let chunk = max_binding.saturating_sub(align + regions.reach(copied)) / 16 * 4;
+            let chunk = max_binding.saturating_sub(align + regions.reach(copy)) / 16 * 4;
             if chunk >= full / 4 {
                 break chunk;
             }
             let distance = |i: usize, r: BufferRegion<'_>| {
-                (!copied[i] && r.buffer == regions.out.buffer)
+                (!copy[i] && r.buffer == regions.out.buffer)
                     .then(|| r.offset.abs_diff(regions.out.offset))
             };
             let farthest = usize::from(distance(1, regions.grad) > distance(0, regions.saved));
-            copied[farthest] = true;
+            copy[farthest] = true;
         };
-        let mut staged = [None, None];
-        for (i, region) in [regions.saved, regions.grad].into_iter().enumerate() {
-            if copied[i] {
-                staged[i] = Some(self.copy_input(encoder, region, len)?);
-            }
-        }
-        Ok((staged, chunk))
+        // The layout the regions will have: a copied input is a buffer of its own.
+        let shares = |i: usize, r: BufferRegion<'_>| r.buffer == grad_input.buffer && !copy[i];
+        let saved_via = if shares(0, saved) {
+            Via::Output
+        } else {
+            Via::Input
+        };
+        let grad_via = if shares(1, grad_output) {
+            Via::Output
+        } else if saved_via == Via::Input {
+            Via::Aux
+        } else {
+            Via::Input
+        };
+        let layout = Layout::Backward {
+            saved: saved_via,
+            grad: grad_via,
+        };
+        Ok(Some(BackwardPlan {
+            copy,
+            chunk,
+            len,
+            layout,
+        }))
     }
 
-    /// The bind groups and the pass of an elementwise backward call.
+    /// Records the copies `plan` asks for (the saved tensor's, grad_output's).
+    pub(super) fn stage_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        plan: &BackwardPlan,
+        saved: BufferRegion<'_>,
+        grad_output: BufferRegion<'_>,
+    ) -> Result<Staged> {
+        let mut staged = [None, None];
+        for (i, region) in [saved, grad_output].into_iter().enumerate() {
+            if plan.copy[i] {
+                staged[i] = Some(self.copy_input(encoder, region, plan.len)?);
+            }
+        }
+        Ok(staged)
+    }
+}
+
+/// A validated backward call: which inputs to read from copies, and the chunk size.
+pub(super) struct BackwardPlan {
+    copy: [bool; 2],
+    /// Elements per binding-sized chunk (a multiple of 4).
+    pub(super) chunk: u64,
+    len: u64,
+    /// The bindings the inputs will be read through (after staging).
+    pub(super) layout: Layout,
+}
+
+impl BackwardPlan {
+    /// Whether no input is read from a copy (a copy is fresh per call, so its bind
+    /// groups are not worth caching).
+    pub(super) fn cacheable(&self) -> bool {
+        !self.copy.contains(&true)
+    }
+}
+
+impl Context {
+    /// The pipelines, the staging copies, the bind groups and the pass of an elementwise
+    /// backward call on (saved, grad_output, grad_input).
     fn record_backward(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         activation: &Activation,
-        regions: Regions<'_>,
-        len: u64,
-        chunk: u64,
-        cacheable: bool,
+        plan: &BackwardPlan,
+        [saved, grad_output, grad_input]: [BufferRegion<'_>; 3],
     ) -> Result<()> {
-        let layout = regions.layout();
+        let layout = plan.layout;
         let key = |entry| PipelineKey::new(activation.op(), layout, entry);
         let vec4 = self.pipeline(key(Entry::GradVec4))?;
         let scalar = self.pipeline(key(Entry::GradScalar))?;
+        let staged = self.stage_backward(encoder, plan, saved, grad_output)?;
+        let regions = Regions::reading(saved, grad_output, grad_input, &staged);
+        let (len, chunk, cacheable) = (plan.len, plan.chunk, plan.cacheable());
         let align = self.binding_alignment();
         let mut dispatches = Vec::new();
         for (start, count) in pieces(len, chunk) {
@@ -272,11 +312,12 @@ impl Context {
                 self.bind_group_with_uniforms("backward", layout, entries, &uniforms, cacheable)?;
             dispatches.push((group, vectorised, count, scalar_start));
         }
+        // one vec4 per step: shaders/backward.wgsl does not unroll
         self.record_vec4_and_tail(
             encoder,
             "wgpu-activations backward",
-            &vec4,
-            &scalar,
+            [&vec4, &scalar],
+            1,
             &dispatches,
         );
         Ok(())

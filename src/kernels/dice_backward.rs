@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::backward::Regions;
-use super::dispatch::{check_not_in_output, check_region, window, Window, F32};
+use super::dispatch::{check_apart, check_not_in_output, check_region, window, Window, F32};
 use crate::cache::{Entry, PipelineKey};
 use crate::shape::batch_features;
 use crate::{BufferRegion, Context, Error, Op, Result};
@@ -124,20 +124,24 @@ impl Context {
                 )));
             }
         }
-        let Some((staged, chunk)) =
-            self.backward_regions(encoder, r.x, r.grad_output, r.grad_input, len as u64)?
-        else {
+        check_apart(
+            "grad_alpha",
+            r.grad_alpha,
+            features as u64,
+            r.grad_input,
+            len as u64,
+        )?;
+        let Some(plan) = self.plan_backward(r.x, r.grad_output, r.grad_input, len as u64)? else {
             return Ok(());
         };
-        if chunk < len as u64 {
+        if plan.chunk < len as u64 {
             return Err(Error::Unsupported(format!(
                 "dice needs the whole tensor in one storage binding; {len} elements exceed \
                  this device's {} bytes",
                 self.limits().max_storage_buffer_binding_size
             )));
         }
-        let regions = Regions::reading(r.x, r.grad_output, r.grad_input, &staged);
-        let layout = regions.layout();
+        let layout = plan.layout;
         let (b, f) = (batch as u64, features as u64);
         // three reads of each column: the mean, the squared deviations, the sums
         let workgroups = self.dice_workgroups(b, f, 3)?;
@@ -150,6 +154,8 @@ impl Context {
         }))?;
         let apply = self.pipeline(key(Entry::GradDiceApply { subgroups }))?;
         let (group1, at) = self.dice_grad_group(r, running, f)?;
+        let staged = self.stage_backward(encoder, &plan, r.x, r.grad_output)?;
+        let regions = Regions::reading(r.x, r.grad_output, r.grad_input, &staged);
         let (entries, deltas) = regions.bindings(0, len as u64, self.binding_alignment());
         let element = |d: u64| (d / F32) as u32;
         let uniforms = Uniforms {
@@ -168,7 +174,7 @@ impl Context {
             eps,
             pad: [0.0; 3],
         };
-        let cacheable = staged.iter().all(Option::is_none);
+        let cacheable = plan.cacheable();
         let group =
             self.bind_group_with_uniforms("dice backward", layout, entries, &uniforms, cacheable)?;
         let wg = u64::from(self.workgroup_size());

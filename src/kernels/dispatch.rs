@@ -243,14 +243,14 @@ pub(crate) type SplitDispatch = (Arc<wgpu::BindGroup>, bool, u64, u64);
 
 impl Context {
     /// Records one pass of vec4 and scalar-tail dispatches (the elementwise forward and
-    /// backward): `VEC4S_PER_INVOCATION` vec4s per invocation per grid step, one element
-    /// per invocation in the tail.
+    /// backward): `vec4s_per_step` vec4s per invocation per grid step (the forward's
+    /// `VEC4S_PER_INVOCATION`, the backward's 1), one element per invocation in the tail.
     pub(crate) fn record_vec4_and_tail(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         label: &str,
-        vec4: &wgpu::ComputePipeline,
-        scalar: &wgpu::ComputePipeline,
+        [vec4, scalar]: [&wgpu::ComputePipeline; 2],
+        vec4s_per_step: u32,
         dispatches: &[SplitDispatch],
     ) {
         let wg = u64::from(self.workgroup_size());
@@ -264,7 +264,7 @@ impl Context {
             pass.set_bind_group(0, bind_group.as_ref(), &[]);
             if *vectorised && count / 4 > 0 {
                 pass.set_pipeline(vec4);
-                let steps = (count / 4).div_ceil(u64::from(crate::shader::VEC4S_PER_INVOCATION));
+                let steps = (count / 4).div_ceil(u64::from(vec4s_per_step));
                 pass.dispatch_workgroups(groups(steps), 1, 1);
             }
             if scalar_start < count {
@@ -443,6 +443,30 @@ pub(crate) fn check_in_place(
             input: x..x + bytes,
             output: y..y + bytes,
             hint: "use identical ranges for in place, or disjoint ones",
+        });
+    }
+    Ok(())
+}
+
+/// An error if an output region of `len` elements (prelu's grad_weight, dice's
+/// grad_alpha) overlaps grad_input's `out_len` in the same buffer: both are written, and
+/// wgpu allows two writable bindings of one buffer, so nothing else would catch it.
+pub(crate) fn check_apart(
+    role: &'static str,
+    region: BufferRegion<'_>,
+    len: u64,
+    grad_input: BufferRegion<'_>,
+    out_len: u64,
+) -> Result<()> {
+    let (a, b) = (region.offset, grad_input.offset);
+    let (a_end, b_end) = (a + len * F32, b + out_len * F32);
+    if region.buffer == grad_input.buffer && a < b_end && b < a_end {
+        return Err(Error::Overlap {
+            first: role,
+            second: "grad_input",
+            input: a..a_end,
+            output: b..b_end,
+            hint: "both are written: give them disjoint ranges",
         });
     }
     Ok(())

@@ -97,8 +97,8 @@ impl Context {
         self.record_vec4_and_tail(
             encoder,
             "wgpu-activations elementwise",
-            &vec4,
-            &scalar,
+            [&vec4, &scalar],
+            crate::shader::VEC4S_PER_INVOCATION,
             &dispatches,
         );
         Ok(())

@@ -232,8 +232,14 @@ impl Context {
         // the workgroup reductions combine them.
         let workgroups =
             kind != GroupKind::Glu && (k >= 1024 || !self.within_budget(lane_iterations));
+        // The backward of max and min reads its group twice and writes it once.
+        let passes = if backward && matches!(kind, GroupKind::Max | GroupKind::Min) {
+            3
+        } else {
+            1
+        };
         let per_invocation = if workgroups {
-            piece_outputs.div_ceil(self.max_groups()) * (k.div_ceil(wg) + 4 * wg + 8)
+            piece_outputs.div_ceil(self.max_groups()) * (passes * k.div_ceil(wg) + 4 * wg + 8)
         } else {
             lane_iterations
         };

@@ -61,19 +61,11 @@ impl Context {
         if len == 0 {
             return Ok(());
         }
-        // Inputs in grad_input's buffer other than in place are read from copies.
-        let mut copy =
-            |r: BufferRegion<'_>, n: u64, in_place: bool| -> Result<Option<wgpu::Buffer>> {
-                if r.buffer == grad_input.buffer && !in_place {
-                    return self.copy_input(encoder, r, n).map(Some);
-                }
-                Ok(None)
-            };
-        let staged_saved = copy(saved, len, saved.offset == grad_input.offset)?;
-        let staged_grad = copy(grad_output, out_len, false)?;
-        let saved = staged_saved.as_ref().map_or(saved, BufferRegion::new);
-        let grad = staged_grad.as_ref().map_or(grad_output, BufferRegion::new);
-        let layout = if saved.buffer == grad_input.buffer {
+        // Inputs in grad_input's buffer other than in place are read from copies (made
+        // once everything is validated, so an error leaves nothing in the encoder).
+        let copy_saved = saved.buffer == grad_input.buffer && saved.offset != grad_input.offset;
+        let copy_grad = grad_output.buffer == grad_input.buffer;
+        let layout = if saved.buffer == grad_input.buffer && !copy_saved {
             Layout::Backward {
                 saved: Via::Output,
                 grad: Via::Input,
@@ -92,6 +84,16 @@ impl Context {
             Entry::GradGrouped { subgroups }
         };
         let pipeline = self.pipeline(PipelineKey::new(activation.op(), layout, entry))?;
+        let staged_saved = match copy_saved {
+            true => Some(self.copy_input(encoder, saved, len)?),
+            false => None,
+        };
+        let staged_grad = match copy_grad {
+            true => Some(self.copy_input(encoder, grad_output, out_len)?),
+            false => None,
+        };
+        let saved = staged_saved.as_ref().map_or(saved, BufferRegion::new);
+        let grad = staged_grad.as_ref().map_or(grad_output, BufferRegion::new);
         let Layout::Backward {
             saved: sv,
             grad: gv,

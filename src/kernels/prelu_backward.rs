@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::backward::Regions;
-use super::dispatch::{check_not_in_output, check_region, pieces, window, F32};
+use super::dispatch::{check_apart, check_not_in_output, check_region, pieces, window, F32};
 use crate::cache::{Entry, PipelineKey};
 use crate::shape::channel_layout;
 use crate::{BufferRegion, Context, Error, Op, Result};
@@ -107,12 +107,17 @@ impl Context {
             }
         }
         let len = len as u64;
-        let Some((staged, chunk)) =
-            self.backward_regions(encoder, r.x, r.grad_output, r.grad_input, len)?
-        else {
+        check_apart(
+            "grad_weight",
+            r.grad_weight,
+            weights as u64,
+            r.grad_input,
+            len,
+        )?;
+        let Some(plan) = self.plan_backward(r.x, r.grad_output, r.grad_input, len)? else {
             return Ok(());
         };
-        let regions = Regions::reading(r.x, r.grad_output, r.grad_input, &staged);
+        let chunk = plan.chunk;
         let slab = (channels * inner) as u64;
         let slabs_per_piece = (chunk / slab).max(1);
         if slab > chunk {
@@ -132,7 +137,7 @@ impl Context {
             &format!("prelu's backward over {len} elements"),
         )?;
         self.check_budget(piece_count * slices, "prelu's weight gradient")?;
-        let layout = regions.layout();
+        let layout = plan.layout;
         let subgroups = self.subgroups();
         let key = |entry| PipelineKey::new(Op::Prelu, layout, entry);
         let grad = self.pipeline(key(Entry::GradPrelu { subgroups }))?;
@@ -144,7 +149,9 @@ impl Context {
             window(r.weight.offset, weights as u64, align),
             window(r.grad_weight.offset, weights as u64, align),
         );
-        let cacheable = staged.iter().all(Option::is_none);
+        let staged = self.stage_backward(encoder, &plan, r.x, r.grad_output)?;
+        let regions = Regions::reading(r.x, r.grad_output, r.grad_input, &staged);
+        let cacheable = plan.cacheable();
         let mut dispatches = Vec::new();
         for (piece, (first, count)) in pieces(outer, slabs_per_piece).enumerate() {
             let (entries, deltas) = regions.bindings(first * slab, count * slab, align);

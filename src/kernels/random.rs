@@ -91,18 +91,18 @@ impl Context {
                 "random ops count elements in 32 bits; {len} elements are too many"
             )));
         }
-        let Some((staged, chunk)) =
-            self.backward_regions(encoder, saved, grad_output, grad_input, len)?
-        else {
+        let Some(plan) = self.plan_backward(saved, grad_output, grad_input, len)? else {
             return Ok(());
         };
-        let regions = super::backward::Regions::reading(saved, grad_output, grad_input, &staged);
-        let layout = regions.layout();
+        let layout = plan.layout;
         let pipeline =
             self.pipeline(PipelineKey::new(activation.op(), layout, Entry::GradRandom))?;
+        let chunk = plan.chunk;
         let per_invocation = self.grid_stride_iterations(chunk.min(len), 11);
         self.check_budget(per_invocation, &format!("{len} random elements"))?;
-        let cacheable = staged.iter().all(Option::is_none);
+        let staged = self.stage_backward(encoder, &plan, saved, grad_output)?;
+        let regions = super::backward::Regions::reading(saved, grad_output, grad_input, &staged);
+        let cacheable = plan.cacheable();
         let mut dispatches = Vec::new();
         for (start, count) in pieces(len, chunk) {
             let (entries, deltas) = regions.bindings(start, count, self.binding_alignment());

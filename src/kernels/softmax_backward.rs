@@ -63,18 +63,15 @@ impl Context {
         }
         let view = RowView::new(shape, activation.dim(), crate::shape::element_count(shape)?)?;
         let len = view.len() as u64;
-        let Some((staged, chunk)) =
-            self.backward_regions(encoder, saved, grad_output, grad_input, len)?
-        else {
+        let Some(plan) = self.plan_backward(saved, grad_output, grad_input, len)? else {
             return Ok(());
         };
         let strategy = match self.resolve_strategy(strategy, view)? {
             Strategy::Resident => Strategy::Workgroup,
             s => s,
         };
-        let regions = Regions::reading(saved, grad_output, grad_input, &staged);
         let slab = (view.axis * view.inner) as u64;
-        let slabs_per_piece = chunk / slab;
+        let slabs_per_piece = plan.chunk / slab;
         if slabs_per_piece == 0 {
             return Err(Error::Unsupported(format!(
                 "one {} x {} slab of the tensor ({} bytes) exceeds this device's storage \
@@ -87,13 +84,15 @@ impl Context {
         }
         let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
         let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
-        let layout = regions.layout();
+        let layout = plan.layout;
         let kernels = self.backward_row_kernels(activation, layout, strategy)?;
         let partials = match strategy {
             Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
             _ => None,
         };
-        let cacheable = staged.iter().all(Option::is_none);
+        let staged = self.stage_backward(encoder, &plan, saved, grad_output)?;
+        let regions = Regions::reading(saved, grad_output, grad_input, &staged);
+        let cacheable = plan.cacheable();
         let mut dispatches = Vec::new();
         for (outer_start, outer) in pieces(view.outer as u64, slabs_per_piece) {
             let (start, count) = (outer_start * slab, outer * slab);
