@@ -9,10 +9,12 @@
 //
 // As in elementwise.wgsl: `grad_vec4` covers whole vec4s [0, n / 4) when all three
 // offsets are multiples of 4 elements, `grad_scalar` covers [scalar_start, n); both loop
-// with a grid stride. grad_vec4 takes one vec4 per step, not elementwise.wgsl's four: the
-// four copies of a derivative that unrolling inlines cost more than they save on a CPU
-// adapter (measured on lavapipe, 4M elements: silu's backward 57.8 ms unrolled, 30.6 ms
-// not; gelu's 52.3 and 29.6).
+// with a grid stride. grad_vec4 takes one vec4 per step, not elementwise.wgsl's four
+// unrolled: the four copies of a derivative that unrolling inlines cost more than they
+// save on a CPU adapter (measured on lavapipe, 4M elements: silu's backward 57.8 ms
+// unrolled, 30.6 ms not; gelu's 52.3 and 29.6). The host still launches a quarter as many
+// invocations as vec4s, each taking four grid-stride steps (one invocation per vec4 was
+// 1.5-3x slower there).
 
 struct Params {
     n: u32,             // elements in this chunk

@@ -468,14 +468,12 @@ fn grad_multiquadric(x: f32, g: f32, p: vec4<f32>) -> f32 {
     if (e.r == 0.0) {
         return g_times_zero(g, false);
     }
-    if (is_tiny(x) && p.x == 0.0) {
-        // x - c = x, subnormal (a flushing adapter zeroes it): from its bits at 2^64,
-        // since g x / r may be normal
-        let q = div_pair(up64(x), 0.0, e.r, e.corr);
-        return scaled_pair(g, q, 0.0, -64 - e.k);
-    }
-    // the sign of x - c, also where a flushing adapter left a zero
-    return g_times(g, copy_sign(div_pair(e.dh, e.dl, e.r, e.corr), e.dh));
+    // x - c = x subnormal (a flushing adapter zeroes it) enters from its bits at 2^64,
+    // since g x / r may be normal; the sign of x - c also where a zero was left
+    let rescue = is_tiny(x) && p.x == 0.0;
+    let num = select(e.dh, up64(x), rescue);
+    let q = copy_sign(div_pair(num, select(e.dl, 0.0, rescue), e.r, e.corr), num);
+    return scaled_pair(g, q, 0.0, select(0, -64 - e.k, rescue));
 }
 
 // -(x - c) / r^3 at radial()'s scale 2^k (r^3 an exact pair but for its last term): the
@@ -496,11 +494,9 @@ fn grad_inverse_multiquadric(x: f32, g: f32, p: vec4<f32>) -> f32 {
     let rrl = fma(2.0 * e.r, e.corr, rr.y);
     let r3 = two_prod(rr.x, e.r);
     let r3l = fma(rr.x, e.corr, fma(rrl, e.r, r3.y));
-    if (is_tiny(x) && p.x == 0.0) {
-        // a subnormal x - c = x, from its bits at 2^64 (as in grad_multiquadric)
-        let q = div_pair(up64(x), 0.0, r3.x, r3l);
-        return scaled_pair(g, -q, 0.0, -64 - 3 * e.k);
-    }
-    let q = copy_sign(div_pair(e.dh, e.dl, r3.x, r3l), e.dh);
-    return scaled_pair(g, -q, 0.0, -2 * e.k);
+    // a subnormal x - c = x from its bits at 2^64, as in grad_multiquadric
+    let rescue = is_tiny(x) && p.x == 0.0;
+    let num = select(e.dh, up64(x), rescue);
+    let q = copy_sign(div_pair(num, select(e.dl, 0.0, rescue), r3.x, r3l), num);
+    return scaled_pair(g, -q, 0.0, select(-2 * e.k, -64 - 3 * e.k, rescue));
 }

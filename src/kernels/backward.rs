@@ -312,12 +312,10 @@ impl Context {
                 self.bind_group_with_uniforms("backward", layout, entries, &uniforms, cacheable)?;
             dispatches.push((group, vectorised, count, scalar_start));
         }
-        // one vec4 per step: shaders/backward.wgsl does not unroll
         self.record_vec4_and_tail(
             encoder,
             "wgpu-activations backward",
             [&vec4, &scalar],
-            1,
             &dispatches,
         );
         Ok(())

@@ -243,14 +243,15 @@ pub(crate) type SplitDispatch = (Arc<wgpu::BindGroup>, bool, u64, u64);
 
 impl Context {
     /// Records one pass of vec4 and scalar-tail dispatches (the elementwise forward and
-    /// backward): `vec4s_per_step` vec4s per invocation per grid step (the forward's
-    /// `VEC4S_PER_INVOCATION`, the backward's 1), one element per invocation in the tail.
+    /// backward), `VEC4S_PER_INVOCATION` vec4s per invocation (the forward takes them in
+    /// one unrolled step, the backward in as many grid-stride steps: launching an
+    /// invocation per vec4 instead made lavapipe 1.5-3x slower there), one element per
+    /// invocation in the tail.
     pub(crate) fn record_vec4_and_tail(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         label: &str,
         [vec4, scalar]: [&wgpu::ComputePipeline; 2],
-        vec4s_per_step: u32,
         dispatches: &[SplitDispatch],
     ) {
         let wg = u64::from(self.workgroup_size());
@@ -264,7 +265,7 @@ impl Context {
             pass.set_bind_group(0, bind_group.as_ref(), &[]);
             if *vectorised && count / 4 > 0 {
                 pass.set_pipeline(vec4);
-                let steps = (count / 4).div_ceil(u64::from(vec4s_per_step));
+                let steps = (count / 4).div_ceil(u64::from(crate::shader::VEC4S_PER_INVOCATION));
                 pass.dispatch_workgroups(groups(steps), 1, 1);
             }
             if scalar_start < count {

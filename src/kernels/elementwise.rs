@@ -98,7 +98,6 @@ impl Context {
             encoder,
             "wgpu-activations elementwise",
             [&vec4, &scalar],
-            crate::shader::VEC4S_PER_INVOCATION,
             &dispatches,
         );
         Ok(())
