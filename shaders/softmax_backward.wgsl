@@ -75,10 +75,17 @@ fn write_share(base: u32, begin: u32, end: u32, step: u32, s: f32) {
         let g = grad_at(base, j);
         var gx: f32;
         if (LOG_OUTPUT) {
-            // exp of a log-probability (<= 0): no overflow; -inf gives 0
-            gx = g - exp_f32(y) * s;
+            // exp of a log-probability (<= 0) as parts, times s before the scaling: a
+            // probability below f32's normal range (y < -87) times a large sum may be
+            // normal; -inf gives 0
+            let e = exp_parts(y);
+            let es = select(scale2_wide((e.x + e.y) * s, i32(e.z)), exp_f32(y) * s,
+                            abs(s) > 1.0e37 || is_inf_f32(y));
+            gx = pass_nan(y, g - es);
         } else {
-            gx = SIGN * (y * (g - s));
+            // a subnormal y (a flushing adapter zeroes it) from its bits: y (g - s) may
+            // be normal for a large g
+            gx = SIGN * mul_rescued(y, g - s);
         }
         dst[shape.out_offset + base + j * shape.inner] = gx;
     }

@@ -243,8 +243,9 @@ pub fn gradient_error(expected: f64, got: f32, g: f32, bound: Accuracy) -> u64 {
 
 /// Compares `got` with the f64 reference `expected` relative to `magnitude`, each
 /// element's scale (for a backward whose result is a difference that may cancel, the
-/// magnitude of its terms): the error of an element is `|y - r| / magnitude`. NaN must
-/// meet NaN.
+/// magnitude of its terms): the error of an element is `|y - r| / magnitude` (the
+/// magnitude at least f32's smallest normal). NaN must meet NaN; a zero meets a
+/// subnormal reference (an adapter may flush it).
 ///
 /// ```
 /// use wgpu_activations::accuracy::compare_scaled;
@@ -264,6 +265,9 @@ pub fn compare_scaled(expected: &[f64], magnitude: &[f64], got: &[f32]) -> Relat
             } else {
                 f64::INFINITY
             }
+        } else if y == 0.0 && r.abs() < f64::from(f32::MIN_POSITIVE) {
+            // a subnormal result, flushed (the policy of `error_against`)
+            0.0
         } else {
             (f64::from(y) - r).abs() / m.max(f64::from(f32::MIN_POSITIVE))
         };

@@ -124,3 +124,24 @@ fn first_maximum_takes_the_gradient_and_in_place_works() {
         "run_backward_shaped",
     );
 }
+
+#[test]
+fn pieces_on_a_small_device() {
+    // 64,000 inputs on bindings of 16K floats: the groups in several pieces, each with
+    // its own grad_output window
+    let small = small_device();
+    for (spec, shape) in [
+        ("maxout(k=4)", [64, 1000]),
+        ("glu", [64, 1000]),
+        ("fold_mean(k=8, dim=0)", [64, 1000]),
+    ] {
+        let a: Activation = spec.parse().unwrap();
+        let n: usize = shape.iter().product();
+        let x = inputs(n, 5, false);
+        let out_len: usize = a.output_shape(&shape).unwrap().iter().product();
+        let mut rng = Rng::new(6);
+        let g: Vec<f32> = (0..out_len).map(|_| rng.uniform(-2.0, 2.0)).collect();
+        let got = gpu(&small, &a, &x, &g, &shape);
+        check("small device: ", &a, &x, &g, &shape, &got);
+    }
+}

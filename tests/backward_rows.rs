@@ -125,8 +125,86 @@ fn in_place_convenience_and_nan_rows() {
         &want,
         "run_backward_shaped",
     );
+    // a NaN in y (log_softmax's sum is of g alone): that element NaN, the others not
+    let mut y2 = y.clone();
+    y2[120] = f32::NAN;
+    let g2: Vec<f32> = g
+        .iter()
+        .map(|v| if v.is_nan() { 0.5 } else { *v })
+        .collect();
+    let got = gpu(ctx, &a, &y2, &g2, &shape, Strategy::Auto);
+    assert!(
+        got[120].is_nan() && got.iter().filter(|v| v.is_nan()).count() == 1,
+        "{got:?}"
+    );
     // softmax(dim=0) of a 1-D tensor through run_backward
     let s: Activation = "softmax(dim=0)".parse().unwrap();
     let gx = ctx.run_backward(&s, &[0.5, 0.5], &[1.0, 0.0]).unwrap();
     assert_eq!(gx, [0.25, -0.25]);
+}
+
+#[test]
+fn extreme_rows_and_pieces_on_a_small_device() {
+    // y with exact zeros and ones, subnormal and tiny probabilities; grad_outputs from
+    // 1e-30 to 1e30 (and one row of zero grad_output); on both contexts
+    let a = Activation::example(Op::Softmax);
+    let mut y = vec![0.0f32; 64];
+    y[0] = 1.0; // row 0: one-hot
+    for (j, v) in y[16..32].iter_mut().enumerate() {
+        *v = [1e-40, 1e-38, 1e-20, 0.5, 0.25, 0.125, 0.0625, 0.0625][j % 8] * 0.5;
+    }
+    for v in &mut y[32..48] {
+        *v = 1.0 / 16.0;
+    }
+    let mut rng = Rng::new(4);
+    let mut g: Vec<f32> = (0..64).map(|_| rng.log_uniform(1e-30, 1e30)).collect();
+    g[48..].fill(0.0);
+    let shape = [4, 16];
+    for (what, ctx) in both_contexts() {
+        for op in Op::softmax_ops() {
+            let a = Activation::example(op);
+            // log_softmax's y is a log-probability
+            let saved: Vec<f32> = if op.softmax() == Some(wgpu_activations::SoftmaxKind::LogSoftmax)
+            {
+                y.iter()
+                    .map(|&v| if v > 0.0 { v.ln() } else { f32::NEG_INFINITY })
+                    .collect()
+            } else {
+                y.clone()
+            };
+            for s in [
+                Strategy::Auto,
+                Strategy::Lane,
+                Strategy::Workgroup,
+                Strategy::Split,
+            ] {
+                let got = gpu(ctx, &a, &saved, &g, &shape, s);
+                check(
+                    ctx,
+                    &format!("{what}{s:?} extreme "),
+                    &a,
+                    &saved,
+                    &g,
+                    &shape,
+                    &got,
+                );
+            }
+        }
+    }
+    // a tensor of 40,000 elements on bindings of 16K floats: several pieces
+    let small = small_device();
+    let shape = [40, 1000];
+    let (y, g) = saved_and_grad(&a, &shape, 9);
+    for s in [Strategy::Auto, Strategy::Workgroup, Strategy::Split] {
+        let got = gpu(&small, &a, &y, &g, &shape, s);
+        check(
+            &small,
+            &format!("small device {s:?} "),
+            &a,
+            &y,
+            &g,
+            &shape,
+            &got,
+        );
+    }
 }
