@@ -171,16 +171,7 @@ pub fn softmax_backward_source(
     let kind = op
         .softmax()
         .expect("softmax_backward_source needs a softmax-family op");
-    let sign = if kind == SoftmaxKind::Softmin {
-        -1.0
-    } else {
-        1.0
-    };
-    let log = kind == SoftmaxKind::LogSoftmax;
-    let prelude = Prelude::new(workgroup_size)
-        .line(&format!("const SIGN: f32 = {sign:?};"))
-        .line(&format!("const LOG_OUTPUT: bool = {log};"))
-        .backward_inputs(layout, "");
+    let prelude = softmax_consts(Prelude::new(workgroup_size), kind).backward_inputs(layout, "");
     prelude.assemble(&[
         &reduce_wgsl(subgroups),
         SOFTMAX_BACKWARD_WGSL,
@@ -192,6 +183,22 @@ pub fn softmax_backward_source(
     ])
 }
 
+/// The softmax family's constants: `SIGN` (-1 for softmin, softmax of -x) and
+/// `LOG_OUTPUT` (log_softmax).
+fn softmax_consts(prelude: Prelude, kind: SoftmaxKind) -> Prelude {
+    let sign = if kind == SoftmaxKind::Softmin {
+        -1.0
+    } else {
+        1.0
+    };
+    prelude
+        .line(&format!("const SIGN: f32 = {sign:?};"))
+        .line(&format!(
+            "const LOG_OUTPUT: bool = {};",
+            kind == SoftmaxKind::LogSoftmax
+        ))
+}
+
 /// The complete WGSL of the softmax-family kernels for `op` (every strategy's entry
 /// point), with subgroup or shared-memory-tree reductions.
 ///
@@ -201,17 +208,9 @@ pub fn softmax_source(op: Op, layout: Layout, workgroup_size: u32, subgroups: bo
     let kind = op
         .softmax()
         .expect("softmax_source needs a softmax-family op");
-    let sign = if kind == SoftmaxKind::Softmin {
-        -1.0
-    } else {
-        1.0
-    };
-    let log = kind == SoftmaxKind::LogSoftmax;
     // naga 30 takes subgroup operations without `enable subgroups;` (which it rejects as
     // not yet implemented); wgpu gates them on `Features::SUBGROUP` instead.
-    Prelude::new(workgroup_size)
-        .line(&format!("const SIGN: f32 = {sign:?};"))
-        .line(&format!("const LOG_OUTPUT: bool = {log};"))
+    softmax_consts(Prelude::new(workgroup_size), kind)
         .input(layout, "shape")
         .assemble(&[
             &reduce_wgsl(subgroups),

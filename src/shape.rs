@@ -166,3 +166,12 @@ pub(crate) fn check_alpha_len(shape: &[usize], len: usize, alpha: &[f32]) -> Res
     }
     Ok(())
 }
+
+/// An error unless grad_output has `expected` elements (the forward output's), for a
+/// saved tensor of `saved` elements.
+pub(crate) fn check_grad_len(saved: usize, grad_output: usize, expected: usize) -> Result<()> {
+    if grad_output != expected {
+        return Err(Error::GradientLength { saved, grad_output });
+    }
+    Ok(())
+}

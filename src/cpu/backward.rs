@@ -24,12 +24,7 @@ pub fn reference_backward_f64(
 ) -> Result<Vec<f64>> {
     crate::shape::check_len(shape, saved.len())?;
     let expected = crate::shape::element_count(&activation.output_shape(shape)?)?;
-    if grad_output.len() != expected {
-        return Err(Error::GradientLength {
-            saved: saved.len(),
-            grad_output: grad_output.len(),
-        });
-    }
+    crate::shape::check_grad_len(saved.len(), grad_output.len(), expected)?;
     let p = f64_params(activation);
     match activation.op().info().kernel {
         Kernel::Elementwise { grad_cpu, .. } => Ok(saved
@@ -191,12 +186,7 @@ pub fn reference_prelu_backward(
     weight: &[f32],
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let (channels, inner) = crate::shape::channel_layout(shape, x.len(), weight.len())?;
-    if grad_output.len() != x.len() {
-        return Err(Error::GradientLength {
-            saved: x.len(),
-            grad_output: grad_output.len(),
-        });
-    }
+    crate::shape::check_grad_len(x.len(), grad_output.len(), x.len())?;
     let mut gx = Vec::with_capacity(x.len());
     let mut gw = vec![0.0; weight.len()];
     for (i, (&x, &g)) in x.iter().zip(grad_output).enumerate() {
@@ -249,12 +239,7 @@ pub fn reference_dice_backward(
     eps: f32,
 ) -> Result<DiceBackward> {
     crate::shape::check_alpha_len(shape, x.len(), alpha)?;
-    if grad_output.len() != x.len() {
-        return Err(Error::GradientLength {
-            saved: x.len(),
-            grad_output: grad_output.len(),
-        });
-    }
+    crate::shape::check_grad_len(x.len(), grad_output.len(), x.len())?;
     let (batch, features) = crate::shape::batch_features(shape, x.len())?;
     let stats = super::batch_stats(x, batch, features);
     let mut out = DiceBackward {

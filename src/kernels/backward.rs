@@ -353,12 +353,7 @@ impl Context {
         shape: &[usize],
     ) -> Result<Vec<f32>> {
         let expected = crate::shape::element_count(&activation.output_shape(shape)?)?;
-        if grad_output.len() != expected {
-            return Err(Error::GradientLength {
-                saved: saved.len(),
-                grad_output: grad_output.len(),
-            });
-        }
+        crate::shape::check_grad_len(saved.len(), grad_output.len(), expected)?;
         crate::shape::check_len(shape, saved.len())?;
         let len = saved.len();
         if activation.op().elementwise_grad().is_some() {

@@ -288,12 +288,7 @@ impl Context {
         if let Some((mean, var)) = running {
             crate::shape::check_eval_lengths(shape, x.len(), [mean, var, alpha])?;
         }
-        if grad_output.len() != x.len() {
-            return Err(Error::GradientLength {
-                saved: x.len(),
-                grad_output: grad_output.len(),
-            });
-        }
+        crate::shape::check_grad_len(x.len(), grad_output.len(), x.len())?;
         let features = alpha.len();
         let upload = |data: &[f32]| {
             use wgpu::util::DeviceExt;

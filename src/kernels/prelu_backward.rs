@@ -281,12 +281,7 @@ impl Context {
         weight: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         channel_layout(shape, x.len(), weight.len())?;
-        if grad_output.len() != x.len() {
-            return Err(Error::GradientLength {
-                saved: x.len(),
-                grad_output: grad_output.len(),
-            });
-        }
+        crate::shape::check_grad_len(x.len(), grad_output.len(), x.len())?;
         if weight.is_empty() {
             return Err(Error::Shape {
                 shape: shape.to_vec(),

@@ -161,12 +161,7 @@ impl Context {
         shape: &[usize],
         strategy: Strategy,
     ) -> Result<Vec<f32>> {
-        if y.len() != grad_output.len() {
-            return Err(Error::GradientLength {
-                saved: y.len(),
-                grad_output: grad_output.len(),
-            });
-        }
+        crate::shape::check_grad_len(y.len(), grad_output.len(), y.len())?;
         RowView::new(shape, activation.dim(), y.len())?;
         self.run_with_inputs(&[y, grad_output], y.len(), |encoder, inputs, gx| {
             self.encode_backward_rows(
