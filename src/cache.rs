@@ -73,15 +73,28 @@ pub(crate) enum Group0 {
     Triple,
 }
 
+/// One binding of a bind-group layout: a storage buffer read-only or read-write, or a
+/// uniform buffer, at its binding number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Read(u32),
+    Write(u32),
+    Uniform(u32),
+}
+
 impl Group0 {
     pub(crate) const ALL: [Group0; 3] = [Group0::Separate, Group0::Shared, Group0::Triple];
 
-    /// The storage buffers the group binds.
-    pub(crate) fn storage_buffers(self) -> u32 {
+    /// The group's bindings, and a label for its layout.
+    pub(crate) fn slots(self) -> (&'static str, &'static [Slot]) {
+        use Slot::*;
         match self {
-            Group0::Shared => 1,
-            Group0::Separate => 2,
-            Group0::Triple => 3,
+            Group0::Separate => ("input and output", &[Read(0), Write(1), Uniform(2)]),
+            Group0::Shared => ("input in the output", &[Write(1), Uniform(2)]),
+            Group0::Triple => (
+                "backward, two inputs",
+                &[Read(0), Write(1), Uniform(2), Read(3)],
+            ),
         }
     }
 }
@@ -361,16 +374,33 @@ impl Group1 {
         Group1::DiceGrad,
     ];
 
-    /// The storage buffers the group binds.
-    pub(crate) fn storage_buffers(self) -> u32 {
+    /// The group's bindings, and a label for its layout (`None` has no group 1).
+    pub(crate) fn slots(self) -> (&'static str, &'static [Slot]) {
+        use Slot::*;
         match self {
-            Group1::None => 0,
-            Group1::Partials | Group1::Weights => 1,
-            Group1::DiceAlpha => 2,
-            Group1::DiceEval | Group1::PreluGrad => 3,
-            Group1::DiceGrad => 5,
+            Group1::None => ("", &[]),
+            Group1::Partials => ("partials", &[Write(0)]),
+            Group1::Weights => ("prelu weights", &[Read(0)]),
+            Group1::DiceEval => ("dice running statistics", &[Read(0), Read(1), Read(2)]),
+            Group1::DiceAlpha => ("dice statistics and alpha", &[Write(0), Read(1)]),
+            Group1::PreluGrad => (
+                "prelu weights, partial sums and weight gradient",
+                &[Read(0), Write(1), Write(2)],
+            ),
+            Group1::DiceGrad => (
+                "dice backward",
+                &[Write(0), Read(1), Write(2), Read(3), Read(4)],
+            ),
         }
     }
+}
+
+/// The storage buffers among `slots` (what the per-stage limit counts).
+pub(crate) fn storage_buffers(slots: &[Slot]) -> u32 {
+    slots
+        .iter()
+        .filter(|s| !matches!(s, Slot::Uniform(_)))
+        .count() as u32
 }
 
 impl Entry {

@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::cache::{BindingKey, CacheStats, Group0, Group1, Layout, PipelineCache, PipelineKey};
+use crate::cache::{
+    storage_buffers, BindingKey, CacheStats, Group0, Group1, Layout, PipelineCache, PipelineKey,
+    Slot,
+};
 
 use crate::op::Op;
 use crate::shader;
@@ -767,91 +770,27 @@ impl Layouts {
     /// need it return an error naming the limit, and the others still work.
     fn new(device: &wgpu::Device) -> Self {
         let max_storage = device.limits().max_storage_buffers_per_shader_stage;
-        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let uniform = wgpu::BindGroupLayoutEntry {
-            binding: 2,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let create = |label: &str, entries: &[wgpu::BindGroupLayoutEntry]| {
+        let create = |(label, slots): (&str, &[Slot])| {
+            let entries: Vec<wgpu::BindGroupLayoutEntry> =
+                slots.iter().map(|&s| entry(s)).collect();
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some(label),
-                entries,
+                entries: &entries,
             })
         };
         let group0: HashMap<Group0, wgpu::BindGroupLayout> = Group0::ALL
             .into_iter()
-            .map(|g| {
-                let layout = match g {
-                    Group0::Separate => create(
-                        "input and output",
-                        &[storage(0, true), storage(1, false), uniform],
-                    ),
-                    Group0::Shared => create("input in the output", &[storage(1, false), uniform]),
-                    Group0::Triple => create(
-                        "backward, two inputs",
-                        &[
-                            storage(0, true),
-                            storage(1, false),
-                            uniform,
-                            storage(3, true),
-                        ],
-                    ),
-                };
-                (g, layout)
-            })
+            .map(|g| (g, create(g.slots())))
             .collect();
         let group1: HashMap<Group1, wgpu::BindGroupLayout> = Group1::ALL
             .into_iter()
-            .filter_map(|g| {
-                let layout = match g {
-                    Group1::None => return None,
-                    Group1::Partials => create("partials", &[storage(0, false)]),
-                    Group1::Weights => create("prelu weights", &[storage(0, true)]),
-                    Group1::DiceEval => create(
-                        "dice running statistics",
-                        &[storage(0, true), storage(1, true), storage(2, true)],
-                    ),
-                    Group1::DiceAlpha => create(
-                        "dice statistics and alpha",
-                        &[storage(0, false), storage(1, true)],
-                    ),
-                    Group1::DiceGrad => create(
-                        "dice backward",
-                        &[
-                            storage(0, false),
-                            storage(1, true),
-                            storage(2, false),
-                            storage(3, true),
-                            storage(4, true),
-                        ],
-                    ),
-                    Group1::PreluGrad => create(
-                        "prelu weights, partial sums and weight gradient",
-                        &[storage(0, true), storage(1, false), storage(2, false)],
-                    ),
-                };
-                Some((g, layout))
-            })
+            .filter(|&g| g != Group1::None)
+            .map(|g| (g, create(g.slots())))
             .collect();
         let mut pipelines = HashMap::new();
         for g0 in Group0::ALL {
             for g1 in Group1::ALL {
-                let storage = g0.storage_buffers() + g1.storage_buffers();
+                let storage = storage_buffers(g0.slots().1) + storage_buffers(g1.slots().1);
                 let layout = if storage > max_storage {
                     Err(format!(
                         "this kernel binds {storage} storage buffers and the device allows \
@@ -877,5 +816,24 @@ impl Layouts {
             group1,
             pipelines,
         }
+    }
+}
+
+/// The layout entry of one binding, visible to compute shaders.
+fn entry(slot: Slot) -> wgpu::BindGroupLayoutEntry {
+    let (binding, ty) = match slot {
+        Slot::Read(b) => (b, wgpu::BufferBindingType::Storage { read_only: true }),
+        Slot::Write(b) => (b, wgpu::BufferBindingType::Storage { read_only: false }),
+        Slot::Uniform(b) => (b, wgpu::BufferBindingType::Uniform),
+    };
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
     }
 }

@@ -5,7 +5,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::backward::Regions;
-use super::dispatch::{check_apart, check_not_in_output, check_region, window, Window, F32};
+use super::dispatch::{
+    check_not_in_output, check_region, check_written_apart, window, Window, F32,
+};
 use crate::cache::{Entry, PipelineKey};
 use crate::shape::batch_features;
 use crate::{BufferRegion, Context, Error, Op, Result};
@@ -75,6 +77,33 @@ impl DiceStats<'_> {
     }
 }
 
+/// alpha and the running statistics (one per feature, not in grad_input's buffer), and
+/// grad_alpha (in none of the buffers the kernels read, apart from grad_input).
+fn check_dice_grad_regions(
+    r: DiceGrad<'_>,
+    running: Option<(BufferRegion<'_>, BufferRegion<'_>)>,
+    features: u64,
+    len: u64,
+) -> Result<()> {
+    let mut read = vec![("alpha", r.alpha)];
+    if let Some((mean, var)) = running {
+        read.extend([("running mean", mean), ("running variance", var)]);
+    }
+    for &(role, region) in &read {
+        check_region(role, region, features)?;
+        check_not_in_output(role, region, r.grad_input)?;
+    }
+    read.extend([("x", r.x), ("grad_output", r.grad_output)]);
+    check_written_apart(
+        "grad_alpha",
+        r.grad_alpha,
+        features,
+        &read,
+        r.grad_input,
+        len,
+    )
+}
+
 impl Context {
     /// Records dice's backward: with [`DiceStats::Batch`],
     /// `grad_input = g (a + (1 - a) p) + (q - mean(q) - z mean(q z)) / s`, the batch
@@ -102,35 +131,7 @@ impl Context {
             DiceStats::Running { mean, var, .. } => Some((mean, var)),
             DiceStats::Batch { .. } => None,
         };
-        let mut aux = vec![("alpha", r.alpha)];
-        if let Some((mean, var)) = running {
-            aux.extend([("running mean", mean), ("running variance", var)]);
-        }
-        check_region("grad_alpha", r.grad_alpha, features as u64)?;
-        for &(role, region) in &aux {
-            check_region(role, region, features as u64)?;
-            check_not_in_output(role, region, r.grad_input)?;
-        }
-        for (role, region) in aux
-            .iter()
-            .copied()
-            .chain([("x", r.x), ("grad_output", r.grad_output)])
-        {
-            if region.buffer == r.grad_alpha.buffer {
-                return Err(Error::Unsupported(format!(
-                    "grad_alpha shares a buffer with the {role}, which the kernels read \
-                     through a read-only binding while writing grad_alpha: put grad_alpha in \
-                     a buffer of its own"
-                )));
-            }
-        }
-        check_apart(
-            "grad_alpha",
-            r.grad_alpha,
-            features as u64,
-            r.grad_input,
-            len as u64,
-        )?;
+        check_dice_grad_regions(r, running, features as u64, len as u64)?;
         let Some(plan) = self.plan_backward(r.x, r.grad_output, r.grad_input, len as u64)? else {
             return Ok(());
         };
@@ -177,29 +178,39 @@ impl Context {
         let cacheable = plan.cacheable();
         let group =
             self.bind_group_with_uniforms("dice backward", layout, entries, &uniforms, cacheable)?;
+        self.record_dice_grad(
+            encoder,
+            [&column, &apply],
+            &group1,
+            group,
+            workgroups,
+            [f, len as u64],
+        );
+        Ok(())
+    }
+
+    /// The two passes: the columns (one invocation or workgroup per feature), then one
+    /// invocation per element.
+    fn record_dice_grad(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        [column, apply]: [&wgpu::ComputePipeline; 2],
+        group1: &wgpu::BindGroup,
+        group: std::sync::Arc<wgpu::BindGroup>,
+        workgroups: bool,
+        [features, len]: [u64; 2],
+    ) {
         let wg = u64::from(self.workgroup_size());
         let groups = |items: u64| items.div_ceil(wg).clamp(1, self.max_groups()) as u32;
         let column_groups = if workgroups {
-            f.clamp(1, self.max_groups()) as u32
+            features.clamp(1, self.max_groups()) as u32
         } else {
-            groups(f)
+            groups(features)
         };
         let label = "wgpu-activations dice backward";
-        self.record_pass(
-            encoder,
-            label,
-            &column,
-            Some(&group1),
-            &[(group.clone(), column_groups)],
-        );
-        self.record_pass(
-            encoder,
-            label,
-            &apply,
-            Some(&group1),
-            &[(group, groups(len as u64))],
-        );
-        Ok(())
+        let first = [(group.clone(), column_groups)];
+        self.record_pass(encoder, label, column, Some(group1), &first);
+        self.record_pass(encoder, label, apply, Some(group1), &[(group, groups(len))]);
     }
 
     /// Bind group 1 of dice's backward: a per-feature scratch buffer, alpha, grad_alpha,

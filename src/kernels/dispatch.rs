@@ -449,6 +449,27 @@ pub(crate) fn check_in_place(
     Ok(())
 }
 
+/// Where a second written region of a backward (prelu's grad_weight, dice's grad_alpha,
+/// `len` elements) may lie: in none of the buffers the kernels read (`read`, through
+/// read-only bindings while it is written), and apart from grad_input's `out_len`.
+pub(crate) fn check_written_apart(
+    role: &'static str,
+    region: BufferRegion<'_>,
+    len: u64,
+    read: &[(&str, BufferRegion<'_>)],
+    grad_input: BufferRegion<'_>,
+    out_len: u64,
+) -> Result<()> {
+    check_region(role, region, len)?;
+    if let Some((other, _)) = read.iter().find(|(_, r)| r.buffer == region.buffer) {
+        return Err(Error::Unsupported(format!(
+            "{role} shares a buffer with the {other}, which the kernels read through a \
+             read-only binding while writing {role}: put {role} in a buffer of its own"
+        )));
+    }
+    check_apart(role, region, len, grad_input, out_len)
+}
+
 /// An error if an output region of `len` elements (prelu's grad_weight, dice's
 /// grad_alpha) overlaps grad_input's `out_len` in the same buffer: both are written, and
 /// wgpu allows two writable bindings of one buffer, so nothing else would catch it.

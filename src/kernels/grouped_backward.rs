@@ -22,6 +22,32 @@ struct Uniforms {
     pad: u32,
 }
 
+/// The regions of a grouped backward: the saved input and grad_input of `len` elements
+/// (identical ranges, in place, or disjoint), grad_output of `out_len` apart from
+/// grad_input (their lengths differ, so no range can serve both).
+fn check_grouped_regions(
+    [saved, grad_output, grad_input]: [BufferRegion<'_>; 3],
+    len: u64,
+    out_len: u64,
+) -> Result<()> {
+    check_region("saved", saved, len)?;
+    check_region("grad_output", grad_output, out_len)?;
+    check_region("grad_input", grad_input, len)?;
+    check_in_place("saved", "grad_input", saved, grad_input, len)?;
+    let (a, b) = (grad_output.offset, grad_input.offset);
+    if grad_output.buffer == grad_input.buffer && a < b + len * F32 && b < a + out_len * F32 {
+        return Err(Error::Overlap {
+            first: "grad_output",
+            second: "grad_input",
+            input: a..a + out_len * F32,
+            output: b..b + len * F32,
+            hint: "a grouped op's grad_output is shorter than its grad_input, so they \
+                   cannot share a range; use disjoint ranges or another buffer",
+        });
+    }
+    Ok(())
+}
+
 impl Context {
     /// Records a grouped op's backward on a tensor of `shape`: grad_input may be the saved
     /// input's region (in place); grad_output, shorter, must not overlap grad_input (if
@@ -43,21 +69,7 @@ impl Context {
         let out_len = crate::shape::element_count(&activation.output_shape(shape)?)? as u64;
         let len = out_len * k;
         let view = RowView::new(shape, activation.dim(), len as usize)?;
-        check_region("saved", saved, len)?;
-        check_region("grad_output", grad_output, out_len)?;
-        check_region("grad_input", grad_input, len)?;
-        check_in_place("saved", "grad_input", saved, grad_input, len)?;
-        let (a, b) = (grad_output.offset, grad_input.offset);
-        if grad_output.buffer == grad_input.buffer && a < b + len * F32 && b < a + out_len * F32 {
-            return Err(Error::Overlap {
-                first: "grad_output",
-                second: "grad_input",
-                input: a..a + out_len * F32,
-                output: b..b + len * F32,
-                hint: "a grouped op's grad_output is shorter than its grad_input, so they \
-                       cannot share a range; use disjoint ranges or another buffer",
-            });
-        }
+        check_grouped_regions([saved, grad_output, grad_input], len, out_len)?;
         if len == 0 {
             return Ok(());
         }
@@ -92,8 +104,32 @@ impl Context {
             true => Some(self.copy_input(encoder, grad_output, out_len)?),
             false => None,
         };
-        let saved = staged_saved.as_ref().map_or(saved, BufferRegion::new);
-        let grad = staged_grad.as_ref().map_or(grad_output, BufferRegion::new);
+        let regions = [
+            staged_saved.as_ref().map_or(saved, BufferRegion::new),
+            staged_grad.as_ref().map_or(grad_output, BufferRegion::new),
+            grad_input,
+        ];
+        let cacheable = staged_saved.is_none() && staged_grad.is_none();
+        let dispatches = self.grouped_grad_dispatches(&p, layout, regions, cacheable)?;
+        self.record_pass(
+            encoder,
+            "wgpu-activations grouped backward",
+            &pipeline,
+            None,
+            &dispatches,
+        );
+        Ok(())
+    }
+
+    /// One dispatch per piece of whole units: its windows of the saved input, of
+    /// grad_output (`k` times shorter) and of grad_input, and its uniforms.
+    fn grouped_grad_dispatches(
+        &self,
+        p: &super::grouped::Pieces,
+        layout: Layout,
+        [saved, grad, grad_input]: [BufferRegion<'_>; 3],
+        cacheable: bool,
+    ) -> Result<Vec<super::dispatch::Dispatch>> {
         let Layout::Backward {
             saved: sv,
             grad: gv,
@@ -101,8 +137,7 @@ impl Context {
         else {
             unreachable!("a backward layout");
         };
-        let cacheable = staged_saved.is_none() && staged_grad.is_none();
-        let wg = u64::from(self.workgroup_size());
+        let (k, wg) = (p.k, u64::from(self.workgroup_size()));
         let mut dispatches = Vec::new();
         for (first, count) in pieces(p.units, p.units_per_piece) {
             let (start, elements) = (first * p.unit, count * p.unit);
@@ -138,13 +173,6 @@ impl Context {
             };
             dispatches.push((group, wanted.clamp(1, self.max_groups()) as u32));
         }
-        self.record_pass(
-            encoder,
-            "wgpu-activations grouped backward",
-            &pipeline,
-            None,
-            &dispatches,
-        );
-        Ok(())
+        Ok(dispatches)
     }
 }

@@ -5,7 +5,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::backward::Regions;
-use super::dispatch::{check_apart, check_not_in_output, check_region, pieces, window, F32};
+use super::dispatch::{
+    check_not_in_output, check_region, check_written_apart, pieces, window, F32,
+};
 use crate::cache::{Entry, PipelineKey};
 use crate::shape::channel_layout;
 use crate::{BufferRegion, Context, Error, Op, Result};
@@ -90,98 +92,21 @@ impl Context {
         } else {
             (channels, inner)
         };
-        check_region("weight", r.weight, weights as u64)?;
-        check_region("grad_weight", r.grad_weight, weights as u64)?;
-        check_not_in_output("weights", r.weight, r.grad_input)?;
-        for (role, other) in [
-            ("weights", r.weight),
-            ("x", r.x),
-            ("grad_output", r.grad_output),
-        ] {
-            if other.buffer == r.grad_weight.buffer {
-                return Err(Error::Unsupported(format!(
-                    "grad_weight shares a buffer with the {role}, which the kernel reads \
-                     through a read-only binding while writing grad_weight: put grad_weight \
-                     in a buffer of its own"
-                )));
-            }
-        }
         let len = len as u64;
-        check_apart(
-            "grad_weight",
-            r.grad_weight,
-            weights as u64,
-            r.grad_input,
-            len,
-        )?;
+        check_prelu_outputs(r, weights as u64, len)?;
         let Some(plan) = self.plan_backward(r.x, r.grad_output, r.grad_input, len)? else {
             return Ok(());
         };
-        let chunk = plan.chunk;
-        let slab = (channels * inner) as u64;
-        let slabs_per_piece = (chunk / slab).max(1);
-        if slab > chunk {
-            return Err(Error::Unsupported(format!(
-                "one slab of {channels} channels x {inner} elements exceeds this device's \
-                 storage binding limit"
-            )));
-        }
-        let outer = len / slab;
-        let piece_count = outer.div_ceil(slabs_per_piece);
-        let per_channel = slabs_per_piece.min(outer) * inner as u64;
-        let (slices, slice_len) = self.prelu_slices(channels as u64, per_channel);
-        let wg = u64::from(self.workgroup_size());
-        self.check_budget(
-            (channels as u64 * slices).div_ceil(self.max_groups())
-                * (slice_len.div_ceil(wg) + 2 * wg),
-            &format!("prelu's backward over {len} elements"),
-        )?;
-        self.check_budget(piece_count * slices, "prelu's weight gradient")?;
+        let p = self.prelu_pieces(channels as u64, inner as u64, len, plan.chunk)?;
         let layout = plan.layout;
         let subgroups = self.subgroups();
         let key = |entry| PipelineKey::new(Op::Prelu, layout, entry);
         let grad = self.pipeline(key(Entry::GradPrelu { subgroups }))?;
         let weight_sum = self.pipeline(key(Entry::GradPreluWeight { subgroups }))?;
-        let partials = piece_count * channels as u64 * slices;
-        let group1 = self.prelu_grad_group(r, weights as u64, partials)?;
-        let align = self.binding_alignment();
-        let (ww, gww) = (
-            window(r.weight.offset, weights as u64, align),
-            window(r.grad_weight.offset, weights as u64, align),
-        );
+        let group1 = self.prelu_grad_group(r, weights as u64, p.count * p.channels * p.slices)?;
         let staged = self.stage_backward(encoder, &plan, r.x, r.grad_output)?;
         let regions = Regions::reading(r.x, r.grad_output, r.grad_input, &staged);
-        let cacheable = plan.cacheable();
-        let mut dispatches = Vec::new();
-        for (piece, (first, count)) in pieces(outer, slabs_per_piece).enumerate() {
-            let (entries, deltas) = regions.bindings(first * slab, count * slab, align);
-            let element = |i: usize| (deltas[i] / F32) as u32;
-            let uniforms = Uniforms {
-                n: (count * slab) as u32,
-                saved_offset: element(0),
-                grad_offset: element(1),
-                out_offset: element(2),
-                channels: channels as u32,
-                inner: inner as u32,
-                w_offset: (ww.delta / F32) as u32,
-                gw_offset: (gww.delta / F32) as u32,
-                slices: slices as u32,
-                slice_len: slice_len as u32,
-                piece: piece as u32,
-                pieces: piece_count as u32,
-                one: 1,
-                pad: [0; 3],
-            };
-            let group = self.bind_group_with_uniforms(
-                "prelu backward",
-                layout,
-                entries,
-                &uniforms,
-                cacheable,
-            )?;
-            let groups = (channels as u64 * slices).clamp(1, self.max_groups()) as u32;
-            dispatches.push((group, groups));
-        }
+        let dispatches = self.prelu_dispatches(&p, regions, r, weights as u64, plan.cacheable())?;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("wgpu-activations prelu backward"),
             timestamp_writes: None,
@@ -195,10 +120,129 @@ impl Context {
         // every piece's partials are written: add them per channel (group 0 is the last
         // piece's, whose uniforms carry the counts)
         pass.set_pipeline(&weight_sum);
-        pass.dispatch_workgroups((channels as u64).div_ceil(wg) as u32, 1, 1);
+        let wg = u64::from(self.workgroup_size());
+        pass.dispatch_workgroups(p.channels.div_ceil(wg) as u32, 1, 1);
         Ok(())
     }
 
+    /// How a call is cut: pieces of whole slabs (`channels x inner` elements) within a
+    /// binding of `chunk` elements, each channel of a piece in slices, within the loop
+    /// budget.
+    fn prelu_pieces(&self, channels: u64, inner: u64, len: u64, chunk: u64) -> Result<PreluPieces> {
+        let slab = channels * inner;
+        if slab > chunk {
+            return Err(Error::Unsupported(format!(
+                "one slab of {channels} channels x {inner} elements exceeds this device's \
+                 storage binding limit"
+            )));
+        }
+        let slabs_per_piece = chunk / slab;
+        let outer = len / slab;
+        let per_channel = slabs_per_piece.min(outer) * inner;
+        let (slices, slice_len) = self.prelu_slices(channels, per_channel);
+        let p = PreluPieces {
+            channels,
+            inner,
+            slab,
+            slabs_per_piece,
+            outer,
+            count: outer.div_ceil(slabs_per_piece),
+            slices,
+            slice_len,
+        };
+        let wg = u64::from(self.workgroup_size());
+        self.check_budget(
+            (channels * slices).div_ceil(self.max_groups()) * (slice_len.div_ceil(wg) + 2 * wg),
+            &format!("prelu's backward over {len} elements"),
+        )?;
+        self.check_budget(p.count * slices, "prelu's weight gradient")?;
+        Ok(p)
+    }
+
+    /// One dispatch per piece: its bound windows and uniforms.
+    fn prelu_dispatches(
+        &self,
+        p: &PreluPieces,
+        regions: Regions<'_>,
+        r: PreluGradRegions<'_>,
+        weights: u64,
+        cacheable: bool,
+    ) -> Result<Vec<super::dispatch::Dispatch>> {
+        let align = self.binding_alignment();
+        let w_delta = (window(r.weight.offset, weights, align).delta / F32) as u32;
+        let gw_delta = (window(r.grad_weight.offset, weights, align).delta / F32) as u32;
+        let mut dispatches = Vec::new();
+        for (piece, (first, count)) in pieces(p.outer, p.slabs_per_piece).enumerate() {
+            let (entries, deltas) = regions.bindings(first * p.slab, count * p.slab, align);
+            let element = |i: usize| (deltas[i] / F32) as u32;
+            let uniforms = Uniforms {
+                n: (count * p.slab) as u32,
+                saved_offset: element(0),
+                grad_offset: element(1),
+                out_offset: element(2),
+                channels: p.channels as u32,
+                inner: p.inner as u32,
+                w_offset: w_delta,
+                gw_offset: gw_delta,
+                slices: p.slices as u32,
+                slice_len: p.slice_len as u32,
+                piece: piece as u32,
+                pieces: p.count as u32,
+                one: 1,
+                pad: [0; 3],
+            };
+            let layout = regions.layout();
+            let group = self.bind_group_with_uniforms(
+                "prelu backward",
+                layout,
+                entries,
+                &uniforms,
+                cacheable,
+            )?;
+            let groups = (p.channels * p.slices).clamp(1, self.max_groups()) as u32;
+            dispatches.push((group, groups));
+        }
+        Ok(dispatches)
+    }
+}
+
+/// How PReLU's backward cuts a tensor: pieces of whole slabs of `channels x inner`
+/// elements (the channels of one outer index), each channel of a piece in `slices` slices
+/// of `slice_len` elements, one workgroup each.
+struct PreluPieces {
+    channels: u64,
+    inner: u64,
+    slab: u64,
+    slabs_per_piece: u64,
+    outer: u64,
+    /// Pieces in the call.
+    count: u64,
+    slices: u64,
+    slice_len: u64,
+}
+
+/// The weights and the weight gradient: their regions, and where they may lie: the
+/// weights not in grad_input's buffer, grad_weight in none the kernels read (it is
+/// written while they are read through read-only bindings) and apart from grad_input.
+fn check_prelu_outputs(r: PreluGradRegions<'_>, weights: u64, len: u64) -> Result<()> {
+    check_region("weight", r.weight, weights)?;
+    check_not_in_output("weights", r.weight, r.grad_input)?;
+    let read = [
+        ("weights", r.weight),
+        ("x", r.x),
+        ("grad_output", r.grad_output),
+    ];
+    check_written_apart(
+        "grad_weight",
+        r.grad_weight,
+        weights,
+        &read,
+        r.grad_input,
+        len,
+    )
+}
+
+impl Context {
     /// Slices per channel and elements per slice for channels of `per_channel`
     /// elements: about as many workgroups as the device wants (2,048 on a GPU, two per
     /// core on a CPU adapter), each slice at least 4 elements per invocation, and within
