@@ -24,6 +24,21 @@
 //! Every op is declared once in the table in [`op`]; [`cpu`] holds the reference that the
 //! GPU results are checked against, and [`shader`] the WGSL with naga validation.
 //!
+//! Every op has a backward, with PyTorch's semantics at every point: grad_input from the
+//! saved tensor (x, or y where [`Op::backward`] says [`Saved::Output`]) and grad_output,
+//! through [`Context::encode_backward`] / [`Context::encode_backward_shaped`] or the
+//! slice forms [`Context::run_backward`] and [`Context::run_backward_shaped`]
+//! ([`Context::encode_prelu_backward`] and [`Context::encode_dice_backward`] add the
+//! weight and alpha gradients):
+//!
+//! ```no_run
+//! # fn main() -> wgpu_activations::Result<()> {
+//! let ctx = wgpu_activations::Context::new()?;
+//! let silu = "silu".parse()?;
+//! let grad_input = ctx.run_backward(&silu, &[-1.0, 0.0, 1.0], &[1.0; 3])?; // silu'(x)
+//! # Ok(()) }
+//! ```
+//!
 //! # Numerics on any adapter
 //!
 //! The WGSL spec lets an adapter flush subnormal inputs and results to zero, divide
