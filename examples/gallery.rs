@@ -14,7 +14,8 @@
 //! elementwise are drawn through a one-variable slice: the softmax family on rows
 //! `(x, 0)` (softmax's first output is then `sigmoid(x)`), its derivative the backward
 //! with grad_output `(1, 0)`; maxout and folding on groups `(x, 0)`; glu on halves
-//! `a = b = x` (`x sigmoid(x)`), its derivative the sum of both halves' gradients; dice in
+//! `a = b = x` (glu's `x sigmoid(x)`, swiglu's `silu(x) x`), its derivative the sum of both
+//! halves' gradients; dice in
 //! evaluation mode with running mean 0 and variance 1 (training mode couples every point
 //! of the batch); the random ops as drawn for each point's index, which is what they do.
 //!
@@ -145,7 +146,7 @@ fn curves(ctx: &Context, a: &Activation, n: usize) -> Result<Curves, Failure> {
 fn paired(ctx: &Context, a: &Activation, x: &[f32]) -> Result<Curves, Failure> {
     let n = x.len();
     let op = a.op();
-    let glu = op.grouped() == Some(wgpu_activations::op::GroupKind::Glu);
+    let glu = op.grouped().is_some_and(|k| k.is_gated());
     let a = if op.grouped().is_some() && !glu {
         a.with("k", 2.0)?
     } else {
@@ -201,7 +202,7 @@ fn paired(ctx: &Context, a: &Activation, x: &[f32]) -> Result<Curves, Failure> {
         gpu_grad: grad(&gx64),
         cpu_grad: grad(&gr),
         note: if glu {
-            "glu of halves a = b = x: x sigmoid(x)"
+            "halves a = b = x"
         } else if op.softmax().is_some() {
             "the first output of rows (x, 0)"
         } else {

@@ -104,6 +104,11 @@ fn glu_at(t: u32) -> f32 {
     if (is_nan_f32(a) || is_nan_f32(b)) {
         return nan_value();
     }
+    if (GATED) {
+        // the gated units: gate(a) b, one rounding past the gate's (a subnormal gate
+        // value from its bits, where its product with b is normal)
+        return mul_rescued(gate(a), b);
+    }
     if (is_inf_f32(a)) {
         // sigmoid(b) > 0 for every b > -inf; inf * sigmoid(-inf) = inf * 0 is NaN
         return select(a, nan_value(), is_inf_f32(b) && b < 0.0);
@@ -117,7 +122,7 @@ fn grouped_lane(@builtin(global_invocation_id) gid: vec3<u32>,
     opaque_one = f32(groups_u.one);
     for (var t = gid.x; t < groups_u.outputs; t += groups.x * WORKGROUP_SIZE) {
         var y: f32;
-        if (GROUP_KIND == GROUP_GLU) {
+        if (GROUP_KIND == GROUP_GLU || GATED) {
             y = glu_at(t);
         } else {
             y = reduce_group(t);

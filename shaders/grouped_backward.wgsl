@@ -75,8 +75,19 @@ fn glu_backward_at(t: u32) {
     let a = load_saved(groups_u.saved_offset + ia);
     let b = load_saved(groups_u.saved_offset + ib);
     let g = load_grad(groups_u.grad_offset + t);
-    // NaN as PyTorch's products give it: a's gradient does not depend on a
     let nan = bitcast<f32>(0x7fc00000u * groups_u.one);
+    if (GATED) {
+        // gate(a) b: a gets the gate's backward of g b (NaN a as the gate's backward
+        // takes it: relu passes g b, as PyTorch), b gets g gate(a)
+        let gb_nan = is_nan_f32(b) || is_nan_f32(g);
+        // (g b from a subnormal b's bits, where it is normal)
+        let gb = mul_rescued(b, g);
+        dst[groups_u.out_offset + ia] = select(gate_grad(a, gb), nan, gb_nan);
+        let gate_a = select(gate(a), a, is_nan_f32(a));
+        dst[groups_u.out_offset + ib] = select(mul_rescued(gate_a, g), nan, is_nan_f32(g));
+        return;
+    }
+    // NaN as PyTorch's products give it: a's gradient does not depend on a
     let ga_nan = is_nan_f32(b) || is_nan_f32(g);
     dst[groups_u.out_offset + ia] = select(g_sigmoid(g, b, 0.0), nan, ga_nan);
     dst[groups_u.out_offset + ib] = select(glu_grad_b(a, b, g), nan, ga_nan || is_nan_f32(a));
@@ -89,7 +100,7 @@ fn grouped_grad_lane(@builtin(global_invocation_id) gid: vec3<u32>,
     let k = groups_u.k;
     let inner = groups_u.inner;
     for (var t = gid.x; t < groups_u.outputs; t += groups.x * WORKGROUP_SIZE) {
-        if (GROUP_KIND == GROUP_GLU) {
+        if (GROUP_KIND == GROUP_GLU || GATED) {
             glu_backward_at(t);
             continue;
         }

@@ -150,9 +150,10 @@ impl Activation {
         if view.axis % k != 0 {
             return Err(Error::Shape {
                 shape: shape.to_vec(),
-                reason: if self.op.grouped() == Some(crate::op::GroupKind::Glu) {
+                reason: if self.op.grouped().is_some_and(|k| k.is_gated()) {
                     format!(
-                        "glu halves dim {}, which has an odd length {}",
+                        "{} halves dim {}, which has an odd length {}",
+                        self.op.name(),
                         self.dim(),
                         view.axis
                     )
@@ -180,7 +181,7 @@ impl Activation {
     /// for other ops.
     pub fn group_size(&self) -> Option<usize> {
         match self.op.grouped()? {
-            crate::op::GroupKind::Glu => Some(2),
+            kind if kind.is_gated() => Some(2),
             _ => self.param("k").map(|k| k as usize),
         }
     }

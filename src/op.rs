@@ -170,12 +170,39 @@ pub enum GroupKind {
     Mean,
     /// `a * sigmoid(b)` with the axis split into halves `a` and `b` (`glu`).
     Glu,
+    /// `silu(a) * b` over the halves (`swiglu`).
+    SwiGlu,
+    /// `gelu(a) * b` (`geglu`).
+    GeGlu,
+    /// `gelu(a, approximate=tanh) * b` (`geglu(approximate=tanh)`).
+    GeGluTanh,
+    /// `relu(a) * b` (`reglu`).
+    ReGlu,
 }
 
 impl GroupKind {
     /// The WGSL id of the kind (`GROUP_KIND` in `shaders/grouped.wgsl`).
     pub(crate) fn id(self) -> u32 {
         self as u32
+    }
+
+    /// The elementwise op a gated unit applies to its first half `a` before multiplying
+    /// by `b` (its forward, backward and references are that row's); `None` for the
+    /// others (glu gates `a` by `sigmoid(b)` instead).
+    pub fn gate(self) -> Option<Op> {
+        match self {
+            GroupKind::SwiGlu => Some(Op::Silu),
+            GroupKind::GeGlu => Some(Op::Gelu),
+            GroupKind::GeGluTanh => Some(Op::GeluTanh),
+            GroupKind::ReGlu => Some(Op::Relu),
+            GroupKind::Max | GroupKind::Min | GroupKind::Mean | GroupKind::Glu => None,
+        }
+    }
+
+    /// Whether the axis splits into two halves (glu and the gated units) rather than
+    /// groups of `k`.
+    pub fn is_gated(self) -> bool {
+        self == GroupKind::Glu || self.gate().is_some()
     }
 }
 
@@ -542,6 +569,22 @@ op_table! {
     Glu: "glu" ("dim" = -1.0) => group(GroupKind::Glu), ulp(2, 2), check_dim,
         "a * sigmoid(b), dim split into halves a and b",
         grad(INPUT, ulp(3, 3), "sigmoid(b) for a; a sigmoid(b) sigmoid(-b) for b");
+    /// silu(a) * b, the axis split into halves a and b (SwiGLU)
+    SwiGlu: "swiglu" ("dim" = -1.0) => group(GroupKind::SwiGlu), ulp(3, 3), check_dim,
+        "silu(a) * b, dim split into halves a and b",
+        grad(INPUT, ulp_or(5, 6e-8), "b silu'(a) for a; silu(a) for b");
+    /// gelu(a) * b (GeGLU)
+    GeGlu: "geglu" ["approximate" = "none"] ("dim" = -1.0) => group(GroupKind::GeGlu), ulp(5, 5),
+        check_dim, "gelu(a) * b, dim split into halves a and b",
+        grad(INPUT, ulp_or(5, 1e-7), "b gelu'(a) for a; gelu(a) for b");
+    /// gelu(a, approximate=tanh) * b
+    GeGluTanh: "geglu" ["approximate" = "tanh"] ("dim" = -1.0) => group(GroupKind::GeGluTanh),
+        ulp(5, 5), check_dim, "gelu_tanh(a) * b, dim split into halves a and b",
+        grad(INPUT, ulp_or(5, 6e-8), "b gelu_tanh'(a) for a; gelu_tanh(a) for b");
+    /// relu(a) * b (ReGLU)
+    ReGlu: "reglu" ("dim" = -1.0) => group(GroupKind::ReGlu), EXACT, check_dim,
+        "relu(a) * b, dim split into halves a and b",
+        grad(INPUT, EXACT, "b if a > 0 else 0 for a; relu(a) for b");
     /// Dice from Deep Interest Network, training mode: per-feature batch mean and biased
     /// variance over dim 0
     Dice: "dice" ("alpha" ~ 0.25, "eps" = 1e-9) => Kernel::Statistical, ROW, check_eps,

@@ -230,12 +230,23 @@ pub fn grouped_source(op: Op, workgroup_size: u32, subgroups: bool) -> String {
 
 /// The grouped kernels' ids: every kind's and this module's.
 fn group_ids(prelude: Prelude, kind: GroupKind) -> Prelude {
+    // the gated units' gate: the op table's WGSL function of their gate op (identity for
+    // the other kinds, whose shaders never call it)
+    let (gate, _) = kind
+        .gate()
+        .unwrap_or(Op::Identity)
+        .elementwise()
+        .expect("a gate is an elementwise op");
     prelude
         .id("GROUP_MAX", GroupKind::Max.id())
         .id("GROUP_MIN", GroupKind::Min.id())
         .id("GROUP_MEAN", GroupKind::Mean.id())
         .id("GROUP_GLU", GroupKind::Glu.id())
         .id("GROUP_KIND", kind.id())
+        .line(&format!("const GATED: bool = {};", kind.gate().is_some()))
+        .line(&format!(
+            "fn gate(a: f32) -> f32 {{ return {gate}(a, vec4<f32>(0.0)); }}"
+        ))
 }
 
 /// The complete WGSL of the grouped ops' backward kernels for `op`, its inputs read
@@ -252,7 +263,14 @@ pub fn grouped_backward_source(
     let kind = op
         .grouped()
         .expect("grouped_backward_source needs a grouped op");
+    let gate = kind.gate().unwrap_or(Op::Identity);
+    let (grad, _) = gate
+        .elementwise_grad()
+        .expect("a gate is an elementwise op");
     group_ids(Prelude::new(workgroup_size), kind)
+        .line(&format!(
+            "fn gate_grad(a: f32, g: f32) -> f32 {{ return {grad}(a, g, vec4<f32>(0.0)); }}"
+        ))
         .backward_inputs(layout, "")
         .assemble(&[
             GRADIENTS_WGSL,

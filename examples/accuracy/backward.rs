@@ -170,6 +170,15 @@ fn measure(
                 .magnitude;
                 accuracy::compare_scaled(&want, &m, &got).max_error
             }
+            // the gated units: the gate's bound, per unit of the |g| it sees
+            bound @ Accuracy::UlpOrAbs { .. } => {
+                let m = cpu::backward_magnitude(&a, &saved, &g, &shape)?;
+                got.iter()
+                    .zip(&want)
+                    .zip(&m)
+                    .map(|((&y, &r), &m)| accuracy::gradient_error(r, y, m as f32, bound) as f64)
+                    .fold(0.0, f64::max)
+            }
             _ => got
                 .iter()
                 .zip(&want)

@@ -51,19 +51,43 @@ pub fn reference_backward_f64(
     }
 }
 
-/// The magnitude of the terms each element of a softmax-family backward is computed from
-/// (`|y| (|g| + sum |g y|)`, or `|g| + exp(y) sum |g|` for log_softmax): the row
-/// backward's relative bound applies to it, since `g - sum(g y)` may cancel.
+/// The magnitude each element of a backward's bound is scaled by: for the softmax family
+/// the magnitude of the terms it is computed from (`|y| (|g| + sum |g y|)`, or
+/// `|g| + exp(y) sum |g|` for log_softmax), since `g - sum(g y)` may cancel; for the
+/// gated units (swiglu, geglu, reglu) the |grad_output| the gate's derivative sees,
+/// `|g b|` for the half a and `|g|` for b (what an absolute bound per unit of
+/// |grad_output| applies to).
 pub fn backward_magnitude(
     activation: &Activation,
     saved: &[f32],
     grad_output: &[f32],
     shape: &[usize],
 ) -> Result<Vec<f64>> {
-    match activation.op().softmax() {
-        Some(kind) => Ok(softmax_backward(activation, kind, saved, grad_output, shape)?.1),
-        None => Err(Error::Unsupported(format!(
-            "`{activation}` is not a softmax-family op"
+    if let Some(kind) = activation.op().softmax() {
+        return Ok(softmax_backward(activation, kind, saved, grad_output, shape)?.1);
+    }
+    match activation.op().grouped() {
+        Some(kind) if kind.gate().is_some() => {
+            let view = RowView::new(shape, activation.dim(), saved.len())?;
+            let h = view.axis / 2;
+            let mut out = vec![0.0; saved.len()];
+            let mut t = 0;
+            for o in 0..view.outer {
+                for j in 0..h {
+                    for i in 0..view.inner {
+                        let ia = (o * view.axis + j) * view.inner + i;
+                        let ib = (o * view.axis + j + h) * view.inner + i;
+                        let g = f64::from(grad_output[t]);
+                        out[ia] = (g * f64::from(saved[ib])).abs();
+                        out[ib] = g.abs();
+                        t += 1;
+                    }
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(Error::Unsupported(format!(
+            "`{activation}` is neither a softmax-family op nor a gated unit"
         ))),
     }
 }
@@ -120,7 +144,8 @@ fn grouped_backward(
     let k = activation.group_size().unwrap_or(2);
     let xv = |i: usize| f64::from(x[i]);
     let mut out = vec![0.0; x.len()];
-    if kind == GroupKind::Glu {
+    if kind.is_gated() {
+        let gate = kind.gate();
         let h = view.axis / 2;
         let mut t = 0;
         for o in 0..view.outer {
@@ -129,8 +154,20 @@ fn grouped_backward(
                     let ia = (o * view.axis + j) * view.inner + i;
                     let ib = (o * view.axis + j + h) * view.inner + i;
                     let (a, b, gt) = (xv(ia), xv(ib), f64::from(g[t]));
-                    out[ia] = gt * sigmoid64(b);
-                    out[ib] = gt * a * sigmoid64(b) * sigmoid64(-b);
+                    match gate {
+                        // gate(a) b: the gate's backward of g b for a, g gate(a) for b
+                        Some(op) => {
+                            let (_, f) = op.elementwise().expect("an elementwise gate");
+                            let (_, df) = op.elementwise_grad().expect("an elementwise gate");
+                            out[ia] = df(a, gt * b, &[]);
+                            // the gate rounded to f32, as in the forward
+                            out[ib] = gt * f64::from(f(a, &[]) as f32);
+                        }
+                        None => {
+                            out[ia] = gt * sigmoid64(b);
+                            out[ib] = gt * a * sigmoid64(b) * sigmoid64(-b);
+                        }
+                    }
                     t += 1;
                 }
             }

@@ -109,7 +109,14 @@ fn grouped(
     let view = RowView::new(shape, activation.dim(), input.len())?;
     let k = activation.group_size().unwrap_or(2);
     let x = |i: usize| f64::from(input[i]);
-    if kind == GroupKind::Glu {
+    if kind.is_gated() {
+        // glu: a sigmoid(b); the gated units: gate(a) b, the gate rounded to f32 first
+        // as PyTorch's gate(a) * b has it (an infinite b times a gate that underflows
+        // in f32 is NaN there, not infinite)
+        let value = |a: f64, b: f64| match kind.gate().and_then(|op| op.elementwise()) {
+            Some((_, f)) => f64::from(f(a, &[]) as f32) * b,
+            None => a * sigmoid64(b),
+        };
         let h = view.axis / 2;
         let mut out = Vec::with_capacity(input.len() / 2);
         for o in 0..view.outer {
@@ -117,7 +124,7 @@ fn grouped(
                 for i in 0..view.inner {
                     let a = x((o * view.axis + j) * view.inner + i);
                     let b = x((o * view.axis + j + h) * view.inner + i);
-                    out.push(a * sigmoid64(b));
+                    out.push(value(a, b));
                 }
             }
         }

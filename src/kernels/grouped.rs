@@ -202,7 +202,7 @@ impl Context {
         let max_binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
-        let unit = if kind == GroupKind::Glu {
+        let unit = if kind.is_gated() {
             (view.axis * view.inner) as u64
         } else {
             k * view.inner as u64
@@ -222,7 +222,7 @@ impl Context {
         // 2^-32 scale on overflow, or at 2^64 scale for subnormals, never both).
         // The backward: max and min read the group, then write it; the mean only writes.
         let per_output = match (kind, backward) {
-            (GroupKind::Glu, _) => 1,
+            (kind, _) if kind.is_gated() => 1,
             (GroupKind::Mean, false) | (GroupKind::Max | GroupKind::Min, true) => 2 * k,
             _ => k,
         };
@@ -230,8 +230,7 @@ impl Context {
         // One workgroup per output for large groups (or where one invocation's loop
         // would pass the adapter's budget): each invocation folds a strided share and
         // the workgroup reductions combine them.
-        let workgroups =
-            kind != GroupKind::Glu && (k >= 1024 || !self.within_budget(lane_iterations));
+        let workgroups = !kind.is_gated() && (k >= 1024 || !self.within_budget(lane_iterations));
         // The backward of max and min reads its group twice and writes it once.
         let passes = if backward && matches!(kind, GroupKind::Max | GroupKind::Min) {
             3
@@ -250,7 +249,7 @@ impl Context {
             units_per_piece,
             align,
             k,
-            group_len: if kind == GroupKind::Glu {
+            group_len: if kind.is_gated() {
                 (view.axis / 2) as u32
             } else {
                 k as u32
