@@ -100,6 +100,25 @@ impl Group0 {
 }
 
 impl Layout {
+    /// The backward layout for inputs that do or do not share grad_input's buffer: one
+    /// that shares it is read through binding 1, the others through their own (0, then
+    /// 3).
+    pub(crate) fn backward(saved_shares: bool, grad_shares: bool) -> Layout {
+        let saved = if saved_shares {
+            Via::Output
+        } else {
+            Via::Input
+        };
+        let grad = if grad_shares {
+            Via::Output
+        } else if saved == Via::Input {
+            Via::Aux
+        } else {
+            Via::Input
+        };
+        Layout::Backward { saved, grad }
+    }
+
     /// Every backward layout: grad_input's buffer shared by neither input, by grad_output
     /// (in place on it), by the saved tensor, or by both.
     pub(crate) const BACKWARD: [Layout; 4] = [

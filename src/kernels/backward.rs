@@ -11,7 +11,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::dispatch::{bind_windows, check_in_place, check_region, pieces, F32};
-use crate::cache::{Entry, Layout, PipelineKey, Via};
+use crate::cache::{Entry, Layout, PipelineKey};
 use crate::op::Kernel;
 use crate::{Activation, BufferRegion, Context, Error, Result, Strategy};
 
@@ -58,19 +58,10 @@ impl<'a> Regions<'a> {
     /// Where each input is read: through grad_input's binding when it shares that buffer,
     /// else through a binding of its own.
     pub(super) fn layout(&self) -> Layout {
-        let saved = if self.saved.buffer == self.out.buffer {
-            Via::Output
-        } else {
-            Via::Input
-        };
-        let grad = if self.grad.buffer == self.out.buffer {
-            Via::Output
-        } else if saved == Via::Input {
-            Via::Aux
-        } else {
-            Via::Input
-        };
-        Layout::Backward { saved, grad }
+        Layout::backward(
+            self.saved.buffer == self.out.buffer,
+            self.grad.buffer == self.out.buffer,
+        )
     }
 
     /// The storage bindings of `count` elements from element `start` of the three
@@ -215,22 +206,7 @@ impl Context {
         };
         // The layout the regions will have: a copied input is a buffer of its own.
         let shares = |i: usize, r: BufferRegion<'_>| r.buffer == grad_input.buffer && !copy[i];
-        let saved_via = if shares(0, saved) {
-            Via::Output
-        } else {
-            Via::Input
-        };
-        let grad_via = if shares(1, grad_output) {
-            Via::Output
-        } else if saved_via == Via::Input {
-            Via::Aux
-        } else {
-            Via::Input
-        };
-        let layout = Layout::Backward {
-            saved: saved_via,
-            grad: grad_via,
-        };
+        let layout = Layout::backward(shares(0, saved), shares(1, grad_output));
         Ok(Some(BackwardPlan {
             copy,
             chunk,

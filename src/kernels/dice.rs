@@ -167,6 +167,16 @@ impl Context {
     }
 }
 
+/// An error unless dice's `eps` (added to a variance) is finite and >= 0.
+pub(crate) fn check_eps(eps: f32) -> Result<()> {
+    if !eps.is_finite() || eps < 0.0 {
+        return Err(Error::Unsupported(format!(
+            "eps must be finite and >= 0, got {eps}"
+        )));
+    }
+    Ok(())
+}
+
 /// Dice's evaluation-mode inputs: running mean and variance and alpha, one value per
 /// feature each, in the caller's buffers (`STORAGE` usage).
 #[derive(Clone, Copy, Debug)]
@@ -219,12 +229,7 @@ impl Context {
             super::dispatch::check_region(role, region, features as u64)?;
             super::dispatch::check_not_in_output(role, region, output)?;
         }
-        if !stats.eps.is_finite() || stats.eps < 0.0 {
-            return Err(Error::Unsupported(format!(
-                "eps must be finite and >= 0, got {}",
-                stats.eps
-            )));
-        }
+        check_eps(stats.eps)?;
         let plan = self.plan(input, output, len as u64)?;
         if len == 0 {
             return Ok(());

@@ -122,11 +122,7 @@ impl Context {
         let len = crate::shape::element_count(shape)?;
         let (batch, features) = batch_features(shape, len)?;
         let eps = stats.eps();
-        if !eps.is_finite() || eps < 0.0 {
-            return Err(Error::Unsupported(format!(
-                "eps must be finite and >= 0, got {eps}"
-            )));
-        }
+        super::dice::check_eps(eps)?;
         let running = match stats {
             DiceStats::Running { mean, var, .. } => Some((mean, var)),
             DiceStats::Batch { .. } => None,

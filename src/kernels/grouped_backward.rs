@@ -5,7 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::dispatch::{bind_windows, check_in_place, check_region, pieces, F32};
-use crate::cache::{Entry, Layout, PipelineKey, Via};
+use crate::cache::{Entry, Layout, PipelineKey};
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
 
 /// The uniform block of `shaders/grouped_backward.wgsl` (`Groups`).
@@ -77,17 +77,7 @@ impl Context {
         // once everything is validated, so an error leaves nothing in the encoder).
         let copy_saved = saved.buffer == grad_input.buffer && saved.offset != grad_input.offset;
         let copy_grad = grad_output.buffer == grad_input.buffer;
-        let layout = if saved.buffer == grad_input.buffer && !copy_saved {
-            Layout::Backward {
-                saved: Via::Output,
-                grad: Via::Input,
-            }
-        } else {
-            Layout::Backward {
-                saved: Via::Input,
-                grad: Via::Aux,
-            }
-        };
+        let layout = Layout::backward(saved.buffer == grad_input.buffer && !copy_saved, false);
         let p = self.grouped_pieces(kind, view, k, len, true)?;
         let subgroups = self.subgroups();
         let entry = if p.workgroups {

@@ -292,7 +292,12 @@ impl Context {
         // One chunking for every piece, planned for the largest.
         let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
         let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
-        let kernels = self.row_kernels(activation, plan.layout(), strategy)?;
+        let kernels = self.row_kernels(
+            activation,
+            plan.layout(),
+            strategy,
+            crate::cache::Direction::Forward,
+        )?;
 
         // Bind groups first (cached, or created in an error scope), then the pass.
         let partials = match strategy {
@@ -454,20 +459,22 @@ impl Context {
         Ok(strategy)
     }
 
-    /// The pipelines a strategy runs, in order (Split: statistics, then the write).
-    fn row_kernels(
+    /// The pipelines a strategy runs, in order (Split: statistics, then the write), of
+    /// the forward or the backward (which has no Resident: it runs as Workgroup).
+    pub(crate) fn row_kernels(
         &self,
         activation: &Activation,
         layout: crate::cache::Layout,
         strategy: Strategy,
+        direction: crate::cache::Direction,
     ) -> Result<Vec<std::sync::Arc<wgpu::ComputePipeline>>> {
         let subgroups = self.subgroups();
         let pipeline = |kernel| {
-            self.pipeline(PipelineKey::new(
-                activation.op(),
-                layout,
-                Entry::Row { kernel, subgroups },
-            ))
+            let entry = match direction {
+                crate::cache::Direction::Forward => Entry::Row { kernel, subgroups },
+                crate::cache::Direction::Backward => Entry::GradRow { kernel, subgroups },
+            };
+            self.pipeline(PipelineKey::new(activation.op(), layout, entry))
         };
         Ok(match strategy {
             Strategy::Lane => vec![pipeline(RowKernel::Lane)?],

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 use super::backward::Regions;
 use super::dispatch::{pieces, F32};
 use super::softmax::record_rows;
-use crate::cache::{Entry, Layout, PipelineKey, RowKernel};
+use crate::cache::Direction;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView, Strategy};
 
 /// The uniform block of `shaders/softmax_backward.wgsl` (`Rows`).
@@ -85,7 +85,7 @@ impl Context {
         let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
         let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
         let layout = plan.layout;
-        let kernels = self.backward_row_kernels(activation, layout, strategy)?;
+        let kernels = self.row_kernels(activation, layout, strategy, Direction::Backward)?;
         let partials = match strategy {
             Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
             _ => None,
@@ -123,32 +123,6 @@ impl Context {
         }
         record_rows(encoder, &kernels, partials.as_deref(), &dispatches);
         Ok(())
-    }
-
-    /// The backward pipelines a strategy runs, in order (Split: sums, then the write).
-    fn backward_row_kernels(
-        &self,
-        activation: &Activation,
-        layout: Layout,
-        strategy: Strategy,
-    ) -> Result<Vec<std::sync::Arc<wgpu::ComputePipeline>>> {
-        let subgroups = self.subgroups();
-        let pipeline = |kernel| {
-            self.pipeline(PipelineKey::new(
-                activation.op(),
-                layout,
-                Entry::GradRow { kernel, subgroups },
-            ))
-        };
-        Ok(match strategy {
-            Strategy::Lane => vec![pipeline(RowKernel::Lane)?],
-            Strategy::Subgroup => vec![pipeline(RowKernel::Subgroup)?],
-            Strategy::Split => vec![
-                pipeline(RowKernel::SplitStats)?,
-                pipeline(RowKernel::SplitWrite)?,
-            ],
-            _ => vec![pipeline(RowKernel::Workgroup)?],
-        })
     }
 
     /// [`Context::encode_backward_rows`] on the host's slices: grad_input of a
