@@ -54,7 +54,8 @@ fn mean_share(g: f32) -> f32 {
 // their mantissas and exponents and e by its parts, so the result is scaled once, last.
 fn glu_grad_b(a: f32, b: f32, g: f32) -> f32 {
     if (is_inf_f32(b)) {
-        return g_times_zero(g * a, false);
+        // g a times an exact 0 (g a itself may overflow: its sign from the signs)
+        return select(g_times_zero(g, a < 0.0), g_times_zero(a, g < 0.0), is_inf_f32(a));
     }
     let parts = exp_parts(-abs(b));
     let e = scale2(parts.x + parts.y, i32(parts.z));
@@ -77,12 +78,10 @@ fn glu_backward_at(t: u32) {
     let g = load_grad(groups_u.grad_offset + t);
     let nan = bitcast<f32>(0x7fc00000u * groups_u.one);
     if (GATED) {
-        // gate(a) b: a gets the gate's backward of g b (NaN a as the gate's backward
-        // takes it: relu passes g b, as PyTorch), b gets g gate(a)
-        let gb_nan = is_nan_f32(b) || is_nan_f32(g);
-        // (g b from a subnormal b's bits, where it is normal)
-        let gb = mul_rescued(b, g);
-        dst[groups_u.out_offset + ia] = select(gate_grad(a, gb), nan, gb_nan);
+        // gate(a) b: a gets the gate's backward of g b, NaN and all as that backward
+        // takes it (relu masks a NaN g b where a <= 0, and passes g b for a NaN a, as
+        // PyTorch); b gets g gate(a). g b from a subnormal b's bits, where it is normal.
+        dst[groups_u.out_offset + ia] = gate_grad(a, mul_rescued(b, g));
         let gate_a = select(gate(a), a, is_nan_f32(a));
         dst[groups_u.out_offset + ib] = select(mul_rescued(gate_a, g), nan, is_nan_f32(g));
         return;
