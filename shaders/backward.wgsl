@@ -28,13 +28,7 @@ struct Params {
     p: vec4<f32>,       // the op's parameters, in the op table's order
 }
 
-@group(0) @binding(0) var<storage, read> src4: array<vec4<f32>>;
-@group(0) @binding(0) var<storage, read> src1: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dst1: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
-@group(0) @binding(3) var<storage, read> aux4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> aux1: array<f32>;
 
 fn grad4(s: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(grad_apply(s.x, g.x), grad_apply(s.y, g.y), grad_apply(s.z, g.z),
@@ -44,7 +38,7 @@ fn grad4(s: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
 fn step4(j: u32) {
     let s = load_saved4(params.saved_offset / 4u + j);
     let g = load_grad4(params.grad_offset / 4u + j);
-    dst4[params.out_offset / 4u + j] = grad4(s, g);
+    dst_store4(params.out_offset / 4u + j, grad4(s, g));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -64,8 +58,8 @@ fn grad_scalar(@builtin(global_invocation_id) gid: vec3<u32>,
     opaque_one = f32(min(params.n, 1u)); // 1.0: n > 0 whenever the host dispatches
     let stride = groups.x * WORKGROUP_SIZE;
     for (var i = params.scalar_start + gid.x; i < params.n; i += stride) {
-        let s = load_saved1(params.saved_offset + i);
-        let g = load_grad1(params.grad_offset + i);
-        dst1[params.out_offset + i] = grad_apply(s, g);
+        let s = load_saved(params.saved_offset + i);
+        let g = load_grad(params.grad_offset + i);
+        dst_store(params.out_offset + i, grad_apply(s, g));
     }
 }

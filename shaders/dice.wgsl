@@ -25,8 +25,6 @@ struct Dice {
     p: vec4<f32>,    // alpha (training mode), eps
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> dice_u: Dice;
 @group(1) @binding(0) var<storage, read_write> stats: array<vec4<f32>>;
 
@@ -73,7 +71,7 @@ fn dice_eval(@builtin(global_invocation_id) gid: vec3<u32>,
         let x = load_in(i);
         let y = dice_value(x, run_mean[dice_u.mean_at + f], run_var[dice_u.var_at + f],
                            feature_alpha[dice_u.alpha_at + f], eps);
-        dst[dice_u.out_offset + i] = y;
+        dst_store(dice_u.out_offset + i, y);
     }
 }
 
@@ -89,8 +87,8 @@ fn dice_apply_alpha(@builtin(global_invocation_id) gid: vec3<u32>,
         let f = i % dice_u.features;
         let st = stats[f];
         let x = load_in(i);
-        dst[dice_u.out_offset + i] =
-            dice_value(x, st.x, st.y, train_alpha[dice_u.alpha_at + f], eps);
+        let alpha = train_alpha[dice_u.alpha_at + f];
+        dst_store(dice_u.out_offset + i, dice_value(x, st.x, st.y, alpha, eps));
     }
 }
 
@@ -103,7 +101,7 @@ fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
         let x = load_in(i);
         let st = stats[i % dice_u.features];
-        dst[dice_u.out_offset + i] = dice_value(x, st.x, st.y, alpha, eps);
+        dst_store(dice_u.out_offset + i, dice_value(x, st.x, st.y, alpha, eps));
     }
 }
 

@@ -31,10 +31,7 @@ struct DiceGrad {
     pad3: f32,
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> du: DiceGrad;
-@group(0) @binding(3) var<storage, read> aux: array<f32>;
 // per feature: (mean, s, mean(q), mean(q z))
 @group(1) @binding(0) var<storage, read_write> columns: array<vec4<f32>>;
 @group(1) @binding(1) var<storage, read> alpha: array<f32>;
@@ -159,6 +156,6 @@ fn dice_grad_apply(@builtin(global_invocation_id) gid: vec3<u32>,
         if (du.eval == 0u) {
             through = (q - col.z) - zp.x * col.w;
         }
-        dst[du.out_offset + i] = direct + through / col.y;
+        dst_store(du.out_offset + i, direct + through / col.y);
     }
 }

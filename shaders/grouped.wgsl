@@ -21,8 +21,6 @@ struct Groups {
     pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> groups_u: Groups;
 
 fn nan_value() -> f32 {
@@ -34,12 +32,12 @@ fn reduce_group(r: u32) -> f32 {
     let k = groups_u.k;
     let inner = groups_u.inner;
     let base = groups_u.in_offset + (r / inner) * k * inner + r % inner;
-    var acc = src[base];
+    var acc = src_load(base);
     // the mean's sum, compensated: within an ULP or so even when the group cancels
     var sc = vec2<f32>(acc, 0.0);
     var any_nan = is_nan_f32(acc);
     for (var j = 1u; j < k; j++) {
-        let x = src[base + j * inner];
+        let x = src_load(base + j * inner);
         any_nan = any_nan || is_nan_f32(x);
         // Ordered compares, not max/min: exact for subnormals on adapters that flush.
         if (GROUP_KIND == GROUP_MAX) {
@@ -71,7 +69,7 @@ fn mean_of(sum: f32, base: u32, k: u32, inner: u32) -> f32 {
     if (abs(sum) < 8.673617379884035e-19) {
         var up = vec2<f32>(0.0);
         for (var j = 0u; j < k; j++) {
-            up = add_compensated(up, times_2_pow_64(src[base + j * inner]));
+            up = add_compensated(up, times_2_pow_64(src_load(base + j * inner)));
         }
         let total = up.x + up.y;
         if (!is_inf_f32(total) && !is_nan_f32(total)) {
@@ -84,7 +82,7 @@ fn mean_of(sum: f32, base: u32, k: u32, inner: u32) -> f32 {
     }
     var sc = vec2<f32>(0.0);
     for (var j = 0u; j < k; j++) {
-        let x = src[base + j * inner];
+        let x = src_load(base + j * inner);
         if (is_inf_f32(x)) {
             return sum / f32(k); // a true infinity (or inf - inf = NaN) stands
         }
@@ -99,8 +97,8 @@ fn glu_at(t: u32) -> f32 {
     let o = t / (h * inner);
     let rest = t - o * h * inner;
     let ia = groups_u.in_offset + o * 2u * h * inner + rest;
-    let a = src[ia];
-    let b = src[ia + h * inner];
+    let a = src_load(ia);
+    let b = src_load(ia + h * inner);
     if (is_nan_f32(a) || is_nan_f32(b)) {
         return nan_value();
     }
@@ -127,7 +125,7 @@ fn grouped_lane(@builtin(global_invocation_id) gid: vec3<u32>,
         } else {
             y = reduce_group(t);
         }
-        dst[groups_u.out_offset + t] = y;
+        dst_store(groups_u.out_offset + t, y);
     }
 }
 
@@ -173,7 +171,7 @@ fn grouped_workgroup(inv: Invocation,
         var scaled = vec2<f32>(0.0);
         var up = vec2<f32>(0.0);
         for (var j = inv.lid; j < k; j += WORKGROUP_SIZE) {
-            let x = src[base + j * inner];
+            let x = src_load(base + j * inner);
             flags += vec2<f32>(f32(is_nan_f32(x)), f32(is_inf_f32(x)));
             if (GROUP_KIND == GROUP_MAX) {
                 m = select(m, x, exact_gt(x, m));
@@ -206,7 +204,7 @@ fn grouped_workgroup(inv: Invocation,
             y = select(best, negate_bits(best), GROUP_KIND == GROUP_MIN);
         }
         if (inv.lid == 0u) {
-            dst[groups_u.out_offset + r] = select(y, nan_value(), seen.x > 0.0);
+            dst_store(groups_u.out_offset + r, select(y, nan_value(), seen.x > 0.0));
         }
     }
 }

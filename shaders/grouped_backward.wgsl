@@ -21,10 +21,7 @@ struct Groups {
     pad0: u32,
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> groups_u: Groups;
-@group(0) @binding(3) var<storage, read> aux: array<f32>;
 
 // A total order for picking the group's element: larger is better, NaN best of all (the
 // first NaN wins), exact on subnormals; fold_min ranks by -x.
@@ -81,15 +78,15 @@ fn glu_backward_at(t: u32) {
         // gate(a) b: a gets the gate's backward of g b, NaN and all as that backward
         // takes it (relu masks a NaN g b where a <= 0, and passes g b for a NaN a, as
         // PyTorch); b gets g gate(a). g b from a subnormal b's bits, where it is normal.
-        dst[groups_u.out_offset + ia] = gate_grad(a, mul_rescued(b, g));
+        dst_store(groups_u.out_offset + ia, gate_grad(a, mul_rescued(b, g)));
         let gate_a = select(gate(a), a, is_nan_f32(a));
-        dst[groups_u.out_offset + ib] = select(mul_rescued(gate_a, g), nan, is_nan_f32(g));
+        dst_store(groups_u.out_offset + ib, select(mul_rescued(gate_a, g), nan, is_nan_f32(g)));
         return;
     }
     // NaN as PyTorch's products give it: a's gradient does not depend on a
     let ga_nan = is_nan_f32(b) || is_nan_f32(g);
-    dst[groups_u.out_offset + ia] = select(g_sigmoid(g, b, 0.0), nan, ga_nan);
-    dst[groups_u.out_offset + ib] = select(glu_grad_b(a, b, g), nan, ga_nan || is_nan_f32(a));
+    dst_store(groups_u.out_offset + ia, select(g_sigmoid(g, b, 0.0), nan, ga_nan));
+    dst_store(groups_u.out_offset + ib, select(glu_grad_b(a, b, g), nan, ga_nan || is_nan_f32(a)));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -122,7 +119,7 @@ fn grouped_grad_lane(@builtin(global_invocation_id) gid: vec3<u32>,
             if (GROUP_KIND != GROUP_MEAN) {
                 v = select(0.0, g, j == best);
             }
-            dst[groups_u.out_offset + base + j * inner] = v;
+            dst_store(groups_u.out_offset + base + j * inner, v);
         }
     }
 }
@@ -170,7 +167,7 @@ fn grouped_grad_workgroup(inv: Invocation,
             if (GROUP_KIND != GROUP_MEAN) {
                 v = select(0.0, g, j == best);
             }
-            dst[groups_u.out_offset + base + j * inner] = v;
+            dst_store(groups_u.out_offset + base + j * inner, v);
         }
         workgroupBarrier(); // everyone has read best before the next group resets it
     }

@@ -14,8 +14,6 @@ struct Prelu {
     one: u32,
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> prelu_u: Prelu;
 @group(1) @binding(0) var<storage, read> weights: array<f32>;
 
@@ -27,6 +25,6 @@ fn prelu_main(@builtin(global_invocation_id) gid: vec3<u32>,
         let x = load_in(i);
         let c = ((prelu_u.start + i) / prelu_u.inner) % prelu_u.channels;
         let w = weights[prelu_u.w_offset + c];
-        dst[prelu_u.out_offset + i] = pass_nan(x, select(mul_rescued(x, w), x, is_positive(x)));
+        dst_store(prelu_u.out_offset + i, pass_nan(x, select(mul_rescued(x, w), x, is_positive(x))));
     }
 }

@@ -26,10 +26,7 @@ struct PreluGrad {
     pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> pg: PreluGrad;
-@group(0) @binding(3) var<storage, read> aux: array<f32>;
 @group(1) @binding(0) var<storage, read> weights: array<f32>;
 @group(1) @binding(1) var<storage, read_write> partials: array<vec2<f32>>;
 @group(1) @binding(2) var<storage, read_write> grad_weight: array<f32>;
@@ -54,7 +51,7 @@ fn prelu_grad(inv: Invocation,
             let x = load_saved(pg.saved_offset + i);
             let g = load_grad(pg.grad_offset + i);
             let positive = gt(x, 0.0);
-            dst[pg.out_offset + i] = select(mul_rescued(g, w), g, positive);
+            dst_store(pg.out_offset + i, select(mul_rescued(g, w), g, positive));
             acc = add_compensated(acc, select(x * g, 0.0, positive));
         }
         let total = wg_sum2(acc, inv);

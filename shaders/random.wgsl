@@ -20,8 +20,6 @@ struct Random {
     p: vec4<f32>,     // lower, upper, seed
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> random_u: Random;
 
 // a * b as (high, low) 32-bit words, from 16-bit halves (WGSL has no 64-bit integers).

@@ -6,7 +6,6 @@
 //     x is NaN, 0 elsewhere.
 // The prelude defines `load_saved(k)` and `load_grad(k)` through the layout's bindings.
 
-@group(0) @binding(3) var<storage, read> aux: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn random_grad(@builtin(global_invocation_id) gid: vec3<u32>,
@@ -23,6 +22,6 @@ fn random_grad(@builtin(global_invocation_id) gid: vec3<u32>,
         } else {
             gx = select(0.0, g, positive_bits(noisy_value(x, i)) || is_nan_f32(x));
         }
-        dst[random_u.out_offset + i] = gx;
+        dst_store(random_u.out_offset + i, gx);
     }
 }

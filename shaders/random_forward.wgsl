@@ -15,6 +15,6 @@ fn random_main(@builtin(global_invocation_id) gid: vec3<u32>,
             let v = noisy_value(x, i);
             y = select(select(0.0, v, positive_bits(v)), x, is_nan_f32(x));
         }
-        dst[random_u.out_offset + i] = y;
+        dst_store(random_u.out_offset + i, y);
     }
 }

@@ -37,8 +37,6 @@ struct Rows {
     one: u32,        // 1; the source of opaque_one
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> shape: Rows;
 // Split only, in a second bind group: per-(row, chunk) statistics.
 @group(1) @binding(0) var<storage, read_write> partials: array<vec4<f32>>;
@@ -67,7 +65,7 @@ fn load(base: u32, j: u32) -> f32 {
 }
 
 fn store(base: u32, j: u32, y: f32) {
-    dst[shape.out_offset + base + j * shape.inner] = y;
+    dst_store(shape.out_offset + base + j * shape.inner, y);
 }
 
 // ---------------------------------------------------------------------------------------

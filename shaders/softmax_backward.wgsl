@@ -31,10 +31,7 @@ struct Rows {
     pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> shape: Rows;
-@group(0) @binding(3) var<storage, read> aux: array<f32>;
 // Split only, in a second bind group: per-(row, chunk) sums.
 @group(1) @binding(0) var<storage, read_write> partials: array<vec4<f32>>;
 
@@ -87,7 +84,7 @@ fn write_share(base: u32, begin: u32, end: u32, step: u32, s: f32) {
             // be normal for a large g
             gx = SIGN * mul_rescued(y, g - s);
         }
-        dst[shape.out_offset + base + j * shape.inner] = gx;
+        dst_store(shape.out_offset + base + j * shape.inner, gx);
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::op::Op;
-use crate::{Error, Result};
+use crate::{Error, Result, Storage};
 
 /// Which bind-group layout a kernel uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -358,9 +358,9 @@ impl Entry {
     }
 }
 
-/// One shader module per (op, layout, subgroups, module family): entry points of a module
+/// One shader module per (op, layout, subgroups, module family, storage): entry points of a module
 /// share it.
-pub(crate) type ModuleKey = (Op, Layout, bool, &'static str);
+pub(crate) type ModuleKey = (Op, Layout, bool, &'static str, Storage);
 
 /// Bind group 1 of an entry point: none, or the family's extra data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -591,19 +591,20 @@ pub struct PipelineKey {
     pub entry: Entry,
     /// Forward (today's kernels); the gradients issue adds the backward direction.
     pub direction: Direction,
-    /// The element type in the buffers; the half-precision issue adds f16 and bf16.
+    /// The element type of the tensors it loads and stores.
     pub storage: Storage,
 }
 
 impl PipelineKey {
-    /// The f32 pipeline of `entry` for `op` (its direction is the entry's).
-    pub fn new(op: Op, layout: Layout, entry: Entry) -> Self {
+    /// The pipeline of `entry` for `op` on tensors of `storage` (its direction is the
+    /// entry's).
+    pub fn new(op: Op, layout: Layout, entry: Entry, storage: Storage) -> Self {
         PipelineKey {
             op,
             layout,
             entry,
             direction: entry.direction(),
-            storage: Storage::F32,
+            storage,
         }
     }
 }
@@ -615,14 +616,6 @@ pub enum Direction {
     Forward,
     /// `grad_input` from the saved tensor and `grad_output`.
     Backward,
-}
-
-/// The element type a kernel loads and stores: room in the pipeline key for f16 and
-/// bf16 (computing in f32 either way).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Storage {
-    /// 32-bit IEEE floats.
-    F32,
 }
 
 /// Hit and miss counts since the context was created.

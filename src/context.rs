@@ -10,7 +10,7 @@ use crate::cache::{
 
 use crate::op::Op;
 use crate::shader;
-use crate::{Error, Result};
+use crate::{Error, Result, Storage};
 
 /// Options for [`Context::with_options`].
 #[derive(Clone, Debug, Default)]
@@ -557,7 +557,7 @@ impl Context {
         let ops = if ops.is_empty() { Op::ALL } else { ops };
         for &op in ops {
             for (layout, entry) in crate::cache::pipelines(op, self.subgroups()) {
-                self.pipeline(PipelineKey::new(op, layout, entry))?;
+                self.pipeline(PipelineKey::new(op, layout, entry, Storage::F32))?;
             }
         }
         Ok(())
@@ -569,7 +569,25 @@ impl Context {
         let ops = if ops.is_empty() { Op::ALL } else { ops };
         for &op in ops {
             for (layout, entry) in crate::cache::backward_pipelines(op, self.subgroups()) {
-                self.pipeline(PipelineKey::new(op, layout, entry))?;
+                self.pipeline(PipelineKey::new(op, layout, entry, Storage::F32))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles every pipeline, forward and backward, the given ops (all ops when `ops`
+    /// is empty) can need on tensors of `storage`: [`Context::warm_up`] and
+    /// [`Context::warm_up_backward`] for f16 or bf16.
+    pub fn warm_up_storage(&self, ops: &[Op], storage: Storage) -> Result<()> {
+        let ops = if ops.is_empty() { Op::ALL } else { ops };
+        for &op in ops {
+            let subgroups = self.subgroups();
+            let forward = crate::cache::pipelines(op, subgroups);
+            for (layout, entry) in forward
+                .into_iter()
+                .chain(crate::cache::backward_pipelines(op, subgroups))
+            {
+                self.pipeline(PipelineKey::new(op, layout, entry, storage))?;
             }
         }
         Ok(())
@@ -645,7 +663,13 @@ impl Context {
         let label = key.op.name();
         self.cache.get_or_compile(key, |modules| {
             self.scoped(|| {
-                let module_key = (key.op, key.layout, subgroups, key.entry.module());
+                let module_key = (
+                    key.op,
+                    key.layout,
+                    subgroups,
+                    key.entry.module(),
+                    key.storage,
+                );
                 let module = match modules.entry(module_key) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
@@ -654,6 +678,7 @@ impl Context {
                             key.layout,
                             key.entry,
                             self.workgroup_size,
+                            key.storage,
                         );
                         e.insert(self.shader_module(label, &source)?)
                     }

@@ -83,5 +83,5 @@ pub use kernels::dice_backward::{DiceGrad, DiceStats};
 pub use kernels::prelu_backward::PreluGradRegions;
 pub use kernels::softmax::Strategy;
 pub use op::{Accuracy, Op, Saved, SoftmaxKind};
-pub use region::BufferRegion;
+pub use region::{BufferRegion, Element, Storage};
 pub use shape::RowView;

@@ -10,10 +10,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{bind_windows, check_in_place, check_region, pieces, F32};
+use super::dispatch::{bind_windows, check_in_place, check_region, pieces};
 use crate::cache::{Entry, Layout, PipelineKey};
 use crate::op::Kernel;
-use crate::{Activation, BufferRegion, Context, Error, Result, Strategy};
+use crate::region::call_storage;
+use crate::{Activation, BufferRegion, Context, Element, Error, Result, Storage, Strategy};
 
 /// The uniform block of `shaders/backward.wgsl` (`Params`).
 #[repr(C)]
@@ -30,7 +31,7 @@ struct Uniforms {
 
 /// Copies of a backward call's inputs (saved, grad_output) made where they lay too far
 /// from grad_input in its buffer.
-pub(super) type Staged = [Option<wgpu::Buffer>; 2];
+pub(super) type Staged = [Option<super::dispatch::Staged>; 2];
 
 /// A backward call's three regions, after staging.
 #[derive(Clone, Copy)]
@@ -49,8 +50,8 @@ impl<'a> Regions<'a> {
         staged: &'a Staged,
     ) -> Self {
         Regions {
-            saved: staged[0].as_ref().map_or(saved, BufferRegion::new),
-            grad: staged[1].as_ref().map_or(grad, BufferRegion::new),
+            saved: staged[0].as_ref().map_or(saved, |s| s.region()),
+            grad: staged[1].as_ref().map_or(grad, |s| s.region()),
             out,
         }
     }
@@ -171,9 +172,16 @@ impl Context {
         check_region("grad_input", grad_input, len)?;
         check_in_place("saved", "grad_input", saved, grad_input, len)?;
         check_in_place("grad_output", "grad_input", grad_output, grad_input, len)?;
+        let storage = call_storage(&[
+            ("saved tensor", saved),
+            ("grad_output", grad_output),
+            ("grad_input", grad_input),
+        ])?;
         if len == 0 {
             return Ok(None);
         }
+        // elements per 16 bytes: chunks of whole vec4-sized blocks
+        let per_16 = 16 / storage.bytes();
         let regions = Regions {
             saved,
             grad: grad_output,
@@ -184,7 +192,7 @@ impl Context {
         let max_binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
-        let full = max_binding.saturating_sub(align) / 16 * 4;
+        let full = max_binding.saturating_sub(align) / 16 * per_16;
         if full == 0 {
             return Err(Error::Unsupported(format!(
                 "max_storage_buffer_binding_size {max_binding} leaves no room past the \
@@ -193,7 +201,7 @@ impl Context {
         }
         let mut copy = [false; 2];
         let chunk = loop {
-            let chunk = max_binding.saturating_sub(align + regions.reach(copy)) / 16 * 4;
+            let chunk = max_binding.saturating_sub(align + regions.reach(copy)) / 16 * per_16;
             if chunk >= full / 4 {
                 break chunk;
             }
@@ -212,6 +220,7 @@ impl Context {
             chunk,
             len,
             layout,
+            storage,
         }))
     }
 
@@ -236,11 +245,13 @@ impl Context {
 /// A validated backward call: which inputs to read from copies, and the chunk size.
 pub(super) struct BackwardPlan {
     copy: [bool; 2],
-    /// Elements per binding-sized chunk (a multiple of 4).
+    /// Elements per binding-sized chunk (a multiple of 16 bytes).
     pub(super) chunk: u64,
     len: u64,
     /// The bindings the inputs will be read through (after staging).
     pub(super) layout: Layout,
+    /// The tensors' element type.
+    pub(super) storage: Storage,
 }
 
 impl BackwardPlan {
@@ -262,7 +273,7 @@ impl Context {
         [saved, grad_output, grad_input]: [BufferRegion<'_>; 3],
     ) -> Result<()> {
         let layout = plan.layout;
-        let key = |entry| PipelineKey::new(activation.op(), layout, entry);
+        let key = |entry| PipelineKey::new(activation.op(), layout, entry, plan.storage);
         let vec4 = self.pipeline(key(Entry::GradVec4))?;
         let scalar = self.pipeline(key(Entry::GradScalar))?;
         let staged = self.stage_backward(encoder, plan, saved, grad_output)?;
@@ -272,9 +283,11 @@ impl Context {
         let mut dispatches = Vec::new();
         for (start, count) in pieces(len, chunk) {
             let (entries, deltas) = regions.bindings(start, count, align);
-            let vectorised = deltas.iter().all(|d| d.is_multiple_of(16));
+            // the vec4 path needs every range at a whole 4-element block
+            let bytes = plan.storage.bytes();
+            let vectorised = deltas.iter().all(|d| d.is_multiple_of(4 * bytes));
             let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
-            let element = |i: usize| (deltas[i] / F32) as u32;
+            let element = |i: usize| (deltas[i] / bytes) as u32;
             let uniforms = Uniforms {
                 n: count as u32,
                 saved_offset: element(0),
@@ -328,12 +341,37 @@ impl Context {
         grad_output: &[f32],
         shape: &[usize],
     ) -> Result<Vec<f32>> {
+        self.run_backward_typed(activation, saved, grad_output, shape)
+    }
+
+    /// [`Context::run_backward_shaped`] on f32, [`half::f16`] or [`half::bf16`]
+    /// elements: the kernels load them, compute in f32 and round once to `T` at the
+    /// store.
+    ///
+    /// ```no_run
+    /// use half::bf16;
+    /// use wgpu_activations::{Activation, Context};
+    /// let ctx = Context::new()?;
+    /// let gelu: Activation = "gelu".parse()?;
+    /// let x = [-1.0f32, 0.0, 2.0].map(bf16::from_f32);
+    /// let g = [bf16::ONE; 3];
+    /// let grad_input = ctx.run_backward_typed(&gelu, &x, &g, &[3])?;
+    /// assert_eq!(grad_input[1], bf16::from_f32(0.5));
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn run_backward_typed<T: Element>(
+        &self,
+        activation: &Activation,
+        saved: &[T],
+        grad_output: &[T],
+        shape: &[usize],
+    ) -> Result<Vec<T>> {
         let expected = crate::shape::element_count(&activation.output_shape(shape)?)?;
         crate::shape::check_grad_len(saved.len(), grad_output.len(), expected)?;
         crate::shape::check_len(shape, saved.len())?;
         let len = saved.len();
         if activation.op().elementwise_grad().is_some() {
-            let piece = (self.limits().max_buffer_size / F32).clamp(4, 1 << 28) as usize;
+            let piece = (self.limits().max_buffer_size / 4).clamp(4, 1 << 28) as usize;
             let mut out = Vec::with_capacity(len);
             for (s, g) in saved.chunks(piece).zip(grad_output.chunks(piece)) {
                 out.extend(

@@ -43,8 +43,7 @@ impl Context {
         let len = crate::shape::element_count(shape)?;
         let (batch, features) = batch_features(shape, len)?;
         if let Some(a) = alpha {
-            super::dispatch::check_region("alpha", a, features as u64)?;
-            super::dispatch::check_not_in_output("alpha", a, output)?;
+            super::dispatch::check_parameter("alpha", a, features as u64, output)?;
         }
         let plan = self.plan(input, output, len as u64)?;
         if len == 0 {
@@ -62,20 +61,21 @@ impl Context {
         let f = features as u64;
         let workgroups = self.dice_workgroups(batch as u64, f, 2)?;
         let staged = self.stage_input(encoder, &plan, input, len as u64)?;
-        let input = staged.as_ref().map_or(input, BufferRegion::new);
+        let input = staged.as_ref().map_or(input, |s| s.region());
         let (stats, apply, stats_group, alpha_at) = self.dice_passes(
             activation,
             plan.layout(),
             alpha,
             features as u64,
             workgroups,
+            input.storage,
         )?;
         let (entries, in_delta, out_delta) = plan.bindings(input, output, 0, len as u64);
         let uniforms = Uniforms {
             batch: batch as u32,
             features: features as u32,
-            in_offset: (in_delta / F32) as u32,
-            out_offset: (out_delta / F32) as u32,
+            in_offset: (in_delta / input.storage.bytes()) as u32,
+            out_offset: (out_delta / output.storage.bytes()) as u32,
             n: len as u32,
             one: 1,
             mean_at: 0,
@@ -226,8 +226,7 @@ impl Context {
             ("running variance", stats.var),
             ("alpha", stats.alpha),
         ] {
-            super::dispatch::check_region(role, region, features as u64)?;
-            super::dispatch::check_not_in_output(role, region, output)?;
+            super::dispatch::check_parameter(role, region, features as u64, output)?;
         }
         check_eps(stats.eps)?;
         let plan = self.plan(input, output, len as u64)?;
@@ -235,11 +234,12 @@ impl Context {
             return Ok(());
         }
         let staged = self.stage_input(encoder, &plan, input, len as u64)?;
-        let input = staged.as_ref().map_or(input, BufferRegion::new);
+        let input = staged.as_ref().map_or(input, |s| s.region());
         let pipeline = self.pipeline(PipelineKey::new(
             crate::Op::Dice,
             plan.layout(),
             Entry::DiceEval,
+            input.storage,
         ))?;
         let (group1, windows) = self.dice_eval_group(&stats, features as u64)?;
         let at = |i: usize| (windows[i].delta / F32) as u32;
@@ -320,7 +320,7 @@ impl Context {
         features: u64,
     ) -> Result<(std::sync::Arc<wgpu::BindGroup>, super::dispatch::Window)> {
         let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
-        let w = super::dispatch::window(alpha.offset, features, align);
+        let w = super::dispatch::window(alpha, features, align);
         let group = self.scoped(|| {
             let stats = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("dice statistics"),
@@ -361,7 +361,7 @@ impl Context {
     ) -> Result<(wgpu::BindGroup, [super::dispatch::Window; 3])> {
         let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
         let regions = [stats.mean, stats.var, stats.alpha];
-        let windows = regions.map(|r| super::dispatch::window(r.offset, features, align));
+        let windows = regions.map(|r| super::dispatch::window(r, features, align));
         let group = self.scoped(|| {
             let entries: Vec<_> = regions
                 .iter()
@@ -421,6 +421,7 @@ impl Context {
         alpha: Option<BufferRegion<'_>>,
         features: u64,
         workgroups: bool,
+        storage: crate::Storage,
     ) -> Result<DicePasses> {
         let with_alpha = alpha.is_some();
         let stats = match (workgroups, with_alpha) {
@@ -443,7 +444,8 @@ impl Context {
                 (group, (w.delta / F32) as u32)
             }
         };
-        let pipeline = |entry| self.pipeline(PipelineKey::new(activation.op(), layout, entry));
+        let pipeline =
+            |entry| self.pipeline(PipelineKey::new(activation.op(), layout, entry, storage));
         Ok((pipeline(stats)?, pipeline(apply)?, group, alpha_at))
     }
 }

@@ -5,9 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::backward::Regions;
-use super::dispatch::{
-    check_not_in_output, check_region, check_written_apart, window, Window, F32,
-};
+use super::dispatch::{check_parameter, check_written_apart, window, Window, F32};
 use crate::cache::{Entry, PipelineKey};
 use crate::shape::batch_features;
 use crate::{BufferRegion, Context, Error, Op, Result};
@@ -90,9 +88,9 @@ fn check_dice_grad_regions(
         read.extend([("running mean", mean), ("running variance", var)]);
     }
     for &(role, region) in &read {
-        check_region(role, region, features)?;
-        check_not_in_output(role, region, r.grad_input)?;
+        check_parameter(role, region, features, r.grad_input)?;
     }
+    crate::region::require_f32("grad_alpha", r.grad_alpha)?;
     read.extend([("x", r.x), ("grad_output", r.grad_output)]);
     check_written_apart(
         "grad_alpha",
@@ -143,7 +141,7 @@ impl Context {
         // three reads of each column: the mean, the squared deviations, the sums
         let workgroups = self.dice_workgroups(b, f, 3)?;
         let subgroups = self.subgroups();
-        let key = |entry| PipelineKey::new(Op::Dice, layout, entry);
+        let key = |entry| PipelineKey::new(Op::Dice, layout, entry, plan.storage);
         let column = self.pipeline(key(if workgroups {
             Entry::GradDiceColumnWg { subgroups }
         } else {
@@ -155,12 +153,13 @@ impl Context {
         let regions = Regions::reading(r.x, r.grad_output, r.grad_input, &staged);
         let (entries, deltas) = regions.bindings(0, len as u64, self.binding_alignment());
         let element = |d: u64| (d / F32) as u32;
+        let tensor_element = |d: u64| (d / plan.storage.bytes()) as u32;
         let uniforms = Uniforms {
             batch: batch as u32,
             features: features as u32,
-            saved_offset: element(deltas[0]),
-            grad_offset: element(deltas[1]),
-            out_offset: element(deltas[2]),
+            saved_offset: tensor_element(deltas[0]),
+            grad_offset: tensor_element(deltas[1]),
+            out_offset: tensor_element(deltas[2]),
             alpha_at: element(at[0].delta),
             grad_alpha_at: element(at[1].delta),
             mean_at: element(at[2].delta),
@@ -242,8 +241,7 @@ impl Context {
                     features
                 }
             };
-            let windows: [Window; 4] =
-                std::array::from_fn(|i| window(regions[i].offset, count(i), align));
+            let windows: [Window; 4] = std::array::from_fn(|i| window(regions[i], count(i), align));
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
                 resource: scratch.as_entire_binding(),

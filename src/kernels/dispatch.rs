@@ -11,10 +11,18 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use crate::cache::{BindingKey, Layout, StorageBinding, BINDING_CACHE_ENTRIES};
-use crate::{BufferRegion, Context, Error, Result};
+use crate::region::{call_storage, Element};
+use crate::{BufferRegion, Context, Error, Result, Storage};
 
-/// The size of an f32 in bytes.
+/// The size of an f32 in bytes (the parameter tensors' type, and every scratch buffer's).
 pub(crate) const F32: u64 = 4;
+
+/// The bytes a copy or a binding of `bytes` bytes from byte `offset` covers: whole 4-byte
+/// words, as wgpu requires (a half tensor may begin or end in the middle of one).
+pub(crate) fn word_span(offset: u64, bytes: u64) -> (u64, u64) {
+    let start = offset / 4 * 4;
+    (start, (offset + bytes).div_ceil(4) * 4 - start)
+}
 
 /// `(first, count)` of each piece of `total` units cut into pieces of at most `per_piece`
 /// (at least 1): the one chunk loop every family's dispatches follow.
@@ -156,8 +164,8 @@ impl Context {
             let chunk = Chunk {
                 start,
                 count,
-                in_offset: (in_delta / F32) as u32,
-                out_offset: (out_delta / F32) as u32,
+                in_offset: (in_delta / input.storage.bytes()) as u32,
+                out_offset: (out_delta / output.storage.bytes()) as u32,
             };
             let group = self.bind_group_with_uniforms(
                 label,
@@ -203,7 +211,7 @@ impl Context {
         plan: &Plan,
         input: BufferRegion<'_>,
         len: u64,
-    ) -> Result<Option<wgpu::Buffer>> {
+    ) -> Result<Option<Staged>> {
         if !plan.copy_input {
             return Ok(None);
         }
@@ -212,28 +220,49 @@ impl Context {
 
     /// Records a copy of `len` elements of `input` into a new storage buffer: for a
     /// kernel whose input shares a buffer with its output but cannot share its binding
-    /// (a buffer may not be bound read-only and writable in one dispatch).
+    /// (a buffer may not be bound read-only and writable in one dispatch). The copy holds
+    /// whole words, so a half tensor at an odd element lies 2 bytes in:
+    /// [`Staged::region`] says where.
     pub(crate) fn copy_input(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         input: BufferRegion<'_>,
         len: u64,
-    ) -> Result<wgpu::Buffer> {
+    ) -> Result<Staged> {
         require_usage(
             "input (sharing a buffer with the output, too far from it to bind both)",
             input.buffer,
             wgpu::BufferUsages::COPY_SRC,
         )?;
-        let staged = self.scoped(|| {
+        let (start, size) = word_span(input.offset, input.bytes(len));
+        let buffer = self.scoped(|| {
             self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("staged input"),
-                size: len * F32,
+                size,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
         })?;
-        encoder.copy_buffer_to_buffer(input.buffer, input.offset, &staged, 0, len * F32);
-        Ok(staged)
+        encoder.copy_buffer_to_buffer(input.buffer, start, &buffer, 0, size);
+        Ok(Staged {
+            buffer,
+            offset: input.offset - start,
+            storage: input.storage,
+        })
+    }
+}
+
+/// A copy of an input ([`Context::copy_input`]).
+pub(crate) struct Staged {
+    buffer: wgpu::Buffer,
+    offset: u64,
+    storage: Storage,
+}
+
+impl Staged {
+    /// Where the input lies in the copy.
+    pub(crate) fn region(&self) -> BufferRegion<'_> {
+        BufferRegion::at(&self.buffer, self.offset).with_storage(self.storage)
     }
 }
 
@@ -332,7 +361,7 @@ pub(crate) fn bind_windows(
 ) -> (Vec<StorageBinding>, Vec<u64>) {
     let mut bindings: Vec<StorageBinding> = Vec::new();
     for &(binding, region, count) in roles {
-        let w = window(region.offset, count, align);
+        let w = window(region, count, align);
         match bindings.iter_mut().find(|b| b.binding == binding) {
             Some(b) => {
                 let end = (b.offset + b.size).max(w.start + w.size);
@@ -366,12 +395,14 @@ pub(crate) struct Window {
     pub(crate) delta: u64,
 }
 
-pub(crate) fn window(byte: u64, count: u64, align: u64) -> Window {
-    let start = byte / align * align;
-    let delta = byte - start;
+/// The window of `count` elements from `region`'s offset: from an offset aligned to
+/// `align`, in whole words.
+pub(crate) fn window(region: BufferRegion<'_>, count: u64, align: u64) -> Window {
+    let start = region.offset / align * align;
+    let delta = region.offset - start;
     Window {
         start,
-        size: delta + count * F32,
+        size: (delta + region.bytes(count)).next_multiple_of(4),
         delta,
     }
 }
@@ -386,6 +417,9 @@ impl Context {
     ) -> Result<Plan> {
         check_region("input", input, len)?;
         check_region("output", output, len)?;
+        let storage = call_storage(&[("input", input), ("output", output)])?;
+        // elements per 16 bytes: chunks of whole vec4-sized blocks keep both paths aligned
+        let per_16 = 16 / storage.bytes();
         let limits = self.limits();
         let align = self.binding_alignment();
         let max_binding = limits
@@ -402,8 +436,8 @@ impl Context {
         // A shared binding spans both ranges; if the distance leaves no room for a useful
         // chunk (a quarter of a binding), stage the input in a copy instead.
         let room = max_binding.saturating_sub(align + reach);
-        let separate_chunk = max_binding.saturating_sub(align) / 16 * 4;
-        if layout == Layout::Shared && room / 16 * 4 < separate_chunk / 4 {
+        let separate_chunk = max_binding.saturating_sub(align) / 16 * per_16;
+        if layout == Layout::Shared && room / 16 * per_16 < separate_chunk / 4 {
             return Ok(Plan {
                 layout: Layout::Separate,
                 copy_input: true,
@@ -420,7 +454,7 @@ impl Context {
         Ok(Plan {
             layout,
             copy_input: false,
-            chunk: room / 16 * 4,
+            chunk: room / 16 * per_16,
             align,
         })
     }
@@ -435,7 +469,7 @@ pub(crate) fn check_in_place(
     b: BufferRegion<'_>,
     len: u64,
 ) -> Result<()> {
-    let bytes = len * F32;
+    let bytes = a.bytes(len);
     let (x, y) = (a.offset, b.offset);
     if a.buffer == b.buffer && x != y && x < y + bytes && y < x + bytes {
         return Err(Error::Overlap {
@@ -481,7 +515,7 @@ pub(crate) fn check_apart(
     out_len: u64,
 ) -> Result<()> {
     let (a, b) = (region.offset, grad_input.offset);
-    let (a_end, b_end) = (a + len * F32, b + out_len * F32);
+    let (a_end, b_end) = (a + region.bytes(len), b + grad_input.bytes(out_len));
     if region.buffer == grad_input.buffer && a < b_end && b < a_end {
         return Err(Error::Overlap {
             first: role,
@@ -494,9 +528,22 @@ pub(crate) fn check_apart(
     Ok(())
 }
 
+/// A parameter tensor of `len` elements read while the kernel writes `output` (prelu's
+/// weights, dice's alpha and statistics): f32, a valid region, not in the output's buffer.
+pub(crate) fn check_parameter(
+    role: &'static str,
+    region: BufferRegion<'_>,
+    len: u64,
+    output: BufferRegion<'_>,
+) -> Result<()> {
+    crate::region::require_f32(role, region)?;
+    check_region(role, region, len)?;
+    check_not_in_output(role, region, output)
+}
+
 pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
     require_usage(role, region.buffer, wgpu::BufferUsages::STORAGE)?;
-    if !region.offset.is_multiple_of(F32) {
+    if !region.offset.is_multiple_of(region.storage.bytes()) {
         return Err(Error::Misaligned {
             role,
             offset: region.offset,
@@ -537,12 +584,13 @@ pub(crate) fn check_not_in_output(
     Ok(())
 }
 
-/// `len` f32 elements from the region's offset must fit its buffer (an overflowing length
-/// never fits).
+/// `len` elements from the region's offset, in whole words (a half tensor's last word is
+/// bound and copied whole), must fit its buffer (an overflowing length never fits).
 fn check_extent(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
     let needed = len
-        .checked_mul(F32)
+        .checked_mul(region.storage.bytes())
         .and_then(|b| b.checked_add(region.offset))
+        .and_then(|end| end.checked_next_multiple_of(4))
         .ok_or(Error::BufferTooSmall {
             role,
             offset: region.offset,
@@ -565,21 +613,21 @@ fn check_extent(role: &'static str, region: BufferRegion<'_>, len: u64) -> Resul
 impl Context {
     /// Uploads `input`, lets `record` encode from it into an output buffer of the same
     /// length, submits, and reads the output back.
-    pub(crate) fn run_with_buffers(
+    pub(crate) fn run_with_buffers<T: Element>(
         &self,
-        input: &[f32],
+        input: &[T],
         record: impl FnOnce(&mut wgpu::CommandEncoder, BufferRegion<'_>, BufferRegion<'_>) -> Result<()>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<T>> {
         self.run_with_buffers_sized(input, input.len(), record)
     }
 
     /// [`Context::run_with_buffers`] with an output of `out_len` elements.
-    pub(crate) fn run_with_buffers_sized(
+    pub(crate) fn run_with_buffers_sized<T: Element>(
         &self,
-        input: &[f32],
+        input: &[T],
         out_len: usize,
         record: impl FnOnce(&mut wgpu::CommandEncoder, BufferRegion<'_>, BufferRegion<'_>) -> Result<()>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<T>> {
         self.run_with_inputs(&[input], out_len, |encoder, inputs, output| {
             record(encoder, inputs[0], output)
         })
@@ -587,45 +635,51 @@ impl Context {
 
     /// Uploads each of `inputs` to a buffer of its own, lets `record` encode from them
     /// into an output buffer of `out_len` elements, submits, and reads the output back.
-    pub(crate) fn run_with_inputs(
+    /// The regions hold `T`'s storage type.
+    pub(crate) fn run_with_inputs<T: Element>(
         &self,
-        inputs: &[&[f32]],
+        inputs: &[&[T]],
         out_len: usize,
         record: impl FnOnce(
             &mut wgpu::CommandEncoder,
             &[BufferRegion<'_>],
             BufferRegion<'_>,
         ) -> Result<()>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<T>> {
         let out_len = out_len as u64;
         if out_len == 0 || inputs.iter().any(|x| x.is_empty()) {
-            return Ok(vec![0.0; out_len as usize]);
+            return Ok(vec![T::from_f32(0.0); out_len as usize]);
         }
+        // whole words: a half tensor of odd length gets a padding element
+        let words = |len: u64| (len * T::STORAGE.bytes()).div_ceil(4) * 4;
         let (srcs, dst) = self.scoped(|| {
             let srcs: Vec<wgpu::Buffer> = inputs
                 .iter()
                 .map(|x| {
+                    let mut bytes = bytemuck::cast_slice::<T, u8>(x).to_vec();
+                    bytes.resize(words(x.len() as u64) as usize, 0);
                     self.device()
                         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                             label: Some("run input"),
-                            contents: bytemuck::cast_slice(x),
+                            contents: &bytes,
                             usage: wgpu::BufferUsages::STORAGE,
                         })
                 })
                 .collect();
             let dst = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("run output"),
-                size: out_len * F32,
+                size: words(out_len),
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
             (srcs, dst)
         })?;
+        let region = |b| BufferRegion::new(b).with_storage(T::STORAGE);
         let mut encoder = self.device().create_command_encoder(&Default::default());
-        let regions: Vec<BufferRegion<'_>> = srcs.iter().map(BufferRegion::new).collect();
-        record(&mut encoder, &regions, BufferRegion::new(&dst))?;
+        let regions: Vec<BufferRegion<'_>> = srcs.iter().map(region).collect();
+        record(&mut encoder, &regions, region(&dst))?;
         self.scoped(|| self.queue().submit([encoder.finish()]))?;
-        let result = self.download(BufferRegion::new(&dst), out_len);
+        let result = self.download_typed(region(&dst), out_len);
         // These buffers never come back: drop the bind groups that hold them.
         self.bindings().retain(|k, _| {
             !k.storage
@@ -635,15 +689,41 @@ impl Context {
         result
     }
 
-    /// Reads `len` f32 elements of a buffer (which needs `COPY_SRC` usage) back to the
-    /// host, waiting for all submitted work first.
+    /// Reads `len` elements of a buffer (which needs `COPY_SRC` usage) back to the host
+    /// as f32 (f16 and bf16 elements widened exactly), waiting for all submitted work
+    /// first.
     pub fn download(&self, region: BufferRegion<'_>, len: u64) -> Result<Vec<f32>> {
+        match region.storage {
+            Storage::F32 => self.download_typed::<f32>(region, len),
+            Storage::F16 => widen(self.download_typed::<half::f16>(region, len)),
+            Storage::Bf16 => widen(self.download_typed::<half::bf16>(region, len)),
+        }
+    }
+
+    /// Reads `len` elements of type `T` (the region's storage type) of a buffer (which
+    /// needs `COPY_SRC` usage) back to the host, waiting for all submitted work first.
+    ///
+    /// ```no_run
+    /// # use wgpu_activations::{BufferRegion, Context, Storage};
+    /// # fn demo(ctx: &Context, y: &wgpu::Buffer) -> wgpu_activations::Result<()> {
+    /// let y = BufferRegion::new(y).with_storage(Storage::Bf16);
+    /// let values: Vec<half::bf16> = ctx.download_typed(y, 1000)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn download_typed<T: Element>(&self, region: BufferRegion<'_>, len: u64) -> Result<Vec<T>> {
         require_usage(
             "download source",
             region.buffer,
             wgpu::BufferUsages::COPY_SRC,
         )?;
-        if !region.offset.is_multiple_of(F32) {
+        if region.storage != T::STORAGE {
+            return Err(Error::Unsupported(format!(
+                "the download source holds {} but {} was asked for",
+                region.storage,
+                T::STORAGE
+            )));
+        }
+        if !region.offset.is_multiple_of(region.storage.bytes()) {
             return Err(Error::Misaligned {
                 role: "download source",
                 offset: region.offset,
@@ -651,20 +731,20 @@ impl Context {
         }
         // Overflowing lengths are too long for any buffer, not a wrapped small copy.
         check_extent("download source", region, len)?;
-        let bytes = len * F32;
         if len == 0 {
             return Ok(Vec::new());
         }
-        // Copies must be multiples of 4 bytes: f32 data always is.
+        // Copies are whole words: a half tensor may begin or end inside one.
+        let (start, size) = word_span(region.offset, region.bytes(len));
         let staging = self.scoped(|| {
             let staging = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("download staging"),
-                size: bytes,
+                size,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
             let mut encoder = self.device().create_command_encoder(&Default::default());
-            encoder.copy_buffer_to_buffer(region.buffer, region.offset, &staging, 0, bytes);
+            encoder.copy_buffer_to_buffer(region.buffer, start, &staging, 0, size);
             self.queue().submit([encoder.finish()]);
             staging
         })?;
@@ -682,10 +762,20 @@ impl Context {
                 .slice(..)
                 .get_mapped_range()
                 .map_err(|e| Error::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            let skip = (region.offset - start) as usize;
+            let bytes = &view[skip..skip + region.bytes(len) as usize];
+            // the mapping is aligned, but an odd skip is not for T: copy element by element
+            bytes
+                .chunks_exact(std::mem::size_of::<T>())
+                .map(bytemuck::pod_read_unaligned)
+                .collect()
             // the view drops here, before unmap
         };
         staging.unmap();
         Ok(data)
     }
+}
+
+fn widen<T: Element>(values: Result<Vec<T>>) -> Result<Vec<f32>> {
+    values.map(|v| v.into_iter().map(Element::to_f32).collect())
 }

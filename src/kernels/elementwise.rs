@@ -7,12 +7,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{pieces, F32};
+use super::dispatch::pieces;
 use crate::cache::{Entry, PipelineKey};
 use crate::op::Kernel;
 /// Re-exported from its own module (the path of earlier versions).
 pub use crate::region::BufferRegion;
-use crate::{Activation, Context, Error, Result};
+use crate::{Activation, Context, Element, Error, Result};
 
 /// The uniform block of `shaders/elementwise.wgsl` (`Params`).
 #[repr(C)]
@@ -65,8 +65,8 @@ impl Context {
         let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 1);
         self.check_budget(per_invocation, &format!("{len} elements"))?;
         let staged = self.stage_input(encoder, &plan, input, len)?;
-        let input = staged.as_ref().map_or(input, BufferRegion::new);
-        let key = |entry| PipelineKey::new(activation.op(), plan.layout(), entry);
+        let input = staged.as_ref().map_or(input, |s| s.region());
+        let key = |entry| PipelineKey::new(activation.op(), plan.layout(), entry, input.storage);
         let vec4 = self.pipeline(key(Entry::Vec4))?;
         let scalar = self.pipeline(key(Entry::Scalar))?;
         // Bind groups first (cached, or created in an error scope), then the pass.
@@ -74,12 +74,15 @@ impl Context {
         {
             for (start, count) in pieces(len, plan.chunk) {
                 let (entries, in_delta, out_delta) = plan.bindings(input, output, start, count);
-                let vectorised = in_delta.is_multiple_of(16) && out_delta.is_multiple_of(16);
+                // the vec4 path needs both ranges at whole 4-element blocks
+                let bytes = input.storage.bytes();
+                let block = 4 * bytes;
+                let vectorised = in_delta.is_multiple_of(block) && out_delta.is_multiple_of(block);
                 let scalar_start = if vectorised { count / 4 * 4 } else { 0 };
                 let uniforms = Uniforms {
                     n: count as u32,
-                    in_offset: (in_delta / F32) as u32,
-                    out_offset: (out_delta / F32) as u32,
+                    in_offset: (in_delta / bytes) as u32,
+                    out_offset: (out_delta / bytes) as u32,
                     scalar_start: scalar_start as u32,
                     p: activation.param_slots(),
                 };
@@ -155,20 +158,25 @@ impl Context {
 
     /// An elementwise op on the host's slices, in pieces small enough for one buffer each
     /// (and at most 1 GiB of host staging).
-    pub(crate) fn run_elementwise_into(
+    pub(crate) fn run_elementwise_into<T: Element>(
         &self,
         activation: &Activation,
-        input: &[f32],
-        output: &mut [f32],
+        input: &[T],
+        output: &mut [T],
     ) -> Result<()> {
-        let piece = (self.limits().max_buffer_size / F32).clamp(4, 1 << 28) as usize;
+        let piece = (self.limits().max_buffer_size / 4).clamp(4, 1 << 28) as usize;
         for (x, y) in input.chunks(piece).zip(output.chunks_mut(piece)) {
             self.run_piece(activation, x, y)?;
         }
         Ok(())
     }
 
-    fn run_piece(&self, activation: &Activation, input: &[f32], output: &mut [f32]) -> Result<()> {
+    fn run_piece<T: Element>(
+        &self,
+        activation: &Activation,
+        input: &[T],
+        output: &mut [T],
+    ) -> Result<()> {
         let len = input.len() as u64;
         let result = self.run_with_buffers(input, |encoder, src, dst| {
             self.encode(encoder, activation, src, dst, len)

@@ -7,9 +7,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{check_region, pieces, window, Dispatch, F32};
+use super::dispatch::{check_region, pieces, window, Dispatch, Staged, F32};
 use crate::cache::{Entry, Layout, PipelineKey, StorageBinding};
 use crate::op::GroupKind;
+use crate::region::call_storage;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
 
 /// The uniform block of `shaders/grouped.wgsl` (`Groups`).
@@ -48,11 +49,12 @@ impl Context {
         let (len, out_len) = (len as u64, len as u64 / k);
         check_region("input", input, len)?;
         check_region("output", output, out_len)?;
+        let storage = call_storage(&[("input", input), ("output", output)])?;
         if len == 0 {
             return Ok(());
         }
         let staged = self.stage_grouped_input(encoder, input, output, len, out_len)?;
-        let input = staged.as_ref().map_or(input, BufferRegion::new);
+        let input = staged.as_ref().map_or(input, |s| s.region());
 
         let pieces = self.grouped_pieces(kind, view, k, len, false)?;
         let workgroups = pieces.workgroups;
@@ -66,6 +68,7 @@ impl Context {
             } else {
                 Entry::Grouped
             },
+            storage,
         ))?;
 
         let dispatches = self.grouped_dispatches(&pieces, input, output, staged.is_none())?;
@@ -106,17 +109,18 @@ impl Context {
         output: BufferRegion<'_>,
         len: u64,
         out_len: u64,
-    ) -> Result<Option<wgpu::Buffer>> {
+    ) -> Result<Option<Staged>> {
         if input.buffer != output.buffer {
             return Ok(None);
         }
         let (a, b) = (input.offset, output.offset);
-        if a < b + out_len * F32 && b < a + len * F32 {
+        let (a_end, b_end) = (a + input.bytes(len), b + output.bytes(out_len));
+        if a < b_end && b < a_end {
             return Err(Error::Overlap {
                 first: "input",
                 second: "output",
-                input: a..a + len * F32,
-                output: b..b + out_len * F32,
+                input: a..a_end,
+                output: b..b_end,
                 hint: "a grouped op cannot run in place (its output is shorter than its \
                        input); write to a disjoint range or another buffer",
             });
@@ -136,12 +140,8 @@ impl Context {
         let (unit, k, align) = (p.unit, p.k, p.align);
         let mut dispatches = Vec::new();
         for (first, count) in pieces(p.units, p.units_per_piece) {
-            let inw = window(input.offset + first * unit * F32, count * unit, align);
-            let outw = window(
-                output.offset + first * unit / k * F32,
-                count * unit / k,
-                align,
-            );
+            let inw = window(input.skip(first * unit), count * unit, align);
+            let outw = window(output.skip(first * unit / k), count * unit / k, align);
             let storage = vec![
                 StorageBinding {
                     binding: 0,
@@ -161,8 +161,8 @@ impl Context {
                 outputs: outputs as u32,
                 k: p.group_len,
                 inner: p.inner,
-                in_offset: (inw.delta / F32) as u32,
-                out_offset: (outw.delta / F32) as u32,
+                in_offset: (inw.delta / input.storage.bytes()) as u32,
+                out_offset: (outw.delta / output.storage.bytes()) as u32,
                 one: 1,
                 pad: [0; 2],
             };

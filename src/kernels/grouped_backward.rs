@@ -4,9 +4,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{bind_windows, check_in_place, check_region, pieces, F32};
+use super::dispatch::{bind_windows, check_in_place, check_region, pieces};
 use crate::cache::{Entry, Layout, PipelineKey};
-use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
+use crate::region::call_storage;
+use crate::{Activation, BufferRegion, Context, Error, Result, RowView, Storage};
 
 /// The uniform block of `shaders/grouped_backward.wgsl` (`Groups`).
 #[repr(C)]
@@ -29,23 +30,28 @@ fn check_grouped_regions(
     [saved, grad_output, grad_input]: [BufferRegion<'_>; 3],
     len: u64,
     out_len: u64,
-) -> Result<()> {
+) -> Result<Storage> {
     check_region("saved", saved, len)?;
     check_region("grad_output", grad_output, out_len)?;
     check_region("grad_input", grad_input, len)?;
     check_in_place("saved", "grad_input", saved, grad_input, len)?;
     let (a, b) = (grad_output.offset, grad_input.offset);
-    if grad_output.buffer == grad_input.buffer && a < b + len * F32 && b < a + out_len * F32 {
+    let (a_end, b_end) = (a + grad_output.bytes(out_len), b + grad_input.bytes(len));
+    if grad_output.buffer == grad_input.buffer && a < b_end && b < a_end {
         return Err(Error::Overlap {
             first: "grad_output",
             second: "grad_input",
-            input: a..a + out_len * F32,
-            output: b..b + len * F32,
+            input: a..a_end,
+            output: b..b_end,
             hint: "a grouped op's grad_output is shorter than its grad_input, so they \
                    cannot share a range; use disjoint ranges or another buffer",
         });
     }
-    Ok(())
+    call_storage(&[
+        ("saved tensor", saved),
+        ("grad_output", grad_output),
+        ("grad_input", grad_input),
+    ])
 }
 
 impl Context {
@@ -69,7 +75,7 @@ impl Context {
         let out_len = crate::shape::element_count(&activation.output_shape(shape)?)? as u64;
         let len = out_len * k;
         let view = RowView::new(shape, activation.dim(), len as usize)?;
-        check_grouped_regions([saved, grad_output, grad_input], len, out_len)?;
+        let storage = check_grouped_regions([saved, grad_output, grad_input], len, out_len)?;
         if len == 0 {
             return Ok(());
         }
@@ -85,7 +91,7 @@ impl Context {
         } else {
             Entry::GradGrouped { subgroups }
         };
-        let pipeline = self.pipeline(PipelineKey::new(activation.op(), layout, entry))?;
+        let pipeline = self.pipeline(PipelineKey::new(activation.op(), layout, entry, storage))?;
         let staged_saved = match copy_saved {
             true => Some(self.copy_input(encoder, saved, len)?),
             false => None,
@@ -95,8 +101,8 @@ impl Context {
             false => None,
         };
         let regions = [
-            staged_saved.as_ref().map_or(saved, BufferRegion::new),
-            staged_grad.as_ref().map_or(grad_output, BufferRegion::new),
+            staged_saved.as_ref().map_or(saved, |s| s.region()),
+            staged_grad.as_ref().map_or(grad_output, |s| s.region()),
             grad_input,
         ];
         let cacheable = staged_saved.is_none() && staged_grad.is_none();
@@ -138,7 +144,7 @@ impl Context {
             ];
             let (entries, deltas) = bind_windows(&roles, p.align);
             let outputs = elements / k;
-            let element = |i: usize| (deltas[i] / F32) as u32;
+            let element = |i: usize| (deltas[i] / grad_input.storage.bytes()) as u32;
             let uniforms = Uniforms {
                 outputs: outputs as u32,
                 k: p.group_len,

@@ -6,7 +6,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{check_region, window, F32};
+use super::dispatch::{window, F32};
 use crate::cache::{Entry, PipelineKey};
 use crate::shape::channel_layout;
 use crate::{BufferRegion, Context, Error, Op, Result};
@@ -52,9 +52,8 @@ impl Context {
     ) -> Result<()> {
         let len = crate::shape::element_count(shape)?;
         let (channels, inner) = channel_layout(shape, len, weights)?;
-        check_region("weight", weight, weights as u64)?;
+        super::dispatch::check_parameter("weights", weight, weights as u64, output)?;
         let len = len as u64;
-        super::dispatch::check_not_in_output("weights", weight, output)?;
         let plan = self.plan(input, output, len)?;
         if len == 0 {
             return Ok(());
@@ -66,11 +65,12 @@ impl Context {
             });
         }
         let staged = self.stage_input(encoder, &plan, input, len)?;
-        let input = staged.as_ref().map_or(input, BufferRegion::new);
-        let pipeline = self.pipeline(PipelineKey::new(Op::Prelu, plan.layout(), Entry::Prelu))?;
+        let input = staged.as_ref().map_or(input, |s| s.region());
+        let key = PipelineKey::new(Op::Prelu, plan.layout(), Entry::Prelu, input.storage);
+        let pipeline = self.pipeline(key)?;
         let limits = self.limits();
         let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
-        let ww = window(weight.offset, weights as u64, align);
+        let ww = window(weight, weights as u64, align);
         let wgroup = self.scoped(|| {
             self.device().create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("prelu weights"),

@@ -5,9 +5,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::backward::Regions;
-use super::dispatch::{
-    check_not_in_output, check_region, check_written_apart, pieces, window, F32,
-};
+use super::dispatch::{check_parameter, check_written_apart, pieces, window, F32};
 use crate::cache::{Entry, PipelineKey};
 use crate::shape::channel_layout;
 use crate::{BufferRegion, Context, Error, Op, Result};
@@ -100,7 +98,7 @@ impl Context {
         let p = self.prelu_pieces(channels as u64, inner as u64, len, plan.chunk)?;
         let layout = plan.layout;
         let subgroups = self.subgroups();
-        let key = |entry| PipelineKey::new(Op::Prelu, layout, entry);
+        let key = |entry| PipelineKey::new(Op::Prelu, layout, entry, plan.storage);
         let grad = self.pipeline(key(Entry::GradPrelu { subgroups }))?;
         let weight_sum = self.pipeline(key(Entry::GradPreluWeight { subgroups }))?;
         let group1 = self.prelu_grad_group(r, weights as u64, p.count * p.channels * p.slices)?;
@@ -169,12 +167,12 @@ impl Context {
         cacheable: bool,
     ) -> Result<Vec<super::dispatch::Dispatch>> {
         let align = self.binding_alignment();
-        let w_delta = (window(r.weight.offset, weights, align).delta / F32) as u32;
-        let gw_delta = (window(r.grad_weight.offset, weights, align).delta / F32) as u32;
+        let w_delta = (window(r.weight, weights, align).delta / F32) as u32;
+        let gw_delta = (window(r.grad_weight, weights, align).delta / F32) as u32;
         let mut dispatches = Vec::new();
         for (piece, (first, count)) in pieces(p.outer, p.slabs_per_piece).enumerate() {
             let (entries, deltas) = regions.bindings(first * p.slab, count * p.slab, align);
-            let element = |i: usize| (deltas[i] / F32) as u32;
+            let element = |i: usize| (deltas[i] / r.x.storage.bytes()) as u32;
             let uniforms = Uniforms {
                 n: (count * p.slab) as u32,
                 saved_offset: element(0),
@@ -225,8 +223,8 @@ struct PreluPieces {
 /// weights not in grad_input's buffer, grad_weight in none the kernels read (it is
 /// written while they are read through read-only bindings) and apart from grad_input.
 fn check_prelu_outputs(r: PreluGradRegions<'_>, weights: u64, len: u64) -> Result<()> {
-    check_region("weight", r.weight, weights)?;
-    check_not_in_output("weights", r.weight, r.grad_input)?;
+    check_parameter("weights", r.weight, weights, r.grad_input)?;
+    crate::region::require_f32("grad_weight", r.grad_weight)?;
     let read = [
         ("weights", r.weight),
         ("x", r.x),
@@ -268,8 +266,8 @@ impl Context {
     ) -> Result<wgpu::BindGroup> {
         let align = self.binding_alignment();
         let (ww, gww) = (
-            window(r.weight.offset, weights, align),
-            window(r.grad_weight.offset, weights, align),
+            window(r.weight, weights, align),
+            window(r.grad_weight, weights, align),
         );
         self.scoped(|| {
             let scratch = self.device().create_buffer(&wgpu::BufferDescriptor {

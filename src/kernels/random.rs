@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{pieces, F32};
+use super::dispatch::pieces;
 use crate::cache::{Entry, PipelineKey};
 use crate::{Activation, BufferRegion, Context, Error, Result};
 
@@ -41,11 +41,12 @@ impl Context {
             return Ok(());
         }
         let staged = self.stage_input(encoder, &plan, input, len)?;
-        let input = staged.as_ref().map_or(input, BufferRegion::new);
+        let input = staged.as_ref().map_or(input, |s| s.region());
         let pipeline = self.pipeline(PipelineKey::new(
             activation.op(),
             plan.layout(),
             Entry::Random,
+            input.storage,
         ))?;
         // ten Philox rounds per element, and the element loop
         let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 11);
@@ -95,8 +96,8 @@ impl Context {
             return Ok(());
         };
         let layout = plan.layout;
-        let pipeline =
-            self.pipeline(PipelineKey::new(activation.op(), layout, Entry::GradRandom))?;
+        let key = PipelineKey::new(activation.op(), layout, Entry::GradRandom, plan.storage);
+        let pipeline = self.pipeline(key)?;
         let chunk = plan.chunk;
         let per_invocation = self.grid_stride_iterations(chunk.min(len), 11);
         self.check_budget(per_invocation, &format!("{len} random elements"))?;
@@ -106,7 +107,7 @@ impl Context {
         let mut dispatches = Vec::new();
         for (start, count) in pieces(len, chunk) {
             let (entries, deltas) = regions.bindings(start, count, self.binding_alignment());
-            let element = |i: usize| (deltas[i] / F32) as u32;
+            let element = |i: usize| (deltas[i] / plan.storage.bytes()) as u32;
             let uniforms = Uniforms {
                 n: count as u32,
                 in_offset: element(0),

@@ -6,11 +6,11 @@
 //! map onto invocations; [`Strategy::Auto`] picks one from the row length, the number of
 //! rows and the kind of adapter.
 
-use super::dispatch::{pieces, F32};
+use super::dispatch::pieces;
 use crate::cache::{Entry, PipelineKey, RowKernel};
 use crate::op::Kernel;
 use crate::shader::RESIDENT_K;
-use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
+use crate::{Activation, BufferRegion, Context, Element, Error, Result, RowView};
 use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
@@ -282,12 +282,12 @@ impl Context {
                  binding limit ({} bytes)",
                 view.axis,
                 view.inner,
-                slab * F32,
+                input.bytes(slab),
                 self.limits().max_storage_buffer_binding_size
             )));
         }
         let staged = self.stage_input(encoder, &plan, input, len)?;
-        let input = staged.as_ref().map_or(input, BufferRegion::new);
+        let input = staged.as_ref().map_or(input, |s| s.region());
 
         // One chunking for every piece, planned for the largest.
         let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
@@ -297,6 +297,7 @@ impl Context {
             plan.layout(),
             strategy,
             crate::cache::Direction::Forward,
+            input.storage,
         )?;
 
         // Bind groups first (cached, or created in an error scope), then the pass.
@@ -315,8 +316,8 @@ impl Context {
                 rows: rows as u32,
                 axis: view.axis as u32,
                 inner: view.inner as u32,
-                in_offset: (in_delta / F32) as u32,
-                out_offset: (out_delta / F32) as u32,
+                in_offset: (in_delta / input.storage.bytes()) as u32,
+                out_offset: (out_delta / output.storage.bytes()) as u32,
                 chunk_len: chunk_len as u32,
                 chunks: chunks as u32,
                 one: 1,
@@ -354,10 +355,32 @@ impl Context {
         input: &[f32],
         shape: &[usize],
     ) -> Result<Vec<f32>> {
+        self.run_typed(activation, input, shape)
+    }
+
+    /// [`Context::run_shaped`] on f32, [`half::f16`] or [`half::bf16`] elements: the
+    /// kernels load them, compute in f32 and round once to `T` at the store.
+    ///
+    /// ```no_run
+    /// use half::f16;
+    /// use wgpu_activations::{Activation, Context};
+    /// let ctx = Context::new()?;
+    /// let swiglu: Activation = "swiglu".parse()?;
+    /// let x: Vec<f16> = [-1.0f32, 0.5, 2.0, 3.0].map(f16::from_f32).to_vec();
+    /// let y = ctx.run_typed(&swiglu, &x, &[4])?; // silu(a) * b over the halves
+    /// assert_eq!(y.len(), 2);
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn run_typed<T: Element>(
+        &self,
+        activation: &Activation,
+        input: &[T],
+        shape: &[usize],
+    ) -> Result<Vec<T>> {
         crate::shape::check_len(shape, input.len())?;
         match activation.op().info().kernel {
             Kernel::Elementwise { .. } => {
-                let mut output = vec![0.0; input.len()];
+                let mut output = vec![T::from_f32(0.0); input.len()];
                 self.run_elementwise_into(activation, input, &mut output)?;
                 Ok(output)
             }
@@ -467,6 +490,7 @@ impl Context {
         layout: crate::cache::Layout,
         strategy: Strategy,
         direction: crate::cache::Direction,
+        storage: crate::Storage,
     ) -> Result<Vec<std::sync::Arc<wgpu::ComputePipeline>>> {
         let subgroups = self.subgroups();
         let pipeline = |kernel| {
@@ -474,7 +498,7 @@ impl Context {
                 crate::cache::Direction::Forward => Entry::Row { kernel, subgroups },
                 crate::cache::Direction::Backward => Entry::GradRow { kernel, subgroups },
             };
-            self.pipeline(PipelineKey::new(activation.op(), layout, entry))
+            self.pipeline(PipelineKey::new(activation.op(), layout, entry, storage))
         };
         Ok(match strategy {
             Strategy::Lane => vec![pipeline(RowKernel::Lane)?],

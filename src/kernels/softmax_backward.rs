@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::backward::Regions;
-use super::dispatch::{pieces, F32};
+use super::dispatch::pieces;
 use super::softmax::record_rows;
 use crate::cache::Direction;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView, Strategy};
@@ -78,14 +78,20 @@ impl Context {
                  binding limit ({} bytes)",
                 view.axis,
                 view.inner,
-                slab * F32,
+                saved.bytes(slab),
                 self.limits().max_storage_buffer_binding_size
             )));
         }
         let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
         let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
         let layout = plan.layout;
-        let kernels = self.row_kernels(activation, layout, strategy, Direction::Backward)?;
+        let kernels = self.row_kernels(
+            activation,
+            layout,
+            strategy,
+            Direction::Backward,
+            plan.storage,
+        )?;
         let partials = match strategy {
             Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
             _ => None,
@@ -98,7 +104,7 @@ impl Context {
             let (start, count) = (outer_start * slab, outer * slab);
             let (entries, deltas) = regions.bindings(start, count, self.binding_alignment());
             let rows = outer as usize * view.inner;
-            let element = |i: usize| (deltas[i] / F32) as u32;
+            let element = |i: usize| (deltas[i] / plan.storage.bytes()) as u32;
             let uniforms = Uniforms {
                 rows: rows as u32,
                 axis: view.axis as u32,
