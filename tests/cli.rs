@@ -342,3 +342,50 @@ fn backward_writes_grad_input_and_checks_its_files() {
         "{text}"
     );
 }
+
+#[test]
+fn half_files_in_and_out() {
+    let (x, y) = (scratch("x.f16"), scratch("y.f16"));
+    let xs = [-2.0f32, -0.5, 0.0, 1.0, 3.0];
+    let bytes: Vec<u8> = xs
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect();
+    std::fs::write(&x, bytes).unwrap();
+    let (x_s, y_s) = (x.to_str().unwrap(), y.to_str().unwrap());
+    let out = run(&["relu", "--input", x_s, "--output", y_s, "--dtype", "f16"]);
+    assert_eq!(status_and_line(&out).0, 0, "{out:?}");
+    let got: Vec<f32> = std::fs::read(&y)
+        .unwrap()
+        .chunks_exact(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect();
+    assert_eq!(got, [0.0, 0.0, 0.0, 1.0, 3.0]);
+    // bf16: 2 bytes a value, and the backward too: relu' (x) * g with g = x
+    let out = run(&[
+        "relu",
+        "--backward",
+        "--input",
+        x_s,
+        "--grad-output",
+        x_s,
+        "--output",
+        y_s,
+        "--dtype",
+        "bf16",
+    ]);
+    assert_eq!(status_and_line(&out).0, 0, "{out:?}");
+    assert_eq!(std::fs::read(&y).unwrap().len(), 10);
+    // an odd byte count is not a whole number of halves; an unknown type is usage
+    std::fs::write(&x, [0u8; 3]).unwrap();
+    let (code, err) = status_and_line(&run(&["relu", "--input", x_s, "--dtype", "f16"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("f16"), "{err}");
+    let (code, err) = status_and_line(&run(&["relu", "--dtype", "f64"]));
+    assert_eq!(code, 2, "{err}");
+    // the sample: differences counted in the type's ULPs
+    let out = run(&["gelu", "--dtype", "bf16"]);
+    assert_eq!(status_and_line(&out).0, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0 bf16 ULP"), "{text}");
+}

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context, Saved};
 
-use super::{read_f32s, stdout_failure, write_f32s, Args, Failure};
+use super::{dtype, read_values, stdout_failure, write_values, Args, Failure};
 
 /// A sample grad_output: 1 for the elementwise ops (so grad_input is f'(x)); for the
 /// others, whose grad_input mixes a row or a group, varied values.
@@ -34,8 +34,8 @@ pub(super) fn run(
         .iter()
         .product();
     let g = match &args.grad_output {
-        Some(path) => read_f32s(path)?,
-        None => sample_grad(elementwise, out_len),
+        Some(path) => read_values(path, args.dtype)?,
+        None => dtype::round(&sample_grad(elementwise, out_len), args.dtype),
     };
     if g.len() != out_len {
         return Err(Failure::Usage(format!(
@@ -45,23 +45,38 @@ pub(super) fn run(
     }
     let ctx = Context::new().map_err(|e| Failure::Run(e.to_string()))?;
     let run = |e: wgpu_activations::Error| Failure::Run(e.to_string());
-    let y = ctx.run_shaped(activation, x, shape).map_err(run)?;
+    let y = dtype::forward(&ctx, args.dtype, activation, x, shape).map_err(run)?;
     let saved = match op.backward().saved {
         Saved::Input => x.to_vec(),
         Saved::Output => y.clone(),
     };
-    let gx = ctx
-        .run_backward_shaped(activation, &saved, &g, shape)
-        .map_err(run)?;
+    let gx = dtype::backward(&ctx, args.dtype, activation, &saved, &g, shape).map_err(run)?;
     if let Some(path) = &args.output {
-        write_f32s(path, &gx)?;
+        write_values(path, &gx, args.dtype)?;
     }
     let reference = cpu::reference_backward_f64(activation, &saved, &g, shape).map_err(run)?;
-    let errors = element_errors(activation, &saved, &g, shape, &gx, &reference)?;
-    let relative = matches!(op.backward().accuracy, Accuracy::Relative { .. });
-    let unit = if relative { "rel err" } else { "ULP" };
+    let half = args.dtype != wgpu_activations::Storage::F32;
+    let errors = if half {
+        // counted in the storage type's ULPs against the reference rounded to it
+        let ulps = gx.iter().zip(&reference);
+        ulps.map(|(&y, &r)| dtype::ulps(y, r, args.dtype))
+            .map(|e| (e as f64, e.to_string()))
+            .collect()
+    } else {
+        element_errors(activation, &saved, &g, shape, &gx, &reference)?
+    };
+    let relative = !half && matches!(op.backward().accuracy, Accuracy::Relative { .. });
+    let unit = match (half, relative) {
+        (true, _) => format!("ULP {}", args.dtype),
+        (false, true) => "rel err".to_string(),
+        (false, false) => "ULP".to_string(),
+    };
     if args.input.is_none() {
-        say!("backward of {activation} on {}", ctx.adapter_name());
+        say!(
+            "backward of {activation} on {} in {}",
+            ctx.adapter_name(),
+            args.dtype
+        );
         say!(
             "{:>14} {:>14} {:>14} {:>14} {:>16} {:>9}",
             "x",
@@ -112,9 +127,13 @@ pub(super) fn run(
         if relative {
             format!("{worst:.2e} relative")
         } else {
-            format!("{worst} ULP")
+            format!("{worst} {unit}")
         },
-        bound_text(op.backward().accuracy),
+        if half {
+            format!("{}: the f32 bound, rounded once", args.dtype)
+        } else {
+            bound_text(op.backward().accuracy)
+        },
         gx.get(at).copied().unwrap_or(0.0),
         reference.get(at).copied().unwrap_or(0.0)
     );

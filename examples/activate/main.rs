@@ -1,14 +1,17 @@
 //! Activate a buffer on the GPU from a terminal.
 //!
 //! ```text
-//! cargo run --release --example activate -- SPEC [--shape D0,D1,...] [--input FILE] [--output FILE]
-//! cargo run --release --example activate -- SPEC --backward [--shape ...] [--input X --grad-output G] [--output GX]
+//! cargo run --release --example activate -- SPEC [--shape D0,D1,...] [--input FILE] [--output FILE] [--dtype T]
+//! cargo run --release --example activate -- SPEC --backward [--shape ...] [--input X --grad-output G] [--output GX] [--dtype T]
 //! ```
 //!
 //! - No `--input`: activates a small sample buffer and prints the input, the GPU output,
 //!   the CPU reference and the largest difference, with the adapter's name.
 //! - `--input FILE`: raw little-endian f32 values. `--output FILE`: the results, raw
 //!   little-endian f32, in the same order (written whole or not at all).
+//! - `--dtype f16|bf16` (default f32): the files hold raw little-endian f16 or bf16
+//!   values (2 bytes each), the kernels load and store that type (computing in f32), and
+//!   differences are counted in its ULPs against the f64 reference rounded to it.
 //! - `--shape`: the tensor shape (default: one dimension, the input's length); it must
 //!   hold as many elements as the input. The softmax family normalises along the spec's
 //!   `dim` (`softmax(dim=0) --shape 4,8`); grouped ops (`maxout(k=2)`, `glu`) shrink that
@@ -31,11 +34,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context};
+use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context, Storage};
 
-const USAGE: &str = "usage: activate SPEC [--shape D0,D1,...] [--input FILE] [--output FILE]  \
-     (e.g. activate 'gelu(approximate=tanh)')\n       \
-     activate SPEC --backward [--shape D0,D1,...] [--input X --grad-output G] [--output GX]";
+const USAGE: &str = "usage: activate SPEC [--shape D0,D1,...] [--input FILE] [--output FILE] \
+     [--dtype f32|f16|bf16]  (e.g. activate 'gelu(approximate=tanh)')\n       \
+     activate SPEC --backward [--shape D0,D1,...] [--input X --grad-output G] [--output GX] \
+     [--dtype f32|f16|bf16]";
 
 const SAMPLE: [f32; 13] = [
     -10.0, -8.0, -4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0,
@@ -48,6 +52,7 @@ struct Args {
     output: Option<PathBuf>,
     backward: bool,
     grad_output: Option<PathBuf>,
+    dtype: Storage,
 }
 
 enum Failure {
@@ -76,6 +81,7 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
     let mut spec = None;
     let (mut shape, mut input, mut output, mut grad_output) = (None, None, None, None);
     let mut backward = false;
+    let mut dtype = Storage::F32;
     while let Some(raw) = args.next() {
         let arg = raw.to_str().map(str::to_string);
         let mut path = |flag: &str| {
@@ -114,6 +120,11 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
             "--output" => output = Some(path("--output")?),
             "--grad-output" => grad_output = Some(path("--grad-output")?),
             "--backward" => backward = true,
+            "--dtype" => {
+                dtype = value("--dtype")?
+                    .parse()
+                    .map_err(|e: wgpu_activations::Error| usage(e.to_string()))?
+            }
             "-h" | "--help" => return Err(Failure::Help),
             flag if flag.starts_with("--") => return Err(usage(format!("unknown flag `{flag}`"))),
             _ if spec.is_none() => spec = Some(arg),
@@ -137,31 +148,23 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
         output,
         backward,
         grad_output,
+        dtype,
     })
 }
 
-fn read_f32s(path: &Path) -> Result<Vec<f32>, Failure> {
+/// The values of a raw little-endian file of `dtype` elements, as f32.
+fn read_values(path: &Path, dtype: Storage) -> Result<Vec<f32>, Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure::Run(format!("cannot read {}: {e}", path.display())))?;
-    if bytes.len() % 4 != 0 {
-        return Err(Failure::Run(format!(
-            "{} holds {} bytes, not a whole number of f32 values (4 bytes each)",
-            path.display(),
-            bytes.len()
-        )));
-    }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    dtype::decode(&bytes, dtype).map_err(|e| Failure::Run(format!("{} {e}", path.display())))
 }
 
-/// Writes `values` to `path` whole or not at all: into a temporary file of a unique name
+/// Writes `values` (of `dtype`) to `path` whole or not at all: into a temporary file of a unique name
 /// beside the target, renamed over it at the end (two writers never share a temporary
 /// file, and the last rename wins). A symbolic link is followed, so the file it names is
 /// replaced and the link kept; a device or FIFO is written through directly.
-fn write_f32s(path: &Path, values: &[f32]) -> Result<(), Failure> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+fn write_values(path: &Path, values: &[f32], dtype: Storage) -> Result<(), Failure> {
+    let bytes = dtype::encode(values, dtype);
     let fail = |what: &str, e: std::io::Error| {
         Failure::Run(format!("cannot write {}: {what}: {e}", path.display()))
     };
@@ -234,7 +237,7 @@ fn run(args: Args) -> Result<(), Failure> {
         .parse()
         .map_err(|e| Failure::Usage(format!("{e}")))?;
     let input = match &args.input {
-        Some(path) => read_f32s(path)?,
+        Some(path) => read_values(path, args.dtype)?,
         // A grouped op's sample is a whole number of groups.
         None if args.shape.is_none() => {
             let k = activation.group_size().unwrap_or(1);
@@ -242,6 +245,8 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         None => SAMPLE.to_vec(),
     };
+    let input = dtype::round(&input, args.dtype);
+    let half = args.dtype != Storage::F32;
     let shape = args.shape.clone().unwrap_or_else(|| vec![input.len()]);
     let elements = shape
         .iter()
@@ -266,11 +271,10 @@ fn run(args: Args) -> Result<(), Failure> {
         return backward::run(&args, &activation, &input, &shape);
     }
     let ctx = Context::new().map_err(|e| Failure::Run(e.to_string()))?;
-    let output = ctx
-        .run_shaped(&activation, &input, &shape)
+    let output = dtype::forward(&ctx, args.dtype, &activation, &input, &shape)
         .map_err(|e| Failure::Run(e.to_string()))?;
     if let Some(path) = &args.output {
-        write_f32s(path, &output)?;
+        write_values(path, &output, args.dtype)?;
     }
     let grouped = activation.group_size().is_some();
     let random = activation.op().random().is_some();
@@ -279,8 +283,12 @@ fn run(args: Args) -> Result<(), Failure> {
         _ => None,
     };
     if args.input.is_none() {
-        say!("{activation} on {}", ctx.adapter_name());
-        let unit = if relative.is_some() { "rel err" } else { "ULP" };
+        say!("{activation} on {} in {}", ctx.adapter_name(), args.dtype);
+        let unit = match (half, relative) {
+            (true, _) => format!("ULP {}", args.dtype),
+            (false, Some(_)) => "rel err".to_string(),
+            (false, None) => "ULP".to_string(),
+        };
         let first = if grouped { "output" } else { "input" };
         say!(
             "{first:>14} {:>16} {:>16} {:>9}",
@@ -290,6 +298,7 @@ fn run(args: Args) -> Result<(), Failure> {
         );
         for (i, y) in output.iter().enumerate() {
             let err = match relative {
+                _ if half => dtype::ulps(*y, reference[i], args.dtype).to_string(),
                 Some((rel, abs)) => {
                     let r = accuracy::compare_relative(&reference[i..=i], &[*y], rel, abs);
                     format!("{:.1e}", r.max_error)
@@ -308,12 +317,21 @@ fn run(args: Args) -> Result<(), Failure> {
         }
     } else {
         say!(
-            "{activation} on {}: {} values, shape {shape:?}",
+            "{activation} on {} in {}: {} values, shape {shape:?}",
             ctx.adapter_name(),
+            args.dtype,
             input.len()
         );
     }
     match relative {
+        _ if half => {
+            let (worst, at) = dtype::worst(&output, &reference, args.dtype);
+            say!(
+                "largest difference from the CPU reference rounded to {0}: {worst} {0} ULP \
+                 (at output {at})",
+                args.dtype
+            );
+        }
         None if grouped || random => {
             let (worst, at) = output
                 .iter()
@@ -393,3 +411,4 @@ fn main() -> ExitCode {
 }
 
 mod backward;
+mod dtype;
