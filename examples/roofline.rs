@@ -5,11 +5,15 @@
 //! ```text
 //! cargo run --release --example roofline -- [--ops SPEC,SPEC,...] [--elements N[,N...]]
 //!     [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--pipeline-cache FILE]
+//!     [--backward] [--dtype f32|f16|bf16]
 //! ```
 //!
 //! - `--ops`: the specs to measure (default: every op). Commas inside a spec's parentheses
 //!   belong to the spec: `--ops 'relu,softplus(beta=2, threshold=10),softmax'`.
-//! - `--elements`: sizes in f32 elements (default: a ladder from 1K to 64M, by 4x).
+//! - `--elements`: sizes in elements (default: a ladder from 1K to 64M, by 4x).
+//! - `--dtype f16|bf16` (default f32): the tensors' storage type. GB/s counts its bytes,
+//!   Gel/s the elements (a half kernel at the memory floor moves twice the f32 one's), and
+//!   the copy moves the same bytes.
 //! - `--strategy`: the softmax family's strategies to time, each beside the others
 //!   (`auto,lane,subgroup,workgroup,resident,split`; default `auto`); a strategy the
 //!   adapter cannot run for a shape is reported and skipped.
@@ -21,7 +25,8 @@
 //!   (default 5) samples is reported, per repetition.
 //! - Prints a table (op, elements, row length, time, GB/s, copy time, copy / op), or with
 //!   `--json` one JSON object per line: `op` (the spec), `elements`, `row` (softmax only),
-//!   `seconds`, `bytes`, `copy_seconds`, `ratio`, `method`, `adapter`.
+//!   `seconds`, `bytes`, `elements_per_second`, `dtype`, `copy_seconds`, `ratio`, `method`,
+//!   `adapter`.
 //! - `--backward`: times each op's backward instead (grad_input from the saved tensor and
 //!   grad_output: two reads and one write), beside a copy of the same bytes and the op's
 //!   forward at the same size: `bwd/fwd` is the backward's time per element over the
@@ -32,7 +37,7 @@
 
 use std::time::{Duration, Instant};
 
-use wgpu_activations::{Activation, BufferRegion, Context, ContextOptions, Op, Strategy};
+use wgpu_activations::{Activation, BufferRegion, Context, ContextOptions, Op, Storage, Strategy};
 
 struct Args {
     ops: Vec<Activation>,
@@ -45,13 +50,15 @@ struct Args {
     strategies: Vec<Strategy>,
     /// Time the backward kernels.
     backward: bool,
+    /// The tensors' storage type.
+    dtype: Storage,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!(
         "roofline: {msg}\nusage: roofline [--ops SPEC,SPEC,...] [--elements N[,N...]] \
          [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--backward] \
-         [--pipeline-cache FILE]"
+         [--pipeline-cache FILE] [--dtype f32|f16|bf16]"
     );
     std::process::exit(2)
 }
@@ -79,6 +86,7 @@ fn parse_args() -> Args {
         pipeline_cache: None,
         strategies: vec![Strategy::Auto],
         backward: false,
+        dtype: Storage::F32,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -96,6 +104,7 @@ fn parse_args() -> Args {
             "--samples" => args.samples = numbers("--samples", &value())[0] as usize,
             "--json" => args.json = true,
             "--backward" => args.backward = true,
+            "--dtype" => args.dtype = value().parse().unwrap_or_else(|e| usage(&format!("{e}"))),
             "--pipeline-cache" => args.pipeline_cache = Some(value().into()),
             "--strategy" => {
                 args.strategies = value()
@@ -229,6 +238,10 @@ fn main() {
     let first = cold.elapsed();
     let warm = Instant::now();
     ctx.warm_up(&[]).expect("every pipeline compiles");
+    if args.dtype != Storage::F32 {
+        ctx.warm_up_storage(&[], args.dtype)
+            .expect("every half pipeline compiles");
+    }
     let compiled = warm.elapsed();
     if args.pipeline_cache.is_some() {
         ctx.save_pipeline_cache().expect("the pipeline cache saves");
@@ -266,12 +279,13 @@ fn main() {
             }
         );
         println!(
-            "{:<34} {:>10} {:>8} {:>12} {:>8} {:>12} {:>9}{}",
+            "{:<34} {:>10} {:>8} {:>12} {:>8} {:>8} {:>12} {:>9}{}",
             "op",
             "elements",
             "row",
             "time (µs)",
             "GB/s",
+            "Gel/s",
             "copy (µs)",
             "copy/op",
             if args.backward { "  bwd/fwd" } else { "" }
@@ -300,18 +314,19 @@ fn main() {
     let grad = make("roofline grad_output", if args.backward { max } else { 1 });
     let data: Vec<f32> = (0..max).map(|i| (i % 4001) as f32 / 200.0 - 10.0).collect();
     ctx.queue()
-        .write_buffer(&src, 0, bytemuck::cast_slice(&data));
+        .write_buffer(&src, 0, &stored(&data, args.dtype));
     if args.backward {
         let g: Vec<f32> = (0..max).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
-        ctx.queue().write_buffer(&grad, 0, bytemuck::cast_slice(&g));
+        ctx.queue().write_buffer(&grad, 0, &stored(&g, args.dtype));
         ctx.warm_up_backward(&[])
             .expect("every backward pipeline compiles");
     }
 
+    let region = |b| BufferRegion::new(b).with_storage(args.dtype);
     for &n in &args.elements {
         // one read and one write; the backward two reads and one write
         let tensors = if args.backward { 3 } else { 2 };
-        let bytes = tensors * 4 * n;
+        let bytes = tensors * args.dtype.bytes() * n;
         let copied = bytes / 2 / 4 / 4 * 4; // f32 elements of a copy moving `bytes`
         let copy = timer.median(args.samples, &|e| {
             e.copy_buffer_to_buffer(&src, 0, &dst, 0, copied * 4)
@@ -326,19 +341,23 @@ fn main() {
                 });
                 println!(
                     "{{\"op\": \"{spec}\", \"elements\": {n}, {row}\"seconds\": {seconds:e}, \
-                     {fwd}\"bytes\": {bytes}, \"copy_seconds\": {copy:e}, \"ratio\": {ratio:.4}, \
-                     \"method\": \"{}\", \"adapter\": \"{}\"}}",
+                     {fwd}\"bytes\": {bytes}, \"elements_per_second\": {:e}, \"dtype\": \"{}\", \
+                     \"copy_seconds\": {copy:e}, \"ratio\": {ratio:.4}, \"method\": \"{}\", \
+                     \"adapter\": \"{}\"}}",
+                    n as f64 / seconds,
+                    args.dtype,
                     timer.method(),
                     adapter.replace('"', "'")
                 );
             } else {
                 println!(
-                    "{:<34} {:>10} {:>8} {:>12.1} {:>8.2} {:>12.1} {:>9.3}{}",
+                    "{:<34} {:>10} {:>8} {:>12.1} {:>8.2} {:>8.3} {:>12.1} {:>9.3}{}",
                     spec,
                     n,
                     row.map_or("-".to_string(), |r| r.to_string()),
                     seconds * 1e6,
                     bytes as f64 / seconds / 1e9,
+                    n as f64 / seconds / 1e9,
                     copy * 1e6,
                     ratio,
                     per_forward.map_or(String::new(), |r| format!(" {r:>8.3}"))
@@ -368,7 +387,7 @@ fn main() {
             for (row, shape) in shapes {
                 for &strategy in strategies {
                     let encode = |e: &mut wgpu::CommandEncoder| {
-                        let (x, y) = (BufferRegion::new(&src), BufferRegion::new(&dst));
+                        let (x, y) = (region(&src), region(&dst));
                         if strategy == Strategy::Auto {
                             ctx.encode_shaped(e, a, x, y, &shape)
                         } else {
@@ -394,11 +413,7 @@ fn main() {
                         continue;
                     }
                     let backward = |e: &mut wgpu::CommandEncoder| {
-                        let (x, g, gx) = (
-                            BufferRegion::new(&src),
-                            BufferRegion::new(&grad),
-                            BufferRegion::new(&dst),
-                        );
+                        let (x, g, gx) = (region(&src), region(&grad), region(&dst));
                         if strategy == Strategy::Auto {
                             ctx.encode_backward_shaped(e, a, x, g, gx, &shape)
                         } else {
@@ -417,5 +432,20 @@ fn main() {
                 }
             }
         }
+    }
+}
+
+/// `values` as the bytes of `dtype` elements.
+fn stored(values: &[f32], dtype: Storage) -> Vec<u8> {
+    match dtype {
+        Storage::F32 => bytemuck::cast_slice(values).to_vec(),
+        Storage::F16 => values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect(),
+        Storage::Bf16 => values
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect(),
     }
 }

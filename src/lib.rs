@@ -39,6 +39,23 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # f16 and bf16
+//!
+//! Every kernel also runs on f16 and bf16 tensors ([`Storage`], set on the
+//! [`BufferRegion`]): it loads them, computes in f32 with the same code and rounds once to
+//! the type at the store (to nearest even), with integer conversions that give the same
+//! bits on every adapter. [`Context::run_typed`] and [`Context::run_backward_typed`] take
+//! `half::f16` and `half::bf16` slices:
+//!
+//! ```no_run
+//! # fn main() -> wgpu_activations::Result<()> {
+//! use half::f16;
+//! let ctx = wgpu_activations::Context::new()?;
+//! let x: Vec<f16> = [-1.0f32, 0.0, 1.0].map(f16::from_f32).to_vec();
+//! let y = ctx.run_typed(&"gelu".parse()?, &x, &[3])?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Numerics on any adapter
 //!
 //! The WGSL spec lets an adapter flush subnormal inputs and results to zero, divide

@@ -7,7 +7,8 @@
 //! bound and measured error), derived from the op table in src/op.rs. `--backward`
 //! measures the backward kernels instead (grad_output 1 over the same sweep for the
 //! elementwise ops, random grad_outputs for the others), and with `--markdown` prints the
-//! README's backward table.
+//! README's backward table. `--halves` measures every elementwise op over every f16 and
+//! every bf16 value in that storage type, against the reference correctly rounded to it.
 
 use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context, Op};
 
@@ -24,6 +25,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         specs.iter().map(|s| s.parse()).collect::<Result<_, _>>()?
     };
+    if args.iter().any(|a| a == "--halves") {
+        let chosen = if specs.is_empty() {
+            &[][..]
+        } else {
+            &activations[..]
+        };
+        return halves::main(&ctx, chosen, markdown);
+    }
     let input = accuracy::sweep_inputs(997, 1.0 / 1024.0);
     if markdown {
         println!("| op | formula | parameters (defaults) | bound (ULP) | measured max ULP |");
@@ -218,3 +227,4 @@ fn dice_error(ctx: &Context, a: &Activation) -> Result<(f64, String), Box<dyn st
 }
 
 mod backward;
+mod halves;
