@@ -435,9 +435,10 @@ fn main() {
     }
 }
 
-/// `values` as the bytes of `dtype` elements.
+/// `values` as the bytes of `dtype` elements, in whole 4-byte words (an odd number of
+/// halves gets a padding element: wgpu writes whole words).
 fn stored(values: &[f32], dtype: Storage) -> Vec<u8> {
-    match dtype {
+    let mut bytes: Vec<u8> = match dtype {
         Storage::F32 => bytemuck::cast_slice(values).to_vec(),
         Storage::F16 => values
             .iter()
@@ -447,5 +448,7 @@ fn stored(values: &[f32], dtype: Storage) -> Vec<u8> {
             .iter()
             .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
             .collect(),
-    }
+    };
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    bytes
 }

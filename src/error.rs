@@ -54,15 +54,15 @@ pub enum Error {
 
     /// A buffer is too small for the requested range.
     #[error(
-        "the {role} buffer is too small: offset {offset} + {len} f32 elements needs {needed} \
-         bytes, the buffer has {size}"
+        "the {role} buffer is too small: offset {offset} + {len} elements needs {needed} \
+         bytes (in whole 4-byte words), the buffer has {size}"
     )]
     BufferTooSmall {
         /// Which buffer of the call.
         role: &'static str,
         /// The region's byte offset.
         offset: u64,
-        /// The f32 elements asked for.
+        /// The elements asked for.
         len: u64,
         /// The bytes that needs (`u64::MAX` where the count overflows).
         needed: u64,
@@ -70,13 +70,16 @@ pub enum Error {
         size: u64,
     },
 
-    /// A byte offset that is not a multiple of 4 (the size of an f32).
-    #[error("the {role} offset {offset} is not a multiple of 4 bytes")]
+    /// A byte offset that is not a multiple of the element size (4 bytes for f32, 2 for
+    /// f16 and bf16).
+    #[error("the {role} offset {offset} is not a multiple of {element} bytes (the element size)")]
     Misaligned {
         /// Which buffer of the call.
         role: &'static str,
         /// The offset given.
         offset: u64,
+        /// The region's element size in bytes.
+        element: u64,
     },
 
     /// Input and output share a buffer and overlap where they may not: ranges that are

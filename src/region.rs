@@ -10,7 +10,9 @@ use crate::Error;
 /// same code whatever the type, and round once to the type at the store (to nearest even;
 /// overflow gives an infinity, NaN stays NaN), on every adapter: the conversions are
 /// integer operations on the bits, so they need no `SHADER_F16` feature and no adapter
-/// can flush or round them differently.
+/// can flush or round them differently (the f32 arithmetic between them follows the
+/// crate's numerics policy: a flushing adapter may flush an f32 subnormal, which is a
+/// bf16 subnormal too).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Storage {
     /// 32-bit IEEE floats.
@@ -88,7 +90,8 @@ impl<'a> BufferRegion<'a> {
         BufferRegion::at(buffer, 0)
     }
 
-    /// `buffer` from byte `offset` (a multiple of 4), holding f32 elements.
+    /// `buffer` from byte `offset`, holding f32 elements (so `offset` must be a multiple
+    /// of 4, or of 2 once [`BufferRegion::with_storage`] makes them halves).
     pub fn at(buffer: &'a wgpu::Buffer, offset: u64) -> Self {
         BufferRegion {
             buffer,

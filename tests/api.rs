@@ -89,7 +89,8 @@ fn encode_rejects_a_misaligned_offset() {
             e,
             Error::Misaligned {
                 role: "input",
-                offset: 2
+                offset: 2,
+                element: 4
             }
         ),
         "{e}"

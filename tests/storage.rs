@@ -643,3 +643,36 @@ fn parameter_tensors_stay_f32_beside_half_tensors() {
         }
     }
 }
+
+/// Every elementwise op's backward over every value of the type (grad_outputs varied,
+/// huge and tiny included): the f32 backward on the same values, rounded once.
+fn elementwise_backward<T: Half>() {
+    let x = every_value::<T>();
+    let g: Vec<T> = sample::<T>(x.len(), 5)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match i % 5 {
+            1 => T::from_f32(v.to_f32() * 1e3),
+            2 => T::from_f32(v.to_f32() * 1e-3),
+            _ => v,
+        })
+        .collect();
+    for (name, ctx) in both_contexts() {
+        for op in Op::elementwise_ops() {
+            let a = Activation::example(op);
+            let gx = ctx.run_backward_typed(&a, &x, &g, &[x.len()]).unwrap();
+            let gx32 = ctx.run_backward(&a, &widen(&x), &widen(&g)).unwrap();
+            assert_rounded(&gx, &gx32, &format!("{name}{a} backward in {}", T::STORAGE));
+        }
+    }
+}
+
+#[test]
+fn every_f16_value_through_every_elementwise_backward() {
+    elementwise_backward::<f16>();
+}
+
+#[test]
+fn every_bf16_value_through_every_elementwise_backward() {
+    elementwise_backward::<bf16>();
+}

@@ -101,7 +101,7 @@ impl<'a> Regions<'a> {
 }
 
 impl Context {
-    /// Records `grad_input[i] = grad_output[i] * f'(...)` for `len` f32 elements of an
+    /// Records `grad_input[i] = grad_output[i] * f'(...)` for `len` elements of an
     /// elementwise op into the caller's encoder, reading `saved`: the forward's input x,
     /// or its output y where [`Op::backward`](crate::Op::backward) says
     /// [`Saved::Output`](crate::op::Saved::Output) (sigmoid, tanh). Other families go to
@@ -109,7 +109,7 @@ impl Context {
     ///
     /// grad_input may be grad_output's region (in place) or the saved tensor's, or
     /// disjoint from both; partial overlaps are errors. Buffers need `STORAGE` usage and
-    /// offsets must be multiples of 4 bytes, as for [`Context::encode`].
+    /// offsets must be multiples of the element size, as for [`Context::encode`].
     ///
     /// ```no_run
     /// # use wgpu_activations::{Context, BufferRegion};

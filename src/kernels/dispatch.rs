@@ -547,6 +547,7 @@ pub(crate) fn check_region(role: &'static str, region: BufferRegion<'_>, len: u6
         return Err(Error::Misaligned {
             role,
             offset: region.offset,
+            element: region.storage.bytes(),
         });
     }
     check_extent(role, region, len)
@@ -727,6 +728,7 @@ impl Context {
             return Err(Error::Misaligned {
                 role: "download source",
                 offset: region.offset,
+                element: region.storage.bytes(),
             });
         }
         // Overflowing lengths are too long for any buffer, not a wrapped small copy.

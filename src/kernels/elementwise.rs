@@ -26,11 +26,12 @@ struct Uniforms {
 }
 
 impl Context {
-    /// Records `output[i] = activation(input[i])` for `len` f32 elements into the
+    /// Records `output[i] = activation(input[i])` for `len` elements into the
     /// caller's encoder. Nothing is submitted or read back.
     ///
     /// `input` and `output` may be the same region (in place) or disjoint regions of one
-    /// buffer. Both buffers need `STORAGE` usage; offsets must be multiples of 4 bytes.
+    /// buffer. Both buffers need `STORAGE` usage; offsets must be multiples of the element
+    /// size (the regions' [`Storage`](crate::Storage), which they share).
     /// Ranges longer than the device's `max_storage_buffer_binding_size` are processed
     /// in chunks; `len == 0` records nothing.
     ///

@@ -7,10 +7,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::{check_region, pieces, window, Dispatch, Staged, F32};
+use super::dispatch::{check_region, pieces, window, Dispatch, Staged};
 use crate::cache::{Entry, Layout, PipelineKey, StorageBinding};
 use crate::op::GroupKind;
 use crate::region::call_storage;
+use crate::Storage;
 use crate::{Activation, BufferRegion, Context, Error, Result, RowView};
 
 /// The uniform block of `shaders/grouped.wgsl` (`Groups`).
@@ -56,7 +57,7 @@ impl Context {
         let staged = self.stage_grouped_input(encoder, input, output, len, out_len)?;
         let input = staged.as_ref().map_or(input, |s| s.region());
 
-        let pieces = self.grouped_pieces(kind, view, k, len, false)?;
+        let pieces = self.grouped_pieces(kind, view, k, len, false, storage)?;
         let workgroups = pieces.workgroups;
         let pipeline = self.pipeline(PipelineKey::new(
             activation.op(),
@@ -196,6 +197,7 @@ impl Context {
         k: u64,
         len: u64,
         backward: bool,
+        storage: Storage,
     ) -> Result<Pieces> {
         let limits = self.limits();
         let align = u64::from(limits.min_storage_buffer_offset_alignment).max(16);
@@ -208,12 +210,12 @@ impl Context {
             k * view.inner as u64
         };
         let units = len / unit;
-        let units_per_piece = max_binding.saturating_sub(align) / F32 / unit.max(1);
+        let units_per_piece = max_binding.saturating_sub(align) / storage.bytes() / unit.max(1);
         if units_per_piece == 0 {
             return Err(Error::Unsupported(format!(
                 "one group of the tensor ({} bytes) exceeds this device's storage binding \
                  limit ({max_binding} bytes)",
-                unit * F32
+                unit * storage.bytes()
             )));
         }
         let wg = u64::from(self.workgroup_size());

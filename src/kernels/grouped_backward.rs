@@ -84,7 +84,7 @@ impl Context {
         let copy_saved = saved.buffer == grad_input.buffer && saved.offset != grad_input.offset;
         let copy_grad = grad_output.buffer == grad_input.buffer;
         let layout = Layout::backward(saved.buffer == grad_input.buffer && !copy_saved, false);
-        let p = self.grouped_pieces(kind, view, k, len, true)?;
+        let p = self.grouped_pieces(kind, view, k, len, true, storage)?;
         let subgroups = self.subgroups();
         let entry = if p.workgroups {
             Entry::GradGroupedWg { subgroups }

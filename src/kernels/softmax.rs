@@ -10,7 +10,7 @@ use super::dispatch::pieces;
 use crate::cache::{Entry, PipelineKey, RowKernel};
 use crate::op::Kernel;
 use crate::shader::RESIDENT_K;
-use crate::{Activation, BufferRegion, Context, Element, Error, Result, RowView};
+use crate::{Activation, BufferRegion, Context, Element, Error, Result, RowView, Storage};
 use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
@@ -74,8 +74,13 @@ impl Context {
         (self.workgroup_size() * RESIDENT_K) as usize
     }
 
-    /// The strategy [`Strategy::Auto`] resolves to for `view` on this adapter.
+    /// The strategy [`Strategy::Auto`] resolves to for `view` (of f32) on this adapter.
     pub fn softmax_strategy(&self, view: RowView) -> Strategy {
+        self.softmax_strategy_in(view, Storage::F32)
+    }
+
+    /// [`Context::softmax_strategy`] for a tensor of `storage`.
+    pub(crate) fn softmax_strategy_in(&self, view: RowView, storage: Storage) -> Strategy {
         let rows = view.rows();
         let wg = self.workgroup_size() as usize;
         let preferred = if let Some(cores) = self.cpu_cores() {
@@ -112,7 +117,7 @@ impl Context {
         // Within the adapter's loop budget (lavapipe's cuts long rows short in Lane).
         [preferred, Strategy::Workgroup, Strategy::Split]
             .into_iter()
-            .find(|&s| self.serves(s, view))
+            .find(|&s| self.serves_in(s, view, storage))
             .unwrap_or(Strategy::Split)
     }
 
@@ -121,6 +126,11 @@ impl Context {
     /// invocation runs against the adapter's [`Context::loop_budget`] (on lavapipe,
     /// [`Strategy::Lane`] serves rows up to about 32K elements). `Auto` serves everything.
     pub fn serves(&self, strategy: Strategy, view: RowView) -> bool {
+        self.serves_in(strategy, view, Storage::F32)
+    }
+
+    /// [`Context::serves`] for a tensor of `storage` (a binding holds more rows of halves).
+    pub(crate) fn serves_in(&self, strategy: Strategy, view: RowView, storage: Storage) -> bool {
         if strategy == Strategy::Auto {
             return true;
         }
@@ -135,7 +145,7 @@ impl Context {
         }
         // Rows in the largest binding-sized piece.
         let slab = (view.axis * view.inner).max(1) as u64;
-        let per_binding = self.limits().max_storage_buffer_binding_size / 4 / slab;
+        let per_binding = self.limits().max_storage_buffer_binding_size / storage.bytes() / slab;
         let rows = (per_binding.max(1) * view.inner as u64).min(view.rows() as u64);
         self.within_budget(self.iterations(strategy, rows, view.axis as u64))
     }
@@ -272,7 +282,7 @@ impl Context {
         if len == 0 {
             return Ok(());
         }
-        let strategy = self.resolve_strategy(strategy, view)?;
+        let strategy = self.resolve_strategy(strategy, view, input.storage)?;
         // Whole (axis x inner) slabs per binding-sized piece.
         let slab = (view.axis * view.inner) as u64;
         let slabs_per_piece = plan.chunk / slab;
@@ -447,10 +457,15 @@ impl Context {
     /// The strategy that runs `view`: `Auto` resolved for this adapter, and an error where
     /// the strategy cannot serve the rows (too long for `Resident`, or past the loop
     /// budget), saying which and what to do.
-    pub(crate) fn resolve_strategy(&self, strategy: Strategy, view: RowView) -> Result<Strategy> {
+    pub(crate) fn resolve_strategy(
+        &self,
+        strategy: Strategy,
+        view: RowView,
+        storage: Storage,
+    ) -> Result<Strategy> {
         let auto = strategy == Strategy::Auto;
         let strategy = match strategy {
-            Strategy::Auto => self.softmax_strategy(view),
+            Strategy::Auto => self.softmax_strategy_in(view, storage),
             s => s,
         };
         if strategy == Strategy::Resident && view.axis > self.resident_capacity() {
@@ -460,7 +475,7 @@ impl Context {
                 view.axis
             )));
         }
-        if !self.serves(strategy, view) {
+        if !self.serves_in(strategy, view, storage) {
             let budget = self.loop_budget().unwrap_or(u64::MAX);
             let (rows, axis) = (view.rows(), view.axis);
             return Err(Error::Unsupported(if auto {

@@ -66,7 +66,7 @@ impl Context {
         let Some(plan) = self.plan_backward(saved, grad_output, grad_input, len)? else {
             return Ok(());
         };
-        let strategy = match self.resolve_strategy(strategy, view)? {
+        let strategy = match self.resolve_strategy(strategy, view, plan.storage)? {
             Strategy::Resident => Strategy::Workgroup,
             s => s,
         };
