@@ -3,7 +3,10 @@
 // that no adapter can flush, reorder or round them differently (the WGSL spec lets
 // `unpack2x16float` and f32 arithmetic flush subnormals, and leaves the rounding of
 // `pack2x16float` to the implementation). Included only in modules built for f16 or
-// bf16; the prelude (src/shader.rs) names one pair as `decode` / `encode`.
+// bf16; the prelude (src/shader.rs) names one pair as `decode` / `encode` (single
+// elements) and `decode2` / `encode2` (both halves of a word). For f16 a context swaps in
+// WGSL's `unpack2x16float` / `pack2x16float` where its probe found them exact on this
+// adapter (Context::hardware_f16_conversions).
 
 // binary16 bits (low 16 bits of h) to the f32 of the same value: exact, subnormals and
 // NaN payloads included.
@@ -61,14 +64,6 @@ fn f32_to_bf16(x: f32) -> u32 {
 // Element k of a packed word array's words: its 16 bits.
 fn half_bits(word: u32, k: u32) -> u32 {
     return (word >> ((k & 1u) * 16u)) & 0xffffu;
-}
-
-fn decode2(w: u32) -> vec2<f32> {
-    return vec2<f32>(decode(w & 0xffffu), decode(w >> 16u));
-}
-
-fn encode2(v: vec2<f32>) -> u32 {
-    return encode(v.x) | (encode(v.y) << 16u);
 }
 
 fn decode4(w: vec2<u32>) -> vec4<f32> {

@@ -125,7 +125,39 @@ pub struct Context {
     partials: Mutex<Option<(u64, Arc<wgpu::BindGroup>)>>,
     /// Threads of a CPU adapter (one per core on lavapipe); `None` for other adapters.
     cpu_cores: Option<usize>,
+    /// Whether WGSL's f16 conversions are exact here (probed on the first f16 pipeline).
+    hw_f16: std::sync::OnceLock<bool>,
 }
+
+/// The f16 conversion probe's body (after storage.wgsl): invocation `h` checks f16 value
+/// `h` both ways (bit for bit, NaN for NaN), the tie above it with its two f32 neighbours, and two f32 patterns
+/// hashed from `h`.
+const PROBE_F16: &str = "fn nan16(b: u32) -> bool { return (b & 0x7fffu) > 0x7c00u; }
+fn same(x: f32) -> bool {
+    let hw = pack2x16float(vec2<f32>(x, 0.0)) & 0xffffu;
+    let sw = f32_to_f16(x);
+    return hw == sw || (nan16(hw) && nan16(sw));
+}
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let h = gid.x;
+    let a = f16_to_f32(h);
+    let da = bitcast<u32>(unpack2x16float(h).x);
+    // NaN for NaN, any payload (the crate promises no payload)
+    var ok = da == bitcast<u32>(a) || (nan16(h) && (da & 0x7fffffffu) > 0x7f800000u);
+    let next = h + 1u;
+    if ((h & 0x7fffu) < 0x7c00u && (next & 0x7fffu) <= 0x7c00u && (next & 0x8000u) == (h & 0x8000u)) {
+        let m = bitcast<u32>(a) + (bitcast<u32>(f16_to_f32(next)) - bitcast<u32>(a)) / 2u;
+        ok = ok && same(bitcast<f32>(m)) && same(bitcast<f32>(m - 1u)) && same(bitcast<f32>(m + 1u));
+    }
+    // the tie above a normal value (65520 above the largest), and its neighbours
+    let t = bitcast<u32>(a) + 0x1000u;
+    ok = ok && same(bitcast<f32>(t)) && same(bitcast<f32>(t - 1u)) && same(bitcast<f32>(t + 1u));
+    var z = h * 0x9e3779b9u + 0x7f4a7c15u;
+    z = (z ^ (z >> 15u)) * 0x2c1b3c6du;
+    z = z ^ (z >> 12u);
+    ok = ok && same(bitcast<f32>(z)) && same(bitcast<f32>(z ^ 0x80000000u));
+    if (!ok) { buf[0] = 0u; }
+}";
 
 /// Every bind-group layout of groups 0 and 1, and the pipeline layout of each pair.
 struct Layouts {
@@ -305,6 +337,7 @@ impl Context {
             bindings: Mutex::new(HashMap::new()),
             partials: Mutex::new(None),
             cpu_cores: None,
+            hw_f16: std::sync::OnceLock::new(),
         };
         ctx.cpu_cores = ctx
             .adapter_info
@@ -344,7 +377,8 @@ impl Context {
 
     /// The adapter's float and execution facts that decide numerics and strategy, measured
     /// at creation, as one line: whether `fma` is fused, whether subnormals are flushed,
-    /// subgroup support and sizes, and the loop budget.
+    /// subgroup support and sizes, and the loop budget; once an f16 pipeline has been
+    /// compiled, which f16 conversions it uses ([`Context::hardware_f16_conversions`]).
     ///
     /// ```no_run
     /// let ctx = wgpu_activations::Context::new()?;
@@ -362,8 +396,13 @@ impl Context {
             (None, true) => "yes".to_string(),
             (_, false) => "no".to_string(),
         };
+        let f16 = match self.hw_f16.get() {
+            Some(true) => ", f16 conversions: builtin",
+            Some(false) => ", f16 conversions: integer",
+            None => "",
+        };
         format!(
-            "fma fused: {}, subnormals flushed: {}{}, subgroups: {subgroups}, loop budget: {}",
+            "fma fused: {}, subnormals flushed: {}{}, subgroups: {subgroups}, loop budget: {}{f16}",
             yes(self.fused_fma),
             yes(self.flushes_subnormals),
             if self.relaxed {
@@ -387,6 +426,36 @@ impl Context {
         crate::random::FloatModel {
             flushes_subnormals: self.flushes_subnormals,
         }
+    }
+
+    /// Whether the f16 kernels convert with WGSL's `unpack2x16float` and `pack2x16float`
+    /// (cheap on a GPU) rather than the integer conversions of `shaders/storage.wgsl`:
+    /// the WGSL spec leaves their rounding and flushing to the implementation, so a probe
+    /// (on the first call, once per context) compares them with the integer ones on every
+    /// f16 value, every tie between neighbouring f16 values and its two f32 neighbours,
+    /// and 2^17 other f32 bit patterns (NaN, infinities, subnormals, overflow among them),
+    /// and they are used only if every result has the same bits. Never under
+    /// [`ContextOptions::emulate_relaxed_math`], which stands for an adapter the spec
+    /// allows: the tests then hold both paths to the same results.
+    pub fn hardware_f16_conversions(&self) -> bool {
+        !self.relaxed && *self.hw_f16.get_or_init(|| self.probe_f16())
+    }
+
+    /// The probe of [`Context::hardware_f16_conversions`]: one invocation per f16 value,
+    /// each clearing word 0 on a mismatch. A failed probe takes the integer path.
+    fn probe_f16(&self) -> bool {
+        let source = format!(
+            "@group(0) @binding(0) var<storage, read_write> buf: array<u32>;\n\
+             fn decode(h: u32) -> f32 {{ return f16_to_f32(h); }}\n\
+             fn encode(x: f32) -> u32 {{ return f32_to_f16(x); }}\n\
+             fn decode2(w: u32) -> vec2<f32> {{ return vec2<f32>(decode(w & 0xffffu), decode(w >> 16u)); }}\n\
+             fn encode2(v: vec2<f32>) -> u32 {{ return encode(v.x) | (encode(v.y) << 16u); }}\n\
+             {}\n{PROBE_F16}",
+            shader::STORAGE_WGSL
+        );
+        let groups = (1u32 << 16) / 64;
+        self.probe(&source, &[1], groups)
+            .is_ok_and(|out| out[0] == 1)
     }
 
     /// Measures the adapter's float and loop facts with one probe shader (one compile and
@@ -430,7 +499,7 @@ impl Context {
             0,
             0,
         ];
-        let Ok(out) = self.probe(PROBE, &words) else {
+        let Ok(out) = self.probe(PROBE, &words, 1) else {
             return (false, true, Some(65_535));
         };
         let fused = f32::from_bits(out[1]) != 0.0;
@@ -444,8 +513,9 @@ impl Context {
         )
     }
 
-    /// Runs a one-invocation probe shader on a buffer holding `words` and returns them.
-    fn probe(&self, source: &str, words: &[u32]) -> Result<Vec<u32>> {
+    /// Runs a probe shader (entry point `main`) in `groups` workgroups on a buffer holding
+    /// `words` and returns them.
+    fn probe(&self, source: &str, words: &[u32], groups: u32) -> Result<Vec<u32>> {
         use wgpu::util::DeviceExt;
         let buffer = self.scoped(|| {
             let module = self.shader_module("probe", source)?;
@@ -479,7 +549,7 @@ impl Context {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
                 pass.set_pipeline(&pipeline);
                 pass.set_bind_group(0, &bind_group, &[]);
-                pass.dispatch_workgroups(1, 1, 1);
+                pass.dispatch_workgroups(groups, 1, 1);
             }
             self.queue.submit([encoder.finish()]);
             Ok::<_, Error>(buffer)
@@ -661,6 +731,7 @@ impl Context {
             });
         }
         let label = key.op.name();
+        let hw_f16 = key.storage == Storage::F16 && self.hardware_f16_conversions();
         self.cache.get_or_compile(key, |modules| {
             self.scoped(|| {
                 let module_key = (
@@ -680,6 +751,11 @@ impl Context {
                             self.workgroup_size,
                             key.storage,
                         );
+                        let source = if hw_f16 {
+                            shader::with_builtin_f16(source)
+                        } else {
+                            source
+                        };
                         e.insert(self.shader_module(label, &source)?)
                     }
                 };

@@ -19,7 +19,7 @@ const RANDOM_FORWARD_WGSL: &str = include_str!("../shaders/random_forward.wgsl")
 const RANDOM_BACKWARD_WGSL: &str = include_str!("../shaders/random_backward.wgsl");
 const DICE_WGSL: &str = include_str!("../shaders/dice.wgsl");
 /// The f16 and bf16 conversions (modules for half storage only).
-const STORAGE_WGSL: &str = include_str!("../shaders/storage.wgsl");
+pub(crate) const STORAGE_WGSL: &str = include_str!("../shaders/storage.wgsl");
 /// The elementwise ops' backward functions.
 pub const GRADIENTS_WGSL: &str = include_str!("../shaders/gradients.wgsl");
 const BACKWARD_WGSL: &str = include_str!("../shaders/backward.wgsl");
@@ -40,6 +40,34 @@ pub(crate) const VEC4S_PER_INVOCATION: u32 = 4;
 
 /// Elements each invocation holds in registers in the resident softmax strategy.
 pub(crate) const RESIDENT_K: u32 = 16;
+
+/// f16's conversions, as every f16 module is generated: the integer ones of storage.wgsl.
+const F16_CONVERSIONS: &str = "fn decode(h: u32) -> f32 { return f16_to_f32(h); }
+fn encode(x: f32) -> u32 { return f32_to_f16(x); }
+fn decode2(w: u32) -> vec2<f32> { return vec2<f32>(f16_to_f32(w & 0xffffu), f16_to_f32(w >> 16u)); }
+fn encode2(v: vec2<f32>) -> u32 { return f32_to_f16(v.x) | (f32_to_f16(v.y) << 16u); }";
+
+/// f16's conversions through WGSL's builtins, which a context swaps in for
+/// [`F16_CONVERSIONS`] where its probe found them exact (they need wgpu's
+/// `SHADER_F16_IN_F32` downlevel capability, so a portable module cannot name them).
+pub(crate) const F16_BUILTIN_CONVERSIONS: &str =
+    "fn decode(h: u32) -> f32 { return unpack2x16float(h).x; }
+fn encode(x: f32) -> u32 { return pack2x16float(vec2<f32>(x, 0.0)) & 0xffffu; }
+fn decode2(w: u32) -> vec2<f32> { return unpack2x16float(w); }
+fn encode2(v: vec2<f32>) -> u32 { return pack2x16float(v); }";
+
+/// An f16 module with the builtin conversions in place of the integer ones (the same
+/// module otherwise: the prelude emits [`F16_CONVERSIONS`] once, verbatim).
+pub(crate) fn with_builtin_f16(source: String) -> String {
+    debug_assert!(source.contains(F16_CONVERSIONS));
+    source.replacen(F16_CONVERSIONS, F16_BUILTIN_CONVERSIONS, 1)
+}
+
+/// bf16's conversions (no builtin converts bf16).
+const BF16_CONVERSIONS: &str = "fn decode(h: u32) -> f32 { return bf16_to_f32(h); }
+fn encode(x: f32) -> u32 { return f32_to_bf16(x); }
+fn decode2(w: u32) -> vec2<f32> { return vec2<f32>(bf16_to_f32(w & 0xffffu), bf16_to_f32(w >> 16u)); }
+fn encode2(v: vec2<f32>) -> u32 { return f32_to_bf16(v.x) | (f32_to_bf16(v.y) << 16u); }";
 
 /// The generated head of a module: the constants its shader reads and the wrapper
 /// functions that name what varies between variants (the activation, the binding the
@@ -63,12 +91,8 @@ impl Prelude {
         );
         let prelude = match storage {
             Storage::F32 => prelude,
-            Storage::F16 => prelude
-                .line("fn decode(h: u32) -> f32 { return f16_to_f32(h); }")
-                .line("fn encode(x: f32) -> u32 { return f32_to_f16(x); }"),
-            Storage::Bf16 => prelude
-                .line("fn decode(h: u32) -> f32 { return bf16_to_f32(h); }")
-                .line("fn encode(x: f32) -> u32 { return f32_to_bf16(x); }"),
+            Storage::F16 => prelude.line(F16_CONVERSIONS),
+            Storage::Bf16 => prelude.line(BF16_CONVERSIONS),
         };
         prelude
             .tensor("src", 0, false)
@@ -546,24 +570,26 @@ pub fn source(
 
 /// Parses and validates WGSL with naga, as wgpu would before compiling it.
 pub fn validate_wgsl(source: &str) -> Result<()> {
+    validate_with(source, naga::valid::Capabilities::SUBGROUP)
+}
+
+/// [`validate_wgsl`] for an adapter with `capabilities`.
+fn validate_with(source: &str, capabilities: naga::valid::Capabilities) -> Result<()> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| Error::Shader {
         report: format!("WGSL parse error: {}", e.emit_to_string(source)),
         source: Box::new(e),
     })?;
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::SUBGROUP,
-    )
-    .validate(&module)
-    .map_err(|e| Error::Shader {
-        report: format!("WGSL validation error: {}", e.emit_to_string(source)),
-        source: Box::new(e.into_inner()),
-    })?;
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+        .validate(&module)
+        .map_err(|e| Error::Shader {
+            report: format!("WGSL validation error: {}", e.emit_to_string(source)),
+            source: Box::new(e.into_inner()),
+        })?;
     Ok(())
 }
 
 /// Validates every shader module this crate can compile, for every op, layout, storage
-/// type and reduction flavour (the modules [`crate::Context::warm_up`] compiles, with and without
+/// type (f16 with either conversion) and reduction flavour (the modules [`crate::Context::warm_up`] compiles, with and without
 /// subgroups), each once.
 pub fn validate_all(workgroup_size: u32) -> Result<()> {
     for &op in Op::ALL {
@@ -577,16 +603,21 @@ pub fn validate_all(workgroup_size: u32) -> Result<()> {
                 if !seen.insert(source.clone()) {
                     continue;
                 }
-                validate_wgsl(&source).map_err(|e| match e {
-                    Error::Shader { report, source } => Error::Shader {
-                        report: format!(
-                            "{} ({layout:?}, {entry:?}, {storage}): {report}",
-                            op.name()
-                        ),
-                        source,
-                    },
-                    other => other,
-                })?;
+                let builtin = (storage == Storage::F16).then(|| with_builtin_f16(source.clone()));
+                let f16_in_f32 = naga::valid::Capabilities::SUBGROUP
+                    | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+                validate_wgsl(&source)
+                    .and_then(|()| builtin.map_or(Ok(()), |b| validate_with(&b, f16_in_f32)))
+                    .map_err(|e| match e {
+                        Error::Shader { report, source } => Error::Shader {
+                            report: format!(
+                                "{} ({layout:?}, {entry:?}, {storage}): {report}",
+                                op.name()
+                            ),
+                            source,
+                        },
+                        other => other,
+                    })?;
             }
         }
     }
