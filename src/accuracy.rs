@@ -185,29 +185,45 @@ impl RelativeReport {
 /// assert!(r.within(1e-5) && r.max_error > 1e-6);
 /// ```
 pub fn compare_relative(expected: &[f64], got: &[f32], rel: f64, abs: f64) -> RelativeReport {
+    let floor = abs / rel;
+    relative_report(expected, got, |_, r, y| {
+        nan_error(r, y).unwrap_or_else(|| {
+            if r.is_infinite() || y.is_infinite() {
+                // An f64 reference beyond f32's range rounds to the same infinity.
+                if r as f32 == y {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else {
+                (f64::from(y) - r).abs() / r.abs().max(floor)
+            }
+        })
+    })
+}
+
+/// 0 where NaN meets NaN, infinite where only one side is NaN; `None` where neither is.
+fn nan_error(r: f64, y: f32) -> Option<f64> {
+    match (r.is_nan(), y.is_nan()) {
+        (false, false) => None,
+        (true, true) => Some(0.0),
+        _ => Some(f64::INFINITY),
+    }
+}
+
+/// The report of `error(i, r, y)` over the elements: the largest and where (the first
+/// element when every error is 0), infinite when the lengths differ.
+fn relative_report(
+    expected: &[f64],
+    got: &[f32],
+    error: impl Fn(usize, f64, f32) -> f64,
+) -> RelativeReport {
     let mut report = RelativeReport {
         count: expected.len().min(got.len()),
         ..Default::default()
     };
-    let floor = abs / rel;
     for (i, (&r, &y)) in expected.iter().zip(got).enumerate() {
-        let y64 = f64::from(y);
-        let err = if r.is_nan() || y.is_nan() {
-            if r.is_nan() && y.is_nan() {
-                0.0
-            } else {
-                f64::INFINITY
-            }
-        } else if r.is_infinite() || y.is_infinite() {
-            // An f64 reference beyond f32's range rounds to the same infinity.
-            if r as f32 == y {
-                0.0
-            } else {
-                f64::INFINITY
-            }
-        } else {
-            (y64 - r).abs() / r.abs().max(floor)
-        };
+        let err = error(i, r, y);
         if err > report.max_error || i == 0 {
             report.max_error = err;
             report.worst_index = i;
@@ -254,32 +270,15 @@ pub fn gradient_error(expected: f64, got: f32, g: f32, bound: Accuracy) -> u64 {
 /// assert!(r.within(1e-5));
 /// ```
 pub fn compare_scaled(expected: &[f64], magnitude: &[f64], got: &[f32]) -> RelativeReport {
-    let mut report = RelativeReport {
-        count: expected.len().min(got.len()),
-        ..Default::default()
-    };
-    for (i, ((&r, &m), &y)) in expected.iter().zip(magnitude).zip(got).enumerate() {
-        let err = if r.is_nan() || y.is_nan() {
-            if r.is_nan() && y.is_nan() {
+    let floor = f64::from(f32::MIN_POSITIVE);
+    relative_report(expected, got, |i, r, y| {
+        nan_error(r, y).unwrap_or_else(|| {
+            if y == 0.0 && r.abs() < floor {
+                // a subnormal result, flushed (the policy of `error_against`)
                 0.0
             } else {
-                f64::INFINITY
+                (f64::from(y) - r).abs() / magnitude.get(i).copied().unwrap_or(0.0).max(floor)
             }
-        } else if y == 0.0 && r.abs() < f64::from(f32::MIN_POSITIVE) {
-            // a subnormal result, flushed (the policy of `error_against`)
-            0.0
-        } else {
-            (f64::from(y) - r).abs() / m.max(f64::from(f32::MIN_POSITIVE))
-        };
-        if err > report.max_error || i == 0 {
-            report.max_error = err;
-            report.worst_index = i;
-            report.worst_output = y;
-            report.worst_expected = r;
-        }
-    }
-    if expected.len() != got.len() {
-        report.max_error = f64::INFINITY;
-    }
-    report
+        })
+    })
 }

@@ -129,6 +129,9 @@ pub struct Context {
     hw_f16: std::sync::OnceLock<bool>,
 }
 
+/// `cache::pipelines` or `cache::backward_pipelines`: the entry points an op compiles.
+type PipelineList = fn(Op, bool) -> Vec<(Layout, crate::cache::Entry)>;
+
 /// The f16 conversion probe's body (after storage.wgsl): invocation `h` checks f16 value
 /// `h` both ways (bit for bit, NaN for NaN), the tie above it with its two f32 neighbours, and two f32 patterns
 /// hashed from `h`.
@@ -624,40 +627,31 @@ impl Context {
     /// Compiles every pipeline the given ops can need (all ops when `ops` is empty), so
     /// the first real call pays no compile time.
     pub fn warm_up(&self, ops: &[Op]) -> Result<()> {
-        let ops = if ops.is_empty() { Op::ALL } else { ops };
-        for &op in ops {
-            for (layout, entry) in crate::cache::pipelines(op, self.subgroups()) {
-                self.pipeline(PipelineKey::new(op, layout, entry, Storage::F32))?;
-            }
-        }
-        Ok(())
+        self.compile(ops, Storage::F32, &[crate::cache::pipelines])
     }
 
     /// Compiles every backward pipeline the given ops can need (all ops when `ops` is
     /// empty): [`Context::warm_up`] for the backward kernels.
     pub fn warm_up_backward(&self, ops: &[Op]) -> Result<()> {
-        let ops = if ops.is_empty() { Op::ALL } else { ops };
-        for &op in ops {
-            for (layout, entry) in crate::cache::backward_pipelines(op, self.subgroups()) {
-                self.pipeline(PipelineKey::new(op, layout, entry, Storage::F32))?;
-            }
-        }
-        Ok(())
+        self.compile(ops, Storage::F32, &[crate::cache::backward_pipelines])
     }
 
     /// Compiles every pipeline, forward and backward, the given ops (all ops when `ops`
     /// is empty) can need on tensors of `storage`: [`Context::warm_up`] and
     /// [`Context::warm_up_backward`] for f16 or bf16.
     pub fn warm_up_storage(&self, ops: &[Op], storage: Storage) -> Result<()> {
+        let lists = [crate::cache::pipelines, crate::cache::backward_pipelines];
+        self.compile(ops, storage, &lists)
+    }
+
+    /// Compiles, for each of `ops` (all when empty), every pipeline the `lists` name.
+    fn compile(&self, ops: &[Op], storage: Storage, lists: &[PipelineList]) -> Result<()> {
         let ops = if ops.is_empty() { Op::ALL } else { ops };
         for &op in ops {
-            let subgroups = self.subgroups();
-            let forward = crate::cache::pipelines(op, subgroups);
-            for (layout, entry) in forward
-                .into_iter()
-                .chain(crate::cache::backward_pipelines(op, subgroups))
-            {
-                self.pipeline(PipelineKey::new(op, layout, entry, storage))?;
+            for list in lists {
+                for (layout, entry) in list(op, self.subgroups()) {
+                    self.pipeline(PipelineKey::new(op, layout, entry, storage))?;
+                }
             }
         }
         Ok(())

@@ -59,7 +59,10 @@ fn encode2(v: vec2<f32>) -> u32 { return pack2x16float(v); }";
 /// An f16 module with the builtin conversions in place of the integer ones (the same
 /// module otherwise: the prelude emits [`F16_CONVERSIONS`] once, verbatim).
 pub(crate) fn with_builtin_f16(source: String) -> String {
-    debug_assert!(source.contains(F16_CONVERSIONS));
+    assert!(
+        source.contains(F16_CONVERSIONS),
+        "an f16 module holds the integer conversions to swap"
+    );
     source.replacen(F16_CONVERSIONS, F16_BUILTIN_CONVERSIONS, 1)
 }
 

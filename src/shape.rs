@@ -78,6 +78,21 @@ impl RowView {
     pub fn index(&self, r: usize, j: usize) -> usize {
         (r / self.inner) * self.axis * self.inner + r % self.inner + j * self.inner
     }
+
+    /// The indices `(a, b)` of the pairs a split of the axis into halves makes (glu and
+    /// the gated units: `a` in the first half, `b` at the same place in the second), in
+    /// the order of the outputs they make.
+    pub(crate) fn half_pairs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let h = self.axis / 2;
+        (0..self.outer).flat_map(move |o| {
+            (0..h).flat_map(move |j| {
+                (0..self.inner).map(move |i| {
+                    let a = (o * self.axis + j) * self.inner + i;
+                    (a, a + h * self.inner)
+                })
+            })
+        })
+    }
 }
 
 /// The number of elements of `shape`, or an error when it overflows.

@@ -69,20 +69,11 @@ pub fn backward_magnitude(
     match activation.op().grouped() {
         Some(kind) if kind.gate().is_some() => {
             let view = RowView::new(shape, activation.dim(), saved.len())?;
-            let h = view.axis / 2;
             let mut out = vec![0.0; saved.len()];
-            let mut t = 0;
-            for o in 0..view.outer {
-                for j in 0..h {
-                    for i in 0..view.inner {
-                        let ia = (o * view.axis + j) * view.inner + i;
-                        let ib = (o * view.axis + j + h) * view.inner + i;
-                        let g = f64::from(grad_output[t]);
-                        out[ia] = (g * f64::from(saved[ib])).abs();
-                        out[ib] = g.abs();
-                        t += 1;
-                    }
-                }
+            for ((ia, ib), &g) in view.half_pairs().zip(grad_output) {
+                let g = f64::from(g);
+                out[ia] = (g * f64::from(saved[ib])).abs();
+                out[ib] = g.abs();
             }
             Ok(out)
         }
@@ -146,29 +137,20 @@ fn grouped_backward(
     let mut out = vec![0.0; x.len()];
     if kind.is_gated() {
         let gate = kind.gate();
-        let h = view.axis / 2;
-        let mut t = 0;
-        for o in 0..view.outer {
-            for j in 0..h {
-                for i in 0..view.inner {
-                    let ia = (o * view.axis + j) * view.inner + i;
-                    let ib = (o * view.axis + j + h) * view.inner + i;
-                    let (a, b, gt) = (xv(ia), xv(ib), f64::from(g[t]));
-                    match gate {
-                        // gate(a) b: the gate's backward of g b for a, g gate(a) for b
-                        Some(op) => {
-                            let (_, f) = op.elementwise().expect("an elementwise gate");
-                            let (_, df) = op.elementwise_grad().expect("an elementwise gate");
-                            out[ia] = df(a, gt * b, &[]);
-                            // the gate rounded to f32, as in the forward
-                            out[ib] = gt * f64::from(f(a, &[]) as f32);
-                        }
-                        None => {
-                            out[ia] = gt * sigmoid64(b);
-                            out[ib] = gt * a * sigmoid64(b) * sigmoid64(-b);
-                        }
-                    }
-                    t += 1;
+        for ((ia, ib), &gt) in view.half_pairs().zip(g) {
+            let (a, b, gt) = (xv(ia), xv(ib), f64::from(gt));
+            match gate {
+                // gate(a) b: the gate's backward of g b for a, g gate(a) for b
+                Some(op) => {
+                    let (_, f) = op.elementwise().expect("an elementwise gate");
+                    let (_, df) = op.elementwise_grad().expect("an elementwise gate");
+                    out[ia] = df(a, gt * b, &[]);
+                    // the gate rounded to f32, as in the forward
+                    out[ib] = gt * f64::from(f(a, &[]) as f32);
+                }
+                None => {
+                    out[ia] = gt * sigmoid64(b);
+                    out[ib] = gt * a * sigmoid64(b) * sigmoid64(-b);
                 }
             }
         }

@@ -117,18 +117,7 @@ fn grouped(
             Some((_, f)) => f64::from(f(a, &[]) as f32) * b,
             None => a * sigmoid64(b),
         };
-        let h = view.axis / 2;
-        let mut out = Vec::with_capacity(input.len() / 2);
-        for o in 0..view.outer {
-            for j in 0..h {
-                for i in 0..view.inner {
-                    let a = x((o * view.axis + j) * view.inner + i);
-                    let b = x((o * view.axis + j + h) * view.inner + i);
-                    out.push(value(a, b));
-                }
-            }
-        }
-        return Ok(out);
+        return Ok(view.half_pairs().map(|(a, b)| value(x(a), x(b))).collect());
     }
     let groups = RowView {
         outer: view.outer * (view.axis / k),

@@ -152,15 +152,7 @@ impl Context {
         eps: f32,
     ) -> Result<Vec<f32>> {
         check_alpha_len(shape, input.len(), alpha)?;
-        let a = self.scoped(|| {
-            use wgpu::util::DeviceExt;
-            self.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("dice alpha"),
-                    contents: bytemuck::cast_slice(if alpha.is_empty() { &[0.0] } else { alpha }),
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-        })?;
+        let a = self.scoped(|| self.parameter_buffer("dice alpha", alpha))?;
         self.run_with_buffers(input, |encoder, src, dst| {
             self.encode_dice_train(encoder, src, dst, BufferRegion::new(&a), eps, shape)
         })
@@ -287,15 +279,7 @@ impl Context {
         alpha: &[f32],
         eps: f32,
     ) -> Result<Vec<f32>> {
-        use wgpu::util::DeviceExt;
-        let upload = |data: &[f32]| {
-            self.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("dice statistics"),
-                    contents: bytemuck::cast_slice(if data.is_empty() { &[0.0] } else { data }),
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-        };
+        let upload = |data: &[f32]| self.parameter_buffer("dice statistics", data);
         let (m, v, a) = self.scoped(|| (upload(mean), upload(var), upload(alpha)))?;
         check_eval_lengths(shape, input.len(), [mean, var, alpha])?;
         let stats = DiceEval {

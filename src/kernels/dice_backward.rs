@@ -295,23 +295,10 @@ impl Context {
         }
         crate::shape::check_grad_len(x.len(), grad_output.len(), x.len())?;
         let features = alpha.len();
-        let upload = |data: &[f32]| {
-            use wgpu::util::DeviceExt;
-            self.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("dice backward input"),
-                    contents: bytemuck::cast_slice(if data.is_empty() { &[0.0] } else { data }),
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-        };
+        let upload = |data: &[f32]| self.parameter_buffer("dice backward input", data);
         let (a, stats, ga) = self.scoped(|| {
             let stats = running.map(|(m, v)| (upload(m), upload(v)));
-            let ga = self.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some("dice grad_alpha"),
-                size: (features.max(1) as u64) * F32,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
+            let ga = self.gradient_buffer("dice grad_alpha", features);
             (upload(alpha), stats, ga)
         })?;
         let mode = match &stats {
@@ -353,20 +340,8 @@ impl Context {
         let (_, features) = batch_features(shape, len)?;
         let p = activation.params();
         let (alpha, scratch) = self.scoped(|| {
-            use wgpu::util::DeviceExt;
-            let alpha = self
-                .device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("dice alpha"),
-                    contents: bytemuck::cast_slice(&vec![p[0]; features.max(1)]),
-                    usage: wgpu::BufferUsages::STORAGE,
-                });
-            let scratch = self.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some("dice grad_alpha (unused)"),
-                size: features.max(1) as u64 * F32,
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            });
+            let alpha = self.parameter_buffer("dice alpha", &vec![p[0]; features]);
+            let scratch = self.gradient_buffer("dice grad_alpha (unused)", features);
             (alpha, scratch)
         })?;
         let r = DiceGrad {

@@ -612,6 +612,29 @@ fn check_extent(role: &'static str, region: BufferRegion<'_>, len: u64) -> Resul
 }
 
 impl Context {
+    /// A `STORAGE` buffer holding a parameter tensor of the convenience API (weights,
+    /// alpha, statistics), at least one element long (wgpu binds no empty buffer). For
+    /// use inside [`Context::scoped`].
+    pub(crate) fn parameter_buffer(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        self.device()
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(if data.is_empty() { &[0.0] } else { data }),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    }
+
+    /// A `STORAGE | COPY_SRC` buffer for `len` f32 parameter gradients (at least one). For
+    /// use inside [`Context::scoped`].
+    pub(crate) fn gradient_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: len.max(1) as u64 * F32,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
     /// Uploads `input`, lets `record` encode from it into an output buffer of the same
     /// length, submits, and reads the output back.
     pub(crate) fn run_with_buffers<T: Element>(

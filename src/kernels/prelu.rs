@@ -119,15 +119,7 @@ impl Context {
     /// ```
     pub fn run_prelu(&self, input: &[f32], shape: &[usize], weight: &[f32]) -> Result<Vec<f32>> {
         channel_layout(shape, input.len(), weight.len())?;
-        let wbuf = self.scoped(|| {
-            use wgpu::util::DeviceExt;
-            self.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("prelu weights"),
-                    contents: bytemuck::cast_slice(if weight.is_empty() { &[0.0] } else { weight }),
-                    usage: wgpu::BufferUsages::STORAGE,
-                })
-        })?;
+        let wbuf = self.scoped(|| self.parameter_buffer("prelu weights", weight))?;
         self.run_with_buffers(input, |encoder, src, dst| {
             self.encode_prelu(
                 encoder,

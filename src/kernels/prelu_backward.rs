@@ -331,21 +331,10 @@ impl Context {
             });
         }
         let (wbuf, gwbuf) = self.scoped(|| {
-            use wgpu::util::DeviceExt;
-            let w = self
-                .device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("prelu weights"),
-                    contents: bytemuck::cast_slice(weight),
-                    usage: wgpu::BufferUsages::STORAGE,
-                });
-            let gw = self.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some("prelu weight gradient"),
-                size: weight.len() as u64 * F32,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            (w, gw)
+            (
+                self.parameter_buffer("prelu weights", weight),
+                self.gradient_buffer("prelu weight gradient", weight.len()),
+            )
         })?;
         let gx = self.run_with_inputs(&[x, grad_output], x.len(), |encoder, inputs, gx| {
             let regions = PreluGradRegions {
