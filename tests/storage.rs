@@ -127,6 +127,30 @@ fn f32_kernel<T: Half>(ctx: &Context, a: &Activation, x: &[T], shape: &[usize]) 
     ctx.run_shaped(a, &wide, shape).unwrap()
 }
 
+/// Panics unless every element of `got` is within 1 ULP of the type of the f64
+/// reference correctly rounded to it: NaN for NaN, and (the accuracy policy, for an
+/// adapter that flushes) a zero of its sign for a reference below f32's normal range.
+fn assert_near_reference<T: Half>(got: &[T], reference: &[f64], x: &[f32], what: &str) {
+    for ((&g, &r), &xi) in got.iter().zip(reference).zip(x) {
+        let want = T::from_f64(r);
+        let flushed = r != 0.0
+            && r.abs() < f64::from(f32::MIN_POSITIVE)
+            && g.to_f32() == 0.0
+            && g.to_f32().is_sign_negative() == r.is_sign_negative();
+        let ok = if want.is_nan() {
+            g.is_nan()
+        } else {
+            !g.is_nan() && (half_ulps(g, want) <= 1 || flushed)
+        };
+        assert!(
+            ok,
+            "{what}: at x = {xi:e} got {:e}, correctly rounded {:e}",
+            g.to_f32(),
+            want.to_f32()
+        );
+    }
+}
+
 fn exhaustive<T: Half>() {
     let x = every_value::<T>();
     let wide: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
@@ -136,23 +160,9 @@ fn exhaustive<T: Half>() {
             let what = format!("{name}{a} on every {}", T::STORAGE);
             let got = encode_half::<T>(ctx, &a, &x);
             assert_rounded(&got, &f32_kernel(ctx, &a, &x, &[x.len()]), &what);
-            if name.is_empty() {
-                // the accuracy claim: within 1 ULP of the correctly rounded result
-                for (&xi, &g) in wide.iter().zip(&got) {
-                    let want = T::from_f64(cpu::reference_f64(&a, xi));
-                    let ok = if want.is_nan() {
-                        g.is_nan()
-                    } else {
-                        !g.is_nan() && half_ulps(g, want) <= 1
-                    };
-                    assert!(
-                        ok,
-                        "{what}: at x = {xi:e} got {:e}, correctly rounded {:e}",
-                        g.to_f32(),
-                        want.to_f32()
-                    );
-                }
-            }
+            // the accuracy claim: within 1 ULP of the correctly rounded result
+            let reference: Vec<f64> = wide.iter().map(|&xi| cpu::reference_f64(&a, xi)).collect();
+            assert_near_reference(&got, &reference, &wide, &what);
         }
     }
 }
@@ -238,6 +248,37 @@ fn widen<T: Element>(x: &[T]) -> Vec<f32> {
     x.iter().map(|v| v.to_f32()).collect()
 }
 
+/// `a` on `x` of `shape` through the encode API, into a poisoned output.
+fn forward_poisoned<T: Half>(ctx: &Context, a: &Activation, x: &[T], shape: &[usize]) -> Vec<T> {
+    let out_len: usize = a.output_shape(shape).unwrap().iter().product();
+    let src = padded_buffer(ctx, x, 0, 0);
+    let dst = padded_buffer(ctx, &vec![T::from_bits16(T::POISON); out_len], 0, 0);
+    let region = |b| BufferRegion::new(b).with_storage(T::STORAGE);
+    submit(ctx, |e| {
+        ctx.encode_shaped(e, a, region(&src), region(&dst), shape)
+            .unwrap()
+    });
+    ctx.download_typed(region(&dst), out_len as u64).unwrap()
+}
+
+/// The backward of `a` through the encode API, into a poisoned grad_input.
+fn backward_poisoned<T: Half>(
+    ctx: &Context,
+    a: &Activation,
+    saved: &[T],
+    g: &[T],
+    shape: &[usize],
+) -> Vec<T> {
+    let (s, gb) = (padded_buffer(ctx, saved, 0, 0), padded_buffer(ctx, g, 0, 0));
+    let gx = padded_buffer(ctx, &vec![T::from_bits16(T::POISON); saved.len()], 0, 0);
+    let region = |b| BufferRegion::new(b).with_storage(T::STORAGE);
+    submit(ctx, |e| {
+        ctx.encode_backward_shaped(e, a, region(&s), region(&gb), region(&gx), shape)
+            .unwrap()
+    });
+    ctx.download_typed(region(&gx), saved.len() as u64).unwrap()
+}
+
 /// Every op that is not elementwise (softmax family, grouped, random, dice), forward and
 /// backward, in half storage: the f32 kernel's result on the same (widened) values,
 /// rounded once. Odd lengths put rows and groups across word boundaries.
@@ -266,7 +307,7 @@ fn families<T: Half>() {
                         }
                     })
                     .collect();
-                let y = ctx.run_typed(&a, &x, shape).unwrap();
+                let y = forward_poisoned(ctx, &a, &x, shape);
                 let y32 = ctx.run_shaped(&a, &widen(&x), shape).unwrap();
                 assert_rounded(&y, &y32, &format!("{what}: forward"));
 
@@ -285,7 +326,7 @@ fn families<T: Half>() {
                     wgpu_activations::Saved::Input => x.clone(),
                     wgpu_activations::Saved::Output => y.clone(),
                 };
-                let gx = ctx.run_backward_typed(&a, &saved, &g, shape).unwrap();
+                let gx = backward_poisoned(ctx, &a, &saved, &g, shape);
                 let gx32 = ctx
                     .run_backward_shaped(&a, &widen(&saved), &widen(&g), shape)
                     .unwrap();
@@ -663,7 +704,7 @@ fn elementwise_backward<T: Half>() {
     for (name, ctx) in both_contexts() {
         for op in Op::elementwise_ops() {
             let a = Activation::example(op);
-            let gx = ctx.run_backward_typed(&a, &x, &g, &[x.len()]).unwrap();
+            let gx = backward_poisoned(ctx, &a, &x, &g, &[x.len()]);
             let gx32 = ctx.run_backward(&a, &widen(&x), &widen(&g)).unwrap();
             assert_rounded(&gx, &gx32, &format!("{name}{a} backward in {}", T::STORAGE));
         }
@@ -692,4 +733,146 @@ fn f16_conversion_paths() {
     if ctx.adapter_name().contains("llvmpipe") {
         assert!(hw, "lavapipe's pack2x16float rounds to nearest even");
     }
+}
+
+/// The extremal values (rounded to the type: f16 has no 3.4e38, so those are infinities
+/// there), both signs, cycled over a tensor.
+fn extremal<T: Half>(n: usize) -> Vec<T> {
+    let v = [
+        0.0f32,
+        88.8,
+        1e4,
+        3.4e38,
+        f32::INFINITY,
+        f32::NAN,
+        f32::from_bits(1),
+        f32::from_bits(0x7f_ffff),
+        f16::from_bits(1).to_f32(),
+        f16::from_bits(0x3ff).to_f32(),
+        1.0,
+        0.5,
+    ];
+    let both: Vec<f32> = v.iter().flat_map(|&x| [x, -x]).collect();
+    (0..n).map(|i| T::from_f32(both[i % both.len()])).collect()
+}
+
+/// Every op that is not elementwise, on the extremal values (+-0, +-88.8, +-1e4,
+/// +-3.4e38, +-inf, NaN, subnormals of both signs) in both half types and on both
+/// contexts: the forward within 1 ULP of the f64 reference rounded to the type (the
+/// random ops: of their CPU mirror of this adapter), and forward and backward the f32
+/// kernel's result on the same values rounded once.
+fn extremal_families<T: Half>() {
+    let shape = [4usize, 24];
+    let x = extremal::<T>(96);
+    let wide = widen(&x);
+    for (name, ctx) in both_contexts() {
+        for &op in Op::ALL.iter().filter(|o| o.elementwise().is_none()) {
+            let a = Activation::example(op);
+            let what = format!("{name}{a} on extremal {}", T::STORAGE);
+            let y = forward_poisoned(ctx, &a, &x, &shape);
+            assert_rounded(&y, &ctx.run_shaped(&a, &wide, &shape).unwrap(), &what);
+            let reference: Vec<f64> = match op.random() {
+                Some(_) => ctx
+                    .float_model()
+                    .reference(&a, &wide)
+                    .unwrap()
+                    .into_iter()
+                    .map(f64::from)
+                    .collect(),
+                None => cpu::reference_shaped_f64(&a, &wide, &shape).unwrap(),
+            };
+            // the reference's indices are the outputs' (a grouped op's are fewer)
+            let x_of = |i: usize| wide.get(i).copied().unwrap_or(f32::NAN);
+            let xs: Vec<f32> = (0..y.len()).map(x_of).collect();
+            assert_near_reference(&y, &reference, &xs, &format!("{what}: forward"));
+            let g: Vec<T> = extremal::<T>(y.len() + 5)[5..].to_vec();
+            let saved = match op.backward().saved {
+                wgpu_activations::Saved::Input => x.clone(),
+                wgpu_activations::Saved::Output => y.clone(),
+            };
+            let gx = backward_poisoned(ctx, &a, &saved, &g, &shape);
+            let gx32 = ctx
+                .run_backward_shaped(&a, &widen(&saved), &widen(&g), &shape)
+                .unwrap();
+            assert_rounded(&gx, &gx32, &format!("{what}: backward"));
+        }
+    }
+}
+
+#[test]
+fn extremal_values_through_every_family_in_f16() {
+    extremal_families::<f16>();
+}
+
+#[test]
+fn extremal_values_through_every_family_in_bf16() {
+    extremal_families::<bf16>();
+}
+
+/// Sizes around the binding limit of a device with 64 KiB bindings (32,640 halves a
+/// chunk): the elementwise forward and backward at odd offsets across chunk boundaries,
+/// softmax rows and grouped ops over several binding-sized pieces, and an input staged
+/// in a copy because it lies too far from the output in one buffer; each against the
+/// f32 kernel rounded (on the default device, the same adapter).
+#[test]
+fn half_chunks_on_a_small_device() {
+    let small = common::small_device();
+    let chunk = ((1 << 16) - 256) / 16 * 8;
+    let gelu: Activation = "gelu".parse().unwrap();
+    for len in [chunk - 1, chunk, chunk + 1, 3 * chunk + 7] {
+        let x: Vec<f16> = sample(len, len as u64);
+        let g: Vec<f16> = sample(len, 1 + len as u64);
+        let what = format!("{len} f16 elements");
+        let region = |b, lead: u64| BufferRegion::at(b, 2 * lead).with_storage(Storage::F16);
+        let src = padded_buffer(&small, &x, 1, 3);
+        let dst = padded_buffer(&small, &vec![f16::from_bits(POISON_F16); len], 3, 3);
+        submit(&small, |e| {
+            small
+                .encode(e, &gelu, region(&src, 1), region(&dst, 3), len as u64)
+                .unwrap()
+        });
+        let got: Vec<f16> = small.download_typed(region(&dst, 3), len as u64).unwrap();
+        assert_rounded(
+            &got,
+            &ctx().run(&gelu, &widen(&x)).unwrap(),
+            &format!("{what}: forward"),
+        );
+        let gx = small.run_backward_typed(&gelu, &x, &g, &[len]).unwrap();
+        let gx32 = ctx().run_backward(&gelu, &widen(&x), &widen(&g)).unwrap();
+        assert_rounded(&gx, &gx32, &format!("{what}: backward"));
+    }
+    // several binding-sized pieces of whole rows and groups
+    let shape = [7usize, 10, 1000];
+    let x: Vec<bf16> = sample::<bf16>(70_000, 3)
+        .into_iter()
+        .map(|v| if v.to_f32().is_finite() { v } else { bf16::ONE })
+        .collect();
+    for spec in ["softmax", "log_softmax(dim=1)", "maxout(k=4)", "swiglu"] {
+        let a: Activation = spec.parse().unwrap();
+        let y = small.run_typed(&a, &x, &shape).unwrap();
+        let y32 = ctx().run_shaped(&a, &widen(&x), &shape).unwrap();
+        assert_rounded(&y, &y32, &format!("{a} on the small device"));
+    }
+    // input and output in one buffer, 40,001 elements apart: the input is staged
+    let len = 1001usize;
+    let x: Vec<f16> = sample(len, 8);
+    let mut both = x.clone();
+    both.extend(vec![f16::from_bits(POISON_F16); 40_000]);
+    let buf = padded_buffer(&small, &both, 1, 3);
+    let (input, output) = (
+        BufferRegion::at(&buf, 2).with_storage(Storage::F16),
+        BufferRegion::at(&buf, 2 * 40_002).with_storage(Storage::F16),
+    );
+    submit(&small, |e| {
+        small.encode(e, &gelu, input, output, len as u64).unwrap()
+    });
+    let got: Vec<f16> = small.download_typed(output, len as u64).unwrap();
+    assert_rounded(
+        &got,
+        &ctx().run(&gelu, &widen(&x)).unwrap(),
+        "a staged f16 input",
+    );
+    let kept: Vec<f16> = small.download_typed(input, len as u64).unwrap();
+    let bits = |v: &[f16]| v.iter().map(|h| h.to_bits()).collect::<Vec<_>>();
+    assert!(bits(&kept) == bits(&x), "the staged input is unchanged");
 }
