@@ -5,13 +5,14 @@
 //! ```text
 //! cargo run --release --example roofline -- [--ops SPEC,SPEC,...] [--elements N[,N...]]
 //!     [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--pipeline-cache FILE]
-//!     [--backward] [--dtype f32|f16|bf16]
+//!     [--backward] [--dtype T[,T...]]
 //! ```
 //!
 //! - `--ops`: the specs to measure (default: every op). Commas inside a spec's parentheses
 //!   belong to the spec: `--ops 'relu,softplus(beta=2, threshold=10),softmax'`.
 //! - `--elements`: sizes in elements (default: a ladder from 1K to 64M, by 4x).
-//! - `--dtype f16|bf16` (default f32): the tensors' storage type. GB/s counts its bytes,
+//! - `--dtype f32,f16,bf16` (default f32): the tensors' storage types, each timed in turn
+//!   in the same run (the op column then names the type). GB/s counts the type's bytes,
 //!   Gel/s the elements (a half kernel at the memory floor moves twice the f32 one's), and
 //!   the copy moves the same bytes.
 //! - `--strategy`: the softmax family's strategies to time, each beside the others
@@ -51,14 +52,14 @@ struct Args {
     /// Time the backward kernels.
     backward: bool,
     /// The tensors' storage type.
-    dtype: Storage,
+    dtypes: Vec<Storage>,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!(
         "roofline: {msg}\nusage: roofline [--ops SPEC,SPEC,...] [--elements N[,N...]] \
          [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--backward] \
-         [--pipeline-cache FILE] [--dtype f32|f16|bf16]"
+         [--pipeline-cache FILE] [--dtype f32,f16,bf16]"
     );
     std::process::exit(2)
 }
@@ -86,7 +87,7 @@ fn parse_args() -> Args {
         pipeline_cache: None,
         strategies: vec![Strategy::Auto],
         backward: false,
-        dtype: Storage::F32,
+        dtypes: vec![Storage::F32],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -104,7 +105,12 @@ fn parse_args() -> Args {
             "--samples" => args.samples = numbers("--samples", &value())[0] as usize,
             "--json" => args.json = true,
             "--backward" => args.backward = true,
-            "--dtype" => args.dtype = value().parse().unwrap_or_else(|e| usage(&format!("{e}"))),
+            "--dtype" => {
+                args.dtypes = value()
+                    .split(',')
+                    .map(|t| t.trim().parse().unwrap_or_else(|e| usage(&format!("{e}"))))
+                    .collect()
+            }
             "--pipeline-cache" => args.pipeline_cache = Some(value().into()),
             "--strategy" => {
                 args.strategies = value()
@@ -238,8 +244,8 @@ fn main() {
     let first = cold.elapsed();
     let warm = Instant::now();
     ctx.warm_up(&[]).expect("every pipeline compiles");
-    if args.dtype != Storage::F32 {
-        ctx.warm_up_storage(&[], args.dtype)
+    for &dtype in args.dtypes.iter().filter(|&&t| t != Storage::F32) {
+        ctx.warm_up_storage(&[], dtype)
             .expect("every half pipeline compiles");
     }
     let compiled = warm.elapsed();
@@ -313,20 +319,34 @@ fn main() {
     let (src, dst) = (make("roofline input", room), make("roofline output", room));
     let grad = make("roofline grad_output", if args.backward { max } else { 1 });
     let data: Vec<f32> = (0..max).map(|i| (i % 4001) as f32 / 200.0 - 10.0).collect();
-    ctx.queue()
-        .write_buffer(&src, 0, &stored(&data, args.dtype));
+    let g: Vec<f32> = (0..max).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
     if args.backward {
-        let g: Vec<f32> = (0..max).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
-        ctx.queue().write_buffer(&grad, 0, &stored(&g, args.dtype));
         ctx.warm_up_backward(&[])
             .expect("every backward pipeline compiles");
     }
 
-    let region = |b| BufferRegion::new(b).with_storage(args.dtype);
-    for &n in &args.elements {
+    for (&dtype, &n) in args
+        .dtypes
+        .iter()
+        .flat_map(|t| args.elements.iter().map(move |n| (t, n)))
+    {
+        if n == args.elements[0] {
+            ctx.queue().write_buffer(&src, 0, &stored(&data, dtype));
+            if args.backward {
+                ctx.queue().write_buffer(&grad, 0, &stored(&g, dtype));
+            }
+        }
+        let region = |b| BufferRegion::new(b).with_storage(dtype);
+        let named = |spec: &str| {
+            if args.dtypes.len() > 1 {
+                format!("{spec} [{dtype}]")
+            } else {
+                spec.to_string()
+            }
+        };
         // one read and one write; the backward two reads and one write
         let tensors = if args.backward { 3 } else { 2 };
-        let bytes = tensors * args.dtype.bytes() * n;
+        let bytes = tensors * dtype.bytes() * n;
         let copied = bytes / 2 / 4 / 4 * 4; // f32 elements of a copy moving `bytes`
         let copy = timer.median(args.samples, &|e| {
             e.copy_buffer_to_buffer(&src, 0, &dst, 0, copied * 4)
@@ -345,14 +365,14 @@ fn main() {
                      \"copy_seconds\": {copy:e}, \"ratio\": {ratio:.4}, \"method\": \"{}\", \
                      \"adapter\": \"{}\"}}",
                     n as f64 / seconds,
-                    args.dtype,
+                    dtype,
                     timer.method(),
                     adapter.replace('"', "'")
                 );
             } else {
                 println!(
                     "{:<34} {:>10} {:>8} {:>12.1} {:>8.2} {:>8.3} {:>12.1} {:>9.3}{}",
-                    spec,
+                    named(spec),
                     n,
                     row.map_or("-".to_string(), |r| r.to_string()),
                     seconds * 1e6,
