@@ -42,3 +42,48 @@ fn wg_sum2(v: vec2<f32>, inv: Invocation) -> vec2<f32> {
     return r;
 }
 
+
+// Segmented reductions: the workgroup's invocations in aligned segments of `lanes` (a power
+// of two up to WORKGROUP_SIZE), each reducing on its own through the shared tree; every
+// invocation of a segment gets the same value. Same contract as reduce_subgroup.wgsl's.
+
+fn seg_position(lanes: u32, inv: Invocation) -> vec2<u32> {
+    return vec2<u32>(inv.lid / lanes, inv.lid % lanes);
+}
+
+fn seg_max(v: f32, lanes: u32, inv: Invocation) -> f32 {
+    if (lanes == 1u) {
+        return v;
+    }
+    reduce_scratch[inv.lid] = vec2<f32>(v, 0.0);
+    workgroupBarrier();
+    let at = inv.lid % lanes;
+    for (var off = lanes / 2u; off > 0u; off >>= 1u) {
+        if (at < off) {
+            reduce_scratch[inv.lid].x = max(reduce_scratch[inv.lid].x,
+                                            reduce_scratch[inv.lid + off].x);
+        }
+        workgroupBarrier();
+    }
+    let r = reduce_scratch[inv.lid - at].x;
+    workgroupBarrier();
+    return r;
+}
+
+fn seg_sum2(v: vec2<f32>, lanes: u32, inv: Invocation) -> vec2<f32> {
+    if (lanes == 1u) {
+        return v;
+    }
+    reduce_scratch[inv.lid] = v;
+    workgroupBarrier();
+    let at = inv.lid % lanes;
+    for (var off = lanes / 2u; off > 0u; off >>= 1u) {
+        if (at < off) {
+            reduce_scratch[inv.lid] += reduce_scratch[inv.lid + off];
+        }
+        workgroupBarrier();
+    }
+    let r = reduce_scratch[inv.lid - at];
+    workgroupBarrier();
+    return r;
+}

@@ -25,6 +25,11 @@
 //                      per invocation): one read and one write, the floor
 //   softmax_split_*    rows split into chunks over many workgroups: per-chunk statistics
 //                      to `partials`, then each chunk combines its row's and writes
+//   softmax_registers  each row held in registers by a segment of `lanes` invocations
+//   (and _vec4)        (several rows per subgroup, a subgroup, or the workgroup), vec4s
+//                      interleaved across the segment: one read, one write, one exp per
+//                      element; _vec4 moves 16 bytes per access (contiguous rows of a
+//                      multiple of 4 at aligned offsets), the other any row
 
 struct Rows {
     rows: u32,       // rows in this dispatch (outer * inner)
@@ -35,6 +40,10 @@ struct Rows {
     chunk_len: u32,  // split: elements per chunk
     chunks: u32,     // split: chunks per row
     one: u32,        // 1; the source of opaque_one
+    lanes: u32,      // registers: invocations per row (a power of two)
+    per_lane: u32,   // registers: vec4s each of them holds (at most REGISTER_VEC4S)
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(2) var<uniform> shape: Rows;
@@ -316,6 +325,145 @@ fn softmax_split_write(inv: Invocation,
         let base = row_base(r);
         for (var j = begin + inv.lid; j < end; j += WORKGROUP_SIZE) {
             store(base, j, finish(load(base, j), row));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Registers: a segment of `lanes` invocations holds a row, lane l its vec4s l, l + lanes,
+// l + 2 lanes, ... (adjacent lanes touch adjacent vec4s), at most REGISTER_VEC4S each. The
+// loops run to the constant REGISTER_VEC4S with a uniform guard, so a compiler unrolls
+// them and indexes the array with constants: it stays in registers.
+
+alias Regs = array<vec4<f32>, REGISTER_VEC4S>;
+
+// SIGN x with NaN read as +inf, four at a time.
+fn load_fix4(x: vec4<f32>) -> vec4<f32> {
+    let s = SIGN * x;
+    let nan4 = (bitcast<vec4<u32>>(s) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+    return select(s, vec4<f32>(pos_inf), nan4);
+}
+
+// The row a segment holds (*v: its lane's vec4s, -inf past the row's end) turned into the
+// outputs in place. Every invocation of the workgroup calls it (uniform control flow).
+fn registers_row(v: ptr<function, Regs>, inv: Invocation) {
+    var m = neg_inf;
+    for (var q = 0u; q < REGISTER_VEC4S; q++) {
+        if (q < shape.per_lane) {
+            let x = (*v)[q];
+            m = max(m, max(max(x.x, x.y), max(x.z, x.w)));
+        }
+    }
+    let big_m = seg_max(m, shape.lanes, inv);
+    // The maximum is known exactly: each element's exp is taken once, against it, and
+    // the elements equal to it are counted apart (see cnt above).
+    var cnt = 0.0;
+    var s = vec4<f32>(0.0);
+    for (var q = 0u; q < REGISTER_VEC4S; q++) {
+        if (q < shape.per_lane) {
+            let x = (*v)[q];
+            let is_max = x == vec4<f32>(big_m);
+            let e = select(vec4<f32>(exp_diff(x.x, big_m), exp_diff(x.y, big_m),
+                                     exp_diff(x.z, big_m), exp_diff(x.w, big_m)),
+                           vec4<f32>(1.0), is_max);
+            let ones = select(vec4<f32>(0.0), vec4<f32>(1.0), is_max);
+            cnt += (ones.x + ones.y) + (ones.z + ones.w);
+            s += select(e, vec4<f32>(0.0), is_max);
+            if (!LOG_OUTPUT) {
+                (*v)[q] = e;
+            }
+        }
+    }
+    let row = row_final(big_m, seg_sum2(vec2<f32>(cnt, (s.x + s.y) + (s.z + s.w)),
+                                        shape.lanes, inv));
+    for (var q = 0u; q < REGISTER_VEC4S; q++) {
+        if (q < shape.per_lane) {
+            let x = (*v)[q];
+            if (LOG_OUTPUT) {
+                (*v)[q] = vec4<f32>(finish(x.x, row), finish(x.y, row),
+                                    finish(x.z, row), finish(x.w, row));
+            } else {
+                (*v)[q] = select(vec4<f32>(nan), x * row.k, row.ok);
+            }
+        }
+    }
+}
+
+// Rows per workgroup and grid step. An invocation whose row lies past the last takes the
+// last row's values, so it still takes part in its segment's reductions, and stores nothing.
+fn registers_rows_per_group() -> u32 {
+    return WORKGROUP_SIZE / shape.lanes;
+}
+
+// Contiguous rows (inner = 1) of a multiple of 4 elements, both offsets multiples of 4.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_registers_vec4(inv: Invocation,
+                          @builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    let pos = seg_position(shape.lanes, inv);
+    let per_group = registers_rows_per_group();
+    let quads = shape.axis / 4u;
+    for (var first = wid.x * per_group; first < shape.rows; first += groups.x * per_group) {
+        let mine = first + pos.x;
+        let base4 = min(mine, shape.rows - 1u) * quads;
+        var v: Regs;
+        for (var q = 0u; q < REGISTER_VEC4S; q++) {
+            let j = q * shape.lanes + pos.y;
+            v[q] = vec4<f32>(neg_inf);
+            if (q < shape.per_lane && j < quads) {
+                v[q] = load_fix4(load_in4(base4 + j));
+            }
+        }
+        registers_row(&v, inv);
+        if (mine < shape.rows) {
+            for (var q = 0u; q < REGISTER_VEC4S; q++) {
+                let j = q * shape.lanes + pos.y;
+                if (q < shape.per_lane && j < quads) {
+                    dst_store4(shape.out_offset / 4u + base4 + j, v[q]);
+                }
+            }
+        }
+    }
+}
+
+// Any rows: single-element loads and stores (strided axes, lengths not a multiple of 4,
+// unaligned offsets).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_registers(inv: Invocation,
+                     @builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    let pos = seg_position(shape.lanes, inv);
+    let per_group = registers_rows_per_group();
+    for (var first = wid.x * per_group; first < shape.rows; first += groups.x * per_group) {
+        let mine = first + pos.x;
+        let base = row_base(min(mine, shape.rows - 1u));
+        var v: Regs;
+        for (var q = 0u; q < REGISTER_VEC4S; q++) {
+            let j = 4u * (q * shape.lanes + pos.y);
+            var x = vec4<f32>(neg_inf);
+            if (q < shape.per_lane) {
+                for (var c = 0u; c < 4u; c++) {
+                    if (j + c < shape.axis) {
+                        x[c] = load(base, j + c);
+                    }
+                }
+            }
+            v[q] = x;
+        }
+        registers_row(&v, inv);
+        if (mine < shape.rows) {
+            for (var q = 0u; q < REGISTER_VEC4S; q++) {
+                let j = 4u * (q * shape.lanes + pos.y);
+                if (q < shape.per_lane) {
+                    for (var c = 0u; c < 4u; c++) {
+                        if (j + c < shape.axis) {
+                            store(base, j + c, v[q][c]);
+                        }
+                    }
+                }
+            }
         }
     }
 }

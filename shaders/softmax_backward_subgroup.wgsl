@@ -4,7 +4,6 @@
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_grad_subgroup(inv: Invocation,
-                         @builtin(subgroup_size) sg_size: u32,
                          @builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(num_workgroups) groups: vec3<u32>) {
     opaque_one = f32(shape.one);
@@ -12,9 +11,9 @@ fn softmax_grad_subgroup(inv: Invocation,
     for (var first = wid.x * per_group; first < shape.rows; first += groups.x * per_group) {
         let mine = first + inv.sg_id;
         let base = row_base(min(mine, shape.rows - 1u));
-        let sc = subgroupAdd(share_sum(base, inv.sg_lane, shape.axis, sg_size));
+        let sc = subgroupAdd(share_sum(base, inv.sg_lane, shape.axis, inv.sg_size));
         if (mine < shape.rows) {
-            write_share(base, inv.sg_lane, shape.axis, sg_size, sc.x + sc.y);
+            write_share(base, inv.sg_lane, shape.axis, inv.sg_size, sc.x + sc.y);
         }
     }
 }

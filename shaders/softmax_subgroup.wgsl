@@ -10,7 +10,6 @@
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_subgroup(inv: Invocation,
-                    @builtin(subgroup_size) sg_size: u32,
                     @builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) groups: vec3<u32>) {
     setup();
@@ -20,14 +19,14 @@ fn softmax_subgroup(inv: Invocation,
         let r = min(mine, shape.rows - 1u);
         let base = row_base(r);
         var st = online_new();
-        for (var j = inv.sg_lane; j < shape.axis; j += sg_size) {
+        for (var j = inv.sg_lane; j < shape.axis; j += inv.sg_size) {
             st = online_push(st, load(base, j));
         }
         let t = online_end(st);
         let big_m = subgroupMax(t.x);
         let row = row_final(big_m, subgroupAdd(rebase(t, big_m)));
         if (mine < shape.rows) {
-            for (var j = inv.sg_lane; j < shape.axis; j += sg_size) {
+            for (var j = inv.sg_lane; j < shape.axis; j += inv.sg_size) {
                 store(base, j, finish(load(base, j), row));
             }
         }

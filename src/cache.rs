@@ -243,6 +243,9 @@ pub enum RowKernel {
     Resident,
     SplitStats,
     SplitWrite,
+    /// The row in registers over a segment of lanes: single elements, or vec4s.
+    Registers,
+    RegistersVec4,
 }
 
 impl Entry {
@@ -273,7 +276,10 @@ impl Entry {
             Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_grad_lane",
                 RowKernel::Subgroup => "softmax_grad_subgroup",
-                RowKernel::Workgroup | RowKernel::Resident => "softmax_grad_workgroup",
+                RowKernel::Workgroup
+                | RowKernel::Resident
+                | RowKernel::Registers
+                | RowKernel::RegistersVec4 => "softmax_grad_workgroup",
                 RowKernel::SplitStats => "softmax_grad_split_stats",
                 RowKernel::SplitWrite => "softmax_grad_split_write",
             },
@@ -284,6 +290,8 @@ impl Entry {
                 RowKernel::Resident => "softmax_resident",
                 RowKernel::SplitStats => "softmax_split_stats",
                 RowKernel::SplitWrite => "softmax_split_write",
+                RowKernel::Registers => "softmax_registers",
+                RowKernel::RegistersVec4 => "softmax_registers_vec4",
             },
         }
     }
@@ -441,7 +449,9 @@ impl Entry {
                 RowKernel::Lane
                 | RowKernel::Subgroup
                 | RowKernel::Workgroup
-                | RowKernel::Resident => Group1::None,
+                | RowKernel::Resident
+                | RowKernel::Registers
+                | RowKernel::RegistersVec4 => Group1::None,
             },
             Entry::Prelu => Group1::Weights,
             Entry::DiceStats | Entry::DiceApply | Entry::DiceStatsWg { alpha: false, .. } => {
@@ -478,6 +488,8 @@ pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
                 RowKernel::Resident,
                 RowKernel::SplitStats,
                 RowKernel::SplitWrite,
+                RowKernel::Registers,
+                RowKernel::RegistersVec4,
             ];
             if subgroups {
                 kernels.push(RowKernel::Subgroup);

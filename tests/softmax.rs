@@ -425,15 +425,24 @@ fn tensors_larger_than_a_binding_go_in_whole_slabs() {
 
 #[test]
 fn offsets_of_any_multiple_of_4_bytes() {
+    // rows of 128 move vec4s in Registers where both offsets are multiples of 4 elements
     let ctx = ctx();
-    let (rows, axis) = (37usize, 129usize);
-    let n = rows * axis;
-    let x = logits(rows, axis, 101);
-    for (in_at, out_at) in [(0u64, 0u64), (1, 3), (64, 5), (7, 300)] {
+    for (axis, in_at, out_at) in [
+        (129usize, 0u64, 0u64),
+        (129, 1, 3),
+        (129, 64, 5),
+        (129, 7, 300),
+        (128, 4, 8),
+        (128, 1, 4),
+        (128, 8, 3),
+    ] {
+        let rows = 37usize;
+        let n = rows * axis;
+        let x = logits(rows, axis, 101);
         let mut src_data = vec![-7.0f32; n + in_at as usize];
         src_data[in_at as usize..].copy_from_slice(&x);
         let src = storage_buffer(ctx, &src_data);
-        let dst = poisoned_buffer(ctx, n + out_at as usize);
+        let dst = poisoned_buffer(ctx, n + out_at as usize + 4);
         for a in softmax_ops() {
             for s in strategies(ctx, &[rows, axis], -1) {
                 let mut encoder = ctx.device().create_command_encoder(&Default::default());
@@ -447,15 +456,17 @@ fn offsets_of_any_multiple_of_4_bytes() {
                 )
                 .unwrap();
                 ctx.queue().submit([encoder.finish()]);
-                let y = ctx
-                    .download(BufferRegion::at(&dst, out_at * 4), n as u64)
+                let all = ctx
+                    .download(BufferRegion::new(&dst), n as u64 + out_at + 4)
                     .unwrap();
-                assert_rows_close(
-                    &a,
-                    &x,
-                    &[rows, axis],
-                    &y,
-                    &format!("offsets {in_at}/{out_at} {s:?}"),
+                let what = format!("rows of {axis}, offsets {in_at}/{out_at} {s:?}");
+                let (head, rest) = all.split_at(out_at as usize);
+                let (y, tail) = rest.split_at(n);
+                assert_rows_close(&a, &x, &[rows, axis], y, &what);
+                let neighbours = head.iter().chain(tail);
+                assert!(
+                    neighbours.into_iter().all(|v| v.to_bits() == POISON_BITS),
+                    "{what}: a neighbour of the output was written"
                 );
             }
         }
@@ -567,4 +578,77 @@ fn one_subgroup_per_row_covers_every_row_and_lane_count() {
     // no subgroups, no such strategy
     let view = RowView::new(&[4, 4], -1, 16).unwrap();
     assert!(!tree_ctx().serves(Strategy::Subgroup, view));
+}
+
+#[test]
+fn registers_holds_rows_at_every_segment_width() {
+    // Row lengths that give every segment width Registers uses on each context (1 lane up
+    // to the smallest subgroup, and the workgroup), on both its paths (vec4s: contiguous
+    // rows of a multiple of 4; single elements otherwise), up to its capacity; row counts
+    // that leave a workgroup's last segments past the last row; in place and not.
+    for ctx in contexts() {
+        let mut widths = std::collections::BTreeSet::new();
+        let capacity = ctx.registers_capacity();
+        for axis in [
+            1usize, 3, 4, 8, 13, 16, 32, 60, 64, 100, 128, 256, 260, 512, 1024, 1028, 2048, 4095,
+            capacity,
+        ] {
+            let (lanes, _) = ctx.registers_shape(axis as u64).unwrap();
+            widths.insert(lanes);
+            let rows = (20_000 / axis).clamp(3, 37);
+            let x = logits(rows, axis, 7 * axis as u64);
+            let shape = [rows, axis];
+            for a in softmax_ops() {
+                for in_place in [false, true] {
+                    let y = gpu_rows(ctx, &a, &x, &shape, Strategy::Registers, in_place);
+                    let what = format!(
+                        "registers, {lanes} lanes, subgroups {}, in place {in_place}",
+                        ctx.subgroups()
+                    );
+                    assert_rows_close(&a, &x, &shape, &y, &what);
+                }
+            }
+        }
+        let wg = u64::from(ctx.workgroup_size());
+        let mut want: Vec<u64> = std::iter::successors(Some(1u64), |l| Some(l * 2))
+            .take_while(|&l| l < wg && ctx.registers_shape(4 * 2 * l).map(|s| s.0) == Some(l))
+            .collect();
+        want.push(wg);
+        assert!(want.len() > 2, "{want:?}");
+        for l in want {
+            assert!(widths.contains(&l), "no row took {l} lanes: {widths:?}");
+        }
+        // One element past the capacity: refused, saying why.
+        let long = capacity + 1;
+        let view = RowView::new(&[long], -1, long).unwrap();
+        assert!(!ctx.serves(Strategy::Registers, view));
+        assert_eq!(ctx.registers_shape(long as u64), None);
+        let e = ctx
+            .run_rows(
+                &Activation::example(Op::Softmax),
+                &vec![0.0; long],
+                &[long],
+                Strategy::Registers,
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("registers strategy holds rows of at most"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn registers_on_a_small_device() {
+    // Many rows on a device of 4 workgroups per dispatch and 16K-element bindings: the
+    // grid-stride loop, and several binding-sized pieces.
+    let small = small_device();
+    for (rows, axis) in [(2000usize, 32usize), (300, 1000), (9, 4096)] {
+        let x = logits(rows, axis, 5 + axis as u64);
+        for a in softmax_ops() {
+            let y = gpu_rows(&small, &a, &x, &[rows, axis], Strategy::Registers, false);
+            assert_rows_close(&a, &x, &[rows, axis], &y, "registers on a small device");
+        }
+    }
 }

@@ -348,60 +348,66 @@ fn every_family_in_bf16() {
 }
 
 /// Each softmax strategy on rows of odd length (so rows begin inside a word): the
-/// per-element stores of neighbouring rows and lanes share words.
+/// per-element stores of neighbouring rows and lanes share words; and on rows of 332 at
+/// offsets of 4 and 8 elements, where Registers moves blocks of four (two whole words).
 #[test]
 fn softmax_strategies_in_half_storage() {
     let softmax: Activation = "log_softmax(dim=-1)".parse().unwrap();
-    let shape = [5usize, 333];
-    let x: Vec<f16> = sample::<f16>(5 * 333, 9)
-        .into_iter()
-        .map(|v| if v.to_f32().is_finite() { v } else { f16::ONE })
-        .collect();
-    for (name, ctx) in both_contexts() {
-        let want = ctx
-            .run_rows(&softmax, &widen(&x), &shape, Strategy::Lane)
-            .unwrap();
-        let mut strategies = vec![
-            Strategy::Lane,
-            Strategy::Workgroup,
-            Strategy::Resident,
-            Strategy::Split,
-        ];
-        if ctx.subgroups() {
-            strategies.push(Strategy::Subgroup);
-        }
-        for strategy in strategies {
-            let src = padded_buffer(ctx, &x, 1, 3);
-            let dst = padded_buffer(ctx, &vec![f16::from_bits(POISON_F16); x.len()], 3, 1);
-            let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            let (input, output) = (
-                BufferRegion::at(&src, 2).with_storage(Storage::F16),
-                BufferRegion::at(&dst, 6).with_storage(Storage::F16),
-            );
-            ctx.encode_rows(&mut encoder, &softmax, input, output, &shape, strategy)
+    for (axis, lead, out_lead) in [(333usize, 1usize, 3usize), (332, 4, 8)] {
+        let shape = [5usize, axis];
+        let n = 5 * axis;
+        let x: Vec<f16> = sample::<f16>(n, 9)
+            .into_iter()
+            .map(|v| if v.to_f32().is_finite() { v } else { f16::ONE })
+            .collect();
+        for (name, ctx) in both_contexts() {
+            let want = ctx
+                .run_rows(&softmax, &widen(&x), &shape, Strategy::Lane)
                 .unwrap();
-            ctx.queue().submit([encoder.finish()]);
-            let all: Vec<f16> = ctx
-                .download_typed(
-                    BufferRegion::new(&dst).with_storage(Storage::F16),
-                    4 + 5 * 333,
-                )
-                .unwrap();
-            let what = format!("{name}{strategy:?}");
-            assert!(
-                all[..3]
-                    .iter()
-                    .chain(&all[3 + x.len()..])
-                    .all(|v| v.to_bits() == POISON_F16),
-                "{what}: a neighbour of the output was written"
-            );
-            // strategies agree within the f32 bound; the store rounds each once
-            let got = &all[3..3 + x.len()];
-            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    half_ulps(g, f16::from_f32(w)) <= 1,
-                    "{what}: element {i} is {g}, the lane strategy's f32 {w:e}"
+            let mut strategies = vec![
+                Strategy::Lane,
+                Strategy::Workgroup,
+                Strategy::Resident,
+                Strategy::Split,
+                Strategy::Registers,
+            ];
+            if ctx.subgroups() {
+                strategies.push(Strategy::Subgroup);
+            }
+            for strategy in strategies {
+                let src = padded_buffer(ctx, &x, lead, 3);
+                let poison = vec![f16::from_bits(POISON_F16); n];
+                let dst = padded_buffer(ctx, &poison, out_lead, 1);
+                let mut encoder = ctx.device().create_command_encoder(&Default::default());
+                let (input, output) = (
+                    BufferRegion::at(&src, 2 * lead as u64).with_storage(Storage::F16),
+                    BufferRegion::at(&dst, 2 * out_lead as u64).with_storage(Storage::F16),
                 );
+                ctx.encode_rows(&mut encoder, &softmax, input, output, &shape, strategy)
+                    .unwrap();
+                ctx.queue().submit([encoder.finish()]);
+                let all: Vec<f16> = ctx
+                    .download_typed(
+                        BufferRegion::new(&dst).with_storage(Storage::F16),
+                        (out_lead + n + 1) as u64,
+                    )
+                    .unwrap();
+                let what = format!("{name}{strategy:?}, rows of {axis}");
+                assert!(
+                    all[..out_lead]
+                        .iter()
+                        .chain(&all[out_lead + n..])
+                        .all(|v| v.to_bits() == POISON_F16),
+                    "{what}: a neighbour of the output was written"
+                );
+                // strategies agree within the f32 bound; the store rounds each once
+                let got = &all[out_lead..out_lead + n];
+                for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        half_ulps(g, f16::from_f32(w)) <= 1,
+                        "{what}: element {i} is {g}, the lane strategy's f32 {w:e}"
+                    );
+                }
             }
         }
     }

@@ -9,11 +9,16 @@
 use super::dispatch::pieces;
 use crate::cache::{Entry, PipelineKey, RowKernel};
 use crate::op::Kernel;
-use crate::shader::RESIDENT_K;
+use crate::shader::{REGISTER_VEC4S, RESIDENT_K};
 use crate::{Activation, BufferRegion, Context, Element, Error, Result, RowView, Storage};
 use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
+
+/// [`Strategy::Registers`] gives a row as many invocations as hold it in this many vec4s
+/// each (up to a subgroup): two vec4s in flight per invocation, and several rows per
+/// subgroup for rows shorter than a subgroup's 4 x 2 x 32 elements.
+const REGISTER_TARGET: u64 = 2;
 
 /// How the rows of a softmax are mapped onto the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,16 +46,26 @@ pub enum Strategy {
     /// then every chunk combines its row's and writes. Two dispatches and a scratch buffer;
     /// about 2,048 workgroups in all on a GPU, two per core on a CPU adapter.
     Split,
+    /// Each row held in registers by a segment of invocations sized to it: several rows
+    /// per subgroup for short rows, one subgroup, or (past what a subgroup holds) the
+    /// whole workgroup, each invocation holding at most 8 vec4s. One read and one write of
+    /// the tensor, one exp per element, 16-byte loads and stores for contiguous rows of a
+    /// multiple of 4 elements at offsets that are multiples of 4 elements (single elements
+    /// otherwise). Rows of at most [`Context::registers_capacity`] elements; segments
+    /// below a workgroup need `Features::SUBGROUP` (else a shared-memory tree reduces
+    /// them). `Auto`'s choice on GPUs for rows up to that capacity.
+    Registers,
 }
 
 impl Strategy {
     /// Every concrete strategy (not `Auto`).
-    pub const ALL: [Strategy; 5] = [
+    pub const ALL: [Strategy; 6] = [
         Strategy::Lane,
         Strategy::Subgroup,
         Strategy::Workgroup,
         Strategy::Resident,
         Strategy::Split,
+        Strategy::Registers,
     ];
 }
 
@@ -66,12 +81,57 @@ struct Uniforms {
     chunk_len: u32,
     chunks: u32,
     one: u32,
+    lanes: u32,
+    per_lane: u32,
+    pad: [u32; 2],
 }
 
 impl Context {
     /// The longest row [`Strategy::Resident`] can hold.
     pub fn resident_capacity(&self) -> usize {
         (self.workgroup_size() * RESIDENT_K) as usize
+    }
+
+    /// The longest row [`Strategy::Registers`] can hold: a workgroup's invocations with 8
+    /// vec4s each.
+    pub fn registers_capacity(&self) -> usize {
+        (self.workgroup_size() * 4 * REGISTER_VEC4S) as usize
+    }
+
+    /// How [`Strategy::Registers`] holds rows of `axis` elements: (invocations per row, vec4s
+    /// each holds), or `None` for rows longer than [`Context::registers_capacity`].
+    ///
+    /// A row takes the fewest invocations (a power of two) that hold it in at most
+    /// [`REGISTER_TARGET`] vec4s each, up to the smallest subgroup (segments reduce with
+    /// subgroup shuffles; with no subgroups, up to the workgroup through shared memory);
+    /// past that, the whole workgroup with up to 8 vec4s each. So rows of 32 take 4 lanes
+    /// (8 rows per 32-lane subgroup), rows of 256 to 1,024 a subgroup of 32, and longer
+    /// rows a workgroup.
+    ///
+    /// ```no_run
+    /// # let ctx = wgpu_activations::Context::new()?;
+    /// if let Some((lanes, vec4s)) = ctx.registers_shape(1024) {
+    ///     println!("rows of 1,024: {lanes} invocations per row, {vec4s} vec4s each");
+    /// }
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn registers_shape(&self, axis: u64) -> Option<(u64, u64)> {
+        let wg = u64::from(self.workgroup_size());
+        let quads = axis.div_ceil(4).max(1);
+        let widest = if self.subgroups() {
+            self.subgroup_sizes().0.min(wg)
+        } else {
+            wg
+        };
+        let mut lanes = 1;
+        while lanes < widest && quads.div_ceil(lanes) > REGISTER_TARGET {
+            lanes *= 2;
+        }
+        if quads.div_ceil(lanes) > u64::from(REGISTER_VEC4S) {
+            lanes = wg;
+        }
+        let per_lane = quads.div_ceil(lanes);
+        (per_lane <= u64::from(REGISTER_VEC4S)).then_some((lanes, per_lane))
     }
 
     /// The strategy [`Strategy::Auto`] resolves to for `view` (of f32) on this adapter.
@@ -99,15 +159,17 @@ impl Context {
         } else if view.inner > 1 && rows >= 64 * wg {
             // a strided axis with many rows: adjacent invocations read adjacent columns
             Strategy::Lane
-        } else if self.subgroups() && view.axis <= 2048 {
-            // Measured on an H100 (benches/NOTES.md, every strategy per row length in one
-            // run): one subgroup per row was the fastest for rows of 32 to 2,048 (563 to
-            // 1,341 GB/s at 64M elements, 1.2-5x the next best).
-            Strategy::Subgroup
+        } else if self.registers_shape(view.axis as u64).is_some() {
+            // Rows that fit in registers: one read, one write and one exp per element, as
+            // the evidence's plain-WGSL probe on an H100 (2.3-2.7 TB/s for rows of 128 to
+            // 1,024 with a subgroup per row, 1.9-2.2 TB/s with a workgroup per row),
+            // where Subgroup reached 0.56-1.34 TB/s reading each row twice with two exps
+            // per element (benches/NOTES.md). Not yet measured on a GPU in this form.
+            Strategy::Registers
         } else if view.axis <= 32 {
             Strategy::Lane
         } else if rows >= 512 || (view.axis <= 16_384 && rows >= 64) {
-            // Measured there too: one workgroup per row the fastest for rows of 4,096 to
+            // Measured on an H100: one workgroup per row the fastest for rows of 4,096 to
             // 16,384 (and for 64 to 2,048 without subgroups), Resident the slowest
             // everywhere; Split wins for longer rows and for few rows.
             Strategy::Workgroup
@@ -140,6 +202,9 @@ impl Context {
         if strategy == Strategy::Subgroup && !self.subgroups() {
             return false;
         }
+        if strategy == Strategy::Registers && self.registers_shape(view.axis as u64).is_none() {
+            return false;
+        }
         if self.loop_budget().is_none() {
             return true;
         }
@@ -155,7 +220,7 @@ impl Context {
     fn iterations(&self, strategy: Strategy, rows: u64, axis: u64) -> u64 {
         let wg = u64::from(self.workgroup_size());
         let (chunk_len, chunks) = self.chunking(strategy, rows, axis);
-        let groups = self.dispatch_groups(strategy, rows, chunks);
+        let groups = self.dispatch_groups(strategy, rows, axis, chunks);
         // A workgroup reduction: the tree halves WG, subgroups loop over their results.
         let reduce = if self.subgroups() {
             wg
@@ -172,6 +237,14 @@ impl Context {
             }
             Strategy::Workgroup => rows.div_ceil(groups) * (2 * axis.div_ceil(wg) + 2 * reduce + 2),
             Strategy::Resident => rows.div_ceil(groups) * (3 * k + 2 * reduce + 2),
+            Strategy::Registers => {
+                let (lanes, _) = self.registers_shape(axis).unwrap_or((wg, 1));
+                let k = u64::from(REGISTER_VEC4S);
+                // loads and stores (four elements each on the single-element path), the
+                // row's three loops, two segmented reductions
+                let per_row = 13 * k + 2 * reduce + 2 * u64::from(wg.ilog2()) + 2;
+                rows.div_ceil(groups * (wg / lanes)) * per_row
+            }
             _ => {
                 let items = (rows * chunks).div_ceil(groups);
                 // the larger of the two passes
@@ -201,8 +274,15 @@ impl Context {
         (chunk_len, axis.div_ceil(chunk_len).max(1))
     }
 
-    /// Workgroups one dispatch of `strategy` uses for `rows` rows of `chunks` chunks.
-    pub(crate) fn dispatch_groups(&self, strategy: Strategy, rows: u64, chunks: u64) -> u64 {
+    /// Workgroups one dispatch of `strategy` uses for `rows` rows of `axis` elements in
+    /// `chunks` chunks.
+    pub(crate) fn dispatch_groups(
+        &self,
+        strategy: Strategy,
+        rows: u64,
+        axis: u64,
+        chunks: u64,
+    ) -> u64 {
         let wg = u64::from(self.workgroup_size());
         let max = u64::from(self.limits().max_compute_workgroups_per_dimension).max(1);
         let wanted = match strategy {
@@ -210,6 +290,10 @@ impl Context {
             // as many rows per workgroup as the largest subgroups leave room for
             Strategy::Subgroup => rows.div_ceil((wg / self.subgroup_sizes().1).max(1)),
             Strategy::Split => rows * chunks,
+            Strategy::Registers => {
+                let (lanes, _) = self.registers_shape(axis).unwrap_or((wg, 1));
+                rows.div_ceil(wg / lanes)
+            }
             _ => rows,
         };
         wanted.clamp(1, max)
@@ -302,20 +386,15 @@ impl Context {
         // One chunking for every piece, planned for the largest.
         let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
         let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
-        let kernels = self.row_kernels(
-            activation,
-            plan.layout(),
-            strategy,
-            crate::cache::Direction::Forward,
-            input.storage,
-        )?;
-
-        // Bind groups first (cached, or created in an error scope), then the pass.
-        let partials = match strategy {
-            Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
-            _ => None,
+        let (lanes, per_lane) = match strategy {
+            Strategy::Registers => self.registers_shape(view.axis as u64).unwrap_or((1, 1)),
+            _ => (1, 1),
         };
-        let mut dispatches = Vec::new();
+
+        // Each piece's bindings and uniforms, then the kernels (Registers moves vec4s where
+        // every piece's rows are contiguous and start at multiples of 4 elements), then
+        // the bind groups (cached, or created in an error scope), then the pass.
+        let mut planned = Vec::new();
         for (outer_start, outer) in pieces(view.outer as u64, slabs_per_piece) {
             let outer = outer as usize;
             let start = outer_start * slab;
@@ -331,7 +410,31 @@ impl Context {
                 chunk_len: chunk_len as u32,
                 chunks: chunks as u32,
                 one: 1,
+                lanes: lanes as u32,
+                per_lane: per_lane as u32,
+                pad: [0; 2],
             };
+            planned.push((entries, uniforms));
+        }
+        let vec4 = view.inner == 1
+            && view.axis % 4 == 0
+            && planned
+                .iter()
+                .all(|(_, u)| u.in_offset % 4 == 0 && u.out_offset % 4 == 0);
+        let kernels = self.row_kernels(
+            activation,
+            plan.layout(),
+            strategy,
+            vec4,
+            crate::cache::Direction::Forward,
+            input.storage,
+        )?;
+        let partials = match strategy {
+            Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
+            _ => None,
+        };
+        let mut dispatches = Vec::new();
+        for (entries, uniforms) in planned {
             let bind_group = self.bind_group_with_uniforms(
                 "softmax",
                 plan.layout(),
@@ -339,7 +442,8 @@ impl Context {
                 &uniforms,
                 staged.is_none(),
             )?;
-            let groups = self.dispatch_groups(strategy, rows as u64, chunks);
+            let groups =
+                self.dispatch_groups(strategy, uniforms.rows.into(), view.axis as u64, chunks);
             dispatches.push((bind_group, groups as u32));
         }
 
@@ -475,6 +579,15 @@ impl Context {
                 view.axis
             )));
         }
+        if strategy == Strategy::Registers && view.axis > self.registers_capacity() {
+            return Err(Error::Unsupported(format!(
+                "the registers strategy holds rows of at most {} elements (a workgroup's \
+                 invocations with {REGISTER_VEC4S} vec4s each), these have {}; use \
+                 Strategy::Auto",
+                self.registers_capacity(),
+                view.axis
+            )));
+        }
         if !self.serves_in(strategy, view, storage) {
             let budget = self.loop_budget().unwrap_or(u64::MAX);
             let (rows, axis) = (view.rows(), view.axis);
@@ -498,12 +611,14 @@ impl Context {
     }
 
     /// The pipelines a strategy runs, in order (Split: statistics, then the write), of
-    /// the forward or the backward (which has no Resident: it runs as Workgroup).
+    /// the forward or the backward (which has no Resident or Registers: they run as other
+    /// strategies); `vec4` picks Registers' 16-byte kernel.
     pub(crate) fn row_kernels(
         &self,
         activation: &Activation,
         layout: crate::cache::Layout,
         strategy: Strategy,
+        vec4: bool,
         direction: crate::cache::Direction,
         storage: crate::Storage,
     ) -> Result<Vec<std::sync::Arc<wgpu::ComputePipeline>>> {
@@ -520,6 +635,8 @@ impl Context {
             Strategy::Subgroup => vec![pipeline(RowKernel::Subgroup)?],
             Strategy::Workgroup => vec![pipeline(RowKernel::Workgroup)?],
             Strategy::Resident => vec![pipeline(RowKernel::Resident)?],
+            Strategy::Registers if vec4 => vec![pipeline(RowKernel::RegistersVec4)?],
+            Strategy::Registers => vec![pipeline(RowKernel::Registers)?],
             _ => vec![
                 pipeline(RowKernel::SplitStats)?,
                 pipeline(RowKernel::SplitWrite)?,

@@ -68,6 +68,11 @@ impl Context {
         };
         let strategy = match self.resolve_strategy(strategy, view, plan.storage)? {
             Strategy::Resident => Strategy::Workgroup,
+            // the backward reads two tensors per row: no register kernel of its own yet
+            Strategy::Registers => [Strategy::Subgroup, Strategy::Workgroup]
+                .into_iter()
+                .find(|&s| self.serves_in(s, view, plan.storage))
+                .unwrap_or(Strategy::Split),
             s => s,
         };
         let slab = (view.axis * view.inner) as u64;
@@ -89,6 +94,7 @@ impl Context {
             activation,
             layout,
             strategy,
+            false,
             Direction::Backward,
             plan.storage,
         )?;
@@ -124,7 +130,7 @@ impl Context {
                 &uniforms,
                 cacheable,
             )?;
-            let groups = self.dispatch_groups(strategy, rows as u64, chunks);
+            let groups = self.dispatch_groups(strategy, rows as u64, view.axis as u64, chunks);
             dispatches.push((group, groups as u32));
         }
         record_rows(encoder, &kernels, partials.as_deref(), &dispatches);
