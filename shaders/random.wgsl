@@ -1,6 +1,8 @@
 // Random ops, drawing from Philox4x32-10 keyed by (seed, salt) and counted by the
 // element's index in the tensor, so every adapter and the CPU reference (src/random.rs)
-// draw the same bits:
+// draw the same bits. One Philox call serves four elements: element i takes word i % 4 of
+// the call for counter i / 4 (rrelu's uniform), or the cosine (even i) or sine (odd i)
+// half of the Box-Muller pair made of words 2 (i % 4 / 2) and 2 (i % 4 / 2) + 1:
 //   RANDOM_RRELU, rrelu in training mode: x if x >= 0 else x * slope(i), the slope
 //     uniform in [lower, upper) (p = lower, upper, seed);
 //   RANDOM_NOISY_RELU, noisy_relu: max(0, x + std * N(0, 1)) (p = std, seed).
@@ -125,28 +127,66 @@ fn cos_turns(k: u32) -> f32 {
     return sn;
 }
 
-fn normal_sample(r0: u32, r1: u32) -> f32 {
+// Box-Muller's radius for the draw r0.
+fn normal_radius(r0: u32) -> f32 {
     let u1 = f32((r0 >> 8u) + 1u) * 5.9604644775390625e-8;
-    let radius = sqrt_newton(-2.0 * ln_unit(u1));
-    return radius * cos_turns(r1 >> 8u);
+    return sqrt_newton(-2.0 * ln_unit(u1));
+}
+
+// Box-Muller's angle for the draw r1, in 2^-24 turns, a quarter turn back for the sine
+// (sin t = cos(t - pi/2), exact in fixed point).
+fn normal_turns(r1: u32, sine: bool) -> u32 {
+    return ((r1 >> 8u) + select(0u, 0xc00000u, sine)) & 0xffffffu;
+}
+
+// Element lane's standard normal (lane = i % 4) from its Philox call r.
+fn normal_sample(r: vec4<u32>, lane: u32) -> f32 {
+    let pair = select(r.xy, r.zw, lane >= 2u);
+    return normal_radius(pair.x) * cos_turns(normal_turns(pair.y, (lane & 1u) == 1u));
+}
+
+// The four normals of one Philox call: two radii, four angles.
+fn normal_samples(r: vec4<u32>) -> vec4<f32> {
+    let a = normal_radius(r.x);
+    let b = normal_radius(r.z);
+    return vec4<f32>(a * cos_turns(normal_turns(r.y, false)),
+                     a * cos_turns(normal_turns(r.y, true)),
+                     b * cos_turns(normal_turns(r.w, false)),
+                     b * cos_turns(normal_turns(r.w, true)));
+}
+
+// The Philox call of element g (of the whole tensor) for this op's seed.
+fn draws(g: u32) -> vec4<u32> {
+    let seed = select(random_u.p.y, random_u.p.z, RANDOM_KIND == RANDOM_RRELU);
+    return philox(g >> 2u, u32(seed));
 }
 
 
-// rrelu's slope for element i (of the whole tensor), uniform in [lower, upper).
-fn rrelu_slope(i: u32) -> f32 {
+// rrelu's slope from its draw, uniform in [lower, upper).
+fn slope_of(r: u32) -> f32 {
     let lower = random_u.p.x;
     let upper = random_u.p.y;
-    let r = philox(random_u.start + i, u32(random_u.p.z));
-    let u = f32(r.x >> 8u) * 5.9604644775390625e-8;
+    let u = f32(r >> 8u) * 5.9604644775390625e-8;
     // keep_bits(): the product is rounded on its own, as on the CPU, even where a
     // compiler would fuse it into the addition.
     return lower + keep_bits((upper - lower) * u);
 }
 
-// noisy_relu's x + std * N(0, 1) for element i, before the max.
+// rrelu's slope for element i of this chunk.
+fn rrelu_slope(i: u32) -> f32 {
+    let g = random_u.start + i;
+    return slope_of(draws(g)[g & 3u]);
+}
+
+// noisy_relu's x + std * n, before the max, for a standard normal n.
+fn noisy_with(x: f32, n: f32) -> f32 {
+    return x + keep_bits(random_u.p.x * n);
+}
+
+// noisy_relu's x + std * N(0, 1) for element i of this chunk, before the max.
 fn noisy_value(x: f32, i: u32) -> f32 {
-    let r = philox(random_u.start + i, u32(random_u.p.y));
-    return x + keep_bits(random_u.p.x * normal_sample(r.x, r.y));
+    let g = random_u.start + i;
+    return noisy_with(x, normal_sample(draws(g), g & 3u));
 }
 
 // v > 0 on its bits (positive, nonzero, not NaN).

@@ -35,10 +35,17 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
-/// A uniform f32 in [0, 1) for element `index` under `seed`: the top 24 bits of the
-/// first output, times 2^-24 (exact).
+/// The Philox words of element `index` under `seed`: one call serves four elements, so
+/// element `index` belongs to the call for counter `index / 4` (and takes its word
+/// `index % 4`, or for a normal sample, the pair `index % 4 / 2`).
+fn draws(seed: u32, index: u32) -> [u32; 4] {
+    philox4x32_10([index >> 2, 0, 0, 0], [seed, KEY_SALT])
+}
+
+/// A uniform f32 in [0, 1) for element `index` under `seed`: the top 24 bits of word
+/// `index % 4` of the call for counter `index / 4`, times 2^-24 (exact).
 pub fn uniform(seed: u32, index: u32) -> f32 {
-    let r = philox4x32_10([index, 0, 0, 0], [seed, KEY_SALT])[0];
+    let r = draws(seed, index)[(index & 3) as usize];
     // (the shader: f32(r >> 8) * 2^-24)
     (r >> 8) as f32 * (1.0 / 16_777_216.0)
 }
@@ -307,13 +314,18 @@ const SIN_COEFFS: [f32; 8] = [
     1.0,
 ];
 
-/// A standard normal sample for element `index` under `seed` (Box-Muller on the first
-/// two Philox words), in the f32 operations the shader performs.
+/// A standard normal sample for element `index` under `seed`, in the f32 operations the
+/// shader performs: Box-Muller on words (2p, 2p + 1), p = `index % 4 / 2`, of the call for
+/// counter `index / 4`; an even index takes the cosine, an odd one the sine (the cosine
+/// a quarter turn back, exact in the 24-bit turns), so one call gives four samples.
 pub fn normal(seed: u32, index: u32) -> f32 {
-    let r = philox4x32_10([index, 0, 0, 0], [seed, KEY_SALT]);
-    let u1 = ((r[0] >> 8) + 1) as f32 * (1.0 / 16_777_216.0);
+    let r = draws(seed, index);
+    let lane = (index & 3) as usize;
+    let (r0, r1) = (r[lane & 2], r[(lane & 2) + 1]);
+    let u1 = ((r0 >> 8) + 1) as f32 * (1.0 / 16_777_216.0);
     let radius = sqrt_newton(-2.0 * ln_unit(u1));
-    radius * cos_turns(r[1] >> 8)
+    let quarter_back = if lane & 1 == 1 { 0x00c0_0000 } else { 0 };
+    radius * cos_turns(((r1 >> 8) + quarter_back) & 0x00ff_ffff)
 }
 
 /// noisy_relu for element `index` on an adapter that keeps subnormals (see

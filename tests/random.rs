@@ -239,3 +239,58 @@ fn noisy_relu_noise_is_normal() {
     );
     assert!("noisy_relu(std=-1)".parse::<Activation>().is_err());
 }
+
+/// Pearson's correlation of two equally long samples.
+fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+#[test]
+fn the_four_draws_of_one_philox_call_are_uncorrelated() {
+    // One Philox call serves elements 4q to 4q + 3: rrelu's four slopes are its four
+    // words, noisy_relu's four normals the cosine and sine halves of two Box-Muller
+    // pairs. Every two lanes of a call, and a lane and the next call's, must be
+    // uncorrelated (|r| within 5 standard errors of 0).
+    let n = 1usize << 20;
+    let calls = n / 4;
+    let slopes: Vec<f64> = ctx()
+        .run(&rrelu(3), &vec![-1.0f32; n])
+        .unwrap()
+        .iter()
+        .map(|&v| -f64::from(v))
+        .collect();
+    let normals: Vec<f64> = ctx()
+        .run(&noisy(1.0, 3), &vec![100.0f32; n])
+        .unwrap()
+        .iter()
+        .map(|&v| f64::from(v) - 100.0)
+        .collect();
+    let bound = 5.0 / (calls as f64).sqrt();
+    for (name, v) in [("rrelu slopes", &slopes), ("noisy_relu normals", &normals)] {
+        let lane = |l: usize| -> Vec<f64> { v.iter().skip(l).step_by(4).copied().collect() };
+        let lanes: Vec<Vec<f64>> = (0..4).map(lane).collect();
+        for a in 0..4 {
+            for b in a + 1..4 {
+                let r = correlation(&lanes[a], &lanes[b]);
+                assert!(r.abs() < bound, "{name}: lanes {a} and {b}: r = {r}");
+            }
+            let next = correlation(&lanes[a][..calls - 1], &lanes[a][1..]);
+            assert!(
+                next.abs() < bound,
+                "{name}: lane {a}, next call: r = {next}"
+            );
+        }
+        // the squares too: Box-Muller's pair shares a radius, which must not show
+        let squares: Vec<Vec<f64>> = lanes
+            .iter()
+            .map(|l| l.iter().map(|x| x * x).collect())
+            .collect();
+        let r = correlation(&squares[0], &squares[1]);
+        assert!(r.abs() < bound, "{name}: squares of lanes 0 and 1: r = {r}");
+    }
+}

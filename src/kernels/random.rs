@@ -51,7 +51,7 @@ impl Context {
         // ten Philox rounds per element, and the element loop
         let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 11);
         self.check_budget(per_invocation, &format!("{len} random elements"))?;
-        let dispatches =
+        let mut dispatches =
             self.chunk_dispatches("random", &plan, input, output, len, staged.is_none(), |c| {
                 Uniforms {
                     n: c.count as u32,
@@ -63,6 +63,12 @@ impl Context {
                     p: activation.param_slots(),
                 }
             })?;
+        // An invocation takes the (up to) four elements of one Philox call.
+        let wg = u64::from(self.workgroup_size());
+        for ((_, groups), (start, count)) in dispatches.iter_mut().zip(pieces(len, plan.chunk)) {
+            let calls = ((start + count - 1) >> 2) - (start >> 2) + 1;
+            *groups = calls.div_ceil(wg).clamp(1, self.max_groups()) as u32;
+        }
         self.record_pass(
             encoder,
             "wgpu-activations random",
