@@ -1,11 +1,13 @@
 //! How close each kernel gets to the memory floor on this adapter: the median time of an
-//! op beside a `copy_buffer_to_buffer` of the same bytes (one read and one write, the
-//! floor), measured in the same run.
+//! op beside floors measured in the same run: a `copy_buffer_to_buffer` of the same bytes,
+//! this crate's own `identity` kernel on the same tensor (one read and one write; on a GPU
+//! whose buffer copy is slow, the floor a shader can reach), and, given `--torch FILE`,
+//! PyTorch's time for the same op and size and its device copy.
 //!
 //! ```text
 //! cargo run --release --example roofline -- [--ops SPEC,SPEC,...] [--elements N[,N...]]
 //!     [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--pipeline-cache FILE]
-//!     [--backward] [--dtype T[,T...]]
+//!     [--backward] [--dtype T[,T...]] [--torch FILE]
 //! ```
 //!
 //! - `--ops`: the specs to measure (default: every op). Commas inside a spec's parentheses
@@ -19,15 +21,23 @@
 //!   (`auto,lane,subgroup,workgroup,resident,split`; default `auto`); a strategy the
 //!   adapter cannot run for a shape is reported and skipped.
 //! - `--rows`: row lengths for the softmax family (default 32, 128, 1024, 4096, 65536,
-//!   1048576), each as a (elements / length, length) tensor where it fits.
+//!   1048576), each as a (elements / length, length) tensor where it fits; for a spec with
+//!   `dim=0`, a (length, elements / length) tensor: rows strided across it, as PyTorch's
+//!   `softmax(x.view(1024, n / 1024), 0)`.
+//! - `--torch FILE`: JSON lines of `shared/tools/torch_bench.py` (PyTorch's `seconds` and
+//!   `copy_seconds` per `op`, `elements` and `row`), matched to each measurement by spec,
+//!   size and row length: the table adds `torch/op` (PyTorch's time over ours: 1.0 is
+//!   PyTorch's speed, more is faster) and `tcopy/op` (PyTorch's device copy over ours).
 //! - Timing: GPU timestamps written by empty compute passes on either side of the work
 //!   where the adapter has `TIMESTAMP_QUERY`, else wall-clock submit-and-wait; each sample
 //!   repeats the work enough times to take about 20 ms, and the median of `--samples`
 //!   (default 5) samples is reported, per repetition.
-//! - Prints a table (op, elements, row length, time, GB/s, copy time, copy / op), or with
-//!   `--json` one JSON object per line: `op` (the spec), `elements`, `row` (softmax only),
-//!   `seconds`, `bytes`, `elements_per_second`, `dtype`, `copy_seconds`, `ratio`, `method`,
-//!   `adapter`.
+//! - Prints a table (op, elements, row length, time, GB/s, copy time, copy / op, identity
+//!   / op), or with `--json` one JSON object per line: `op` (the spec), `elements`, `row`
+//!   (softmax only), `seconds`, `bytes`, `elements_per_second`, `dtype`, `copy_seconds`,
+//!   `ratio` (copy / op), `identity_seconds`, `identity_ratio` (identity / op), with
+//!   `--torch` `torch_seconds`, `torch_ratio`, `torch_copy_seconds`, `torch_copy_ratio`
+//!   where PyTorch has the figure, `method`, `adapter`.
 //! - `--backward`: times each op's backward instead (grad_input from the saved tensor and
 //!   grad_output: two reads and one write), beside a copy of the same bytes and the op's
 //!   forward at the same size: `bwd/fwd` is the backward's time per element over the
@@ -53,13 +63,61 @@ struct Args {
     backward: bool,
     /// The tensors' storage type.
     dtypes: Vec<Storage>,
+    /// PyTorch's figures (torch_bench.py's JSON lines).
+    torch: Vec<TorchFigure>,
+}
+
+/// One line of torch_bench.py's output.
+#[derive(Debug)]
+struct TorchFigure {
+    op: String,
+    elements: u64,
+    row: Option<u64>,
+    seconds: f64,
+    copy_seconds: f64,
+}
+
+/// The value of `"key": ...` in one flat JSON object line (a string without its quotes,
+/// or a bare number, `null` or word), for the few fields of torch_bench.py's lines.
+fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = line.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = line[at..].trim_start().strip_prefix(':')?.trim_start();
+    if let Some(quoted) = rest.strip_prefix('"') {
+        return quoted.find('"').map(|end| &quoted[..end]);
+    }
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+/// PyTorch's figures from torch_bench.py's output (other lines are skipped).
+fn read_torch(path: &str) -> Vec<TorchFigure> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| usage(&format!("--torch {path}: {e}")));
+    let figures: Vec<TorchFigure> = text
+        .lines()
+        .filter_map(|line| {
+            Some(TorchFigure {
+                op: json_field(line, "op")?.to_string(),
+                elements: json_field(line, "elements")?.parse().ok()?,
+                row: json_field(line, "row").and_then(|r| r.parse().ok()),
+                seconds: json_field(line, "seconds")?.parse().ok()?,
+                copy_seconds: json_field(line, "copy_seconds")?.parse().ok()?,
+            })
+        })
+        .collect();
+    if figures.is_empty() {
+        usage(&format!(
+            "--torch {path}: no line with op, elements, seconds and copy_seconds"
+        ));
+    }
+    figures
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!(
         "roofline: {msg}\nusage: roofline [--ops SPEC,SPEC,...] [--elements N[,N...]] \
          [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--backward] \
-         [--pipeline-cache FILE] [--dtype f32,f16,bf16]"
+         [--pipeline-cache FILE] [--dtype f32,f16,bf16] [--torch FILE]"
     );
     std::process::exit(2)
 }
@@ -88,6 +146,7 @@ fn parse_args() -> Args {
         strategies: vec![Strategy::Auto],
         backward: false,
         dtypes: vec![Storage::F32],
+        torch: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -112,6 +171,7 @@ fn parse_args() -> Args {
                     .collect()
             }
             "--pipeline-cache" => args.pipeline_cache = Some(value().into()),
+            "--torch" => args.torch = read_torch(&value()),
             "--strategy" => {
                 args.strategies = value()
                     .split(',')
@@ -285,7 +345,7 @@ fn main() {
             }
         );
         println!(
-            "{:<34} {:>10} {:>8} {:>12} {:>8} {:>8} {:>12} {:>9}{}",
+            "{:<34} {:>10} {:>8} {:>12} {:>8} {:>8} {:>12} {:>9} {:>7}{}{}",
             "op",
             "elements",
             "row",
@@ -294,6 +354,12 @@ fn main() {
             "Gel/s",
             "copy (µs)",
             "copy/op",
+            "id/op",
+            if args.torch.is_empty() {
+                ""
+            } else {
+                " torch/op tcopy/op"
+            },
             if args.backward { "  bwd/fwd" } else { "" }
         );
     }
@@ -351,18 +417,51 @@ fn main() {
         let copy = timer.median(args.samples, &|e| {
             e.copy_buffer_to_buffer(&src, 0, &dst, 0, copied * 4)
         });
+        // This crate's identity kernel on the same tensors: the floor a shader reaches here
+        // (the backward's: identity's backward, two reads and one write).
+        let identity = Activation::example(Op::Identity);
+        let identity_seconds = timer.median(args.samples, &|e| {
+            let (x, y, g) = (region(&src), region(&dst), region(&grad));
+            if args.backward {
+                ctx.encode_backward(e, &identity, x, g, y, n)
+            } else {
+                ctx.encode(e, &identity, x, y, n)
+            }
+            .expect("identity encodes")
+        });
         let report = |spec: &str, row: Option<u64>, seconds: f64, forward: Option<f64>| {
             let ratio = copy / seconds;
+            let identity_ratio = identity_seconds / seconds;
             let per_forward = forward.map(|f| seconds / f);
+            // PyTorch's forward figure for this spec, size and row (f32 only)
+            let torch = args.torch.iter().find(|t| {
+                forward.is_none()
+                    && dtype == Storage::F32
+                    && t.op == spec
+                    && t.elements == n
+                    && t.row == row
+            });
             if args.json {
                 let row = row.map_or(String::new(), |r| format!("\"row\": {r}, "));
                 let fwd = forward.map_or(String::new(), |f| {
                     format!("\"backward\": true, \"forward_seconds\": {f:e}, ")
                 });
+                let peer = torch.map_or(String::new(), |t| {
+                    format!(
+                        "\"torch_seconds\": {:e}, \"torch_ratio\": {:.4}, \
+                         \"torch_copy_seconds\": {:e}, \"torch_copy_ratio\": {:.4}, ",
+                        t.seconds,
+                        t.seconds / seconds,
+                        t.copy_seconds,
+                        t.copy_seconds / seconds
+                    )
+                });
                 println!(
                     "{{\"op\": \"{spec}\", \"elements\": {n}, {row}\"seconds\": {seconds:e}, \
                      {fwd}\"bytes\": {bytes}, \"elements_per_second\": {:e}, \"dtype\": \"{}\", \
-                     \"copy_seconds\": {copy:e}, \"ratio\": {ratio:.4}, \"method\": \"{}\", \
+                     \"copy_seconds\": {copy:e}, \"ratio\": {ratio:.4}, \
+                     \"identity_seconds\": {identity_seconds:e}, \
+                     \"identity_ratio\": {identity_ratio:.4}, {peer}\"method\": \"{}\", \
                      \"adapter\": \"{}\"}}",
                     n as f64 / seconds,
                     dtype,
@@ -370,8 +469,17 @@ fn main() {
                     adapter.replace('"', "'")
                 );
             } else {
+                let peer = match torch {
+                    Some(t) => format!(
+                        " {:>8.3} {:>8.3}",
+                        t.seconds / seconds,
+                        t.copy_seconds / seconds
+                    ),
+                    None if args.torch.is_empty() => String::new(),
+                    None => format!(" {:>8} {:>8}", "-", "-"),
+                };
                 println!(
-                    "{:<34} {:>10} {:>8} {:>12.1} {:>8.2} {:>8.3} {:>12.1} {:>9.3}{}",
+                    "{:<34} {:>10} {:>8} {:>12.1} {:>8.2} {:>8.3} {:>12.1} {:>9.3} {:>7.3}{peer}{}",
                     named(spec),
                     n,
                     row.map_or("-".to_string(), |r| r.to_string()),
@@ -380,6 +488,7 @@ fn main() {
                     n as f64 / seconds / 1e9,
                     copy * 1e6,
                     ratio,
+                    identity_ratio,
                     per_forward.map_or(String::new(), |r| format!(" {r:>8.3}"))
                 );
             }
@@ -392,7 +501,14 @@ fn main() {
                 args.rows
                     .iter()
                     .filter(|&&r| r <= n && n % r == 0)
-                    .map(|&r| (Some(r), vec![(n / r) as usize, r as usize]))
+                    .map(|&r| {
+                        let (r, others) = (r as usize, (n / r) as usize);
+                        if a.dim() == 0 {
+                            (Some(r as u64), vec![r, others])
+                        } else {
+                            (Some(r as u64), vec![others, r])
+                        }
+                    })
                     .collect()
             } else if a.op().info().is_statistical() && n % 256 == 0 {
                 vec![(None, vec![(n / 256) as usize, 256])]

@@ -5,8 +5,13 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-/// The example binary that `cargo test` builds beside the test binaries.
+/// The `activate` example binary.
 fn activate() -> Command {
+    example("activate")
+}
+
+/// An example binary that `cargo test` builds beside the test binaries.
+fn example(name: &str) -> Command {
     let mut dir = std::env::current_exe().expect("the test binary's path");
     dir.pop(); // the test binary
     if dir.ends_with("deps") {
@@ -14,7 +19,7 @@ fn activate() -> Command {
     }
     let exe = dir
         .join("examples")
-        .join(format!("activate{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         exe.exists(),
         "{} is missing: `cargo test` builds the examples first",
@@ -388,4 +393,66 @@ fn half_files_in_and_out() {
     assert_eq!(status_and_line(&out).0, 0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("0 bf16 ULP"), "{text}");
+}
+
+#[test]
+fn roofline_reports_its_floors_and_pytorch_figures() {
+    // PyTorch's figures as torch_bench.py prints them (and a line that is not one)
+    let dir = tempfile::tempdir().unwrap();
+    let torch = dir.path().join("torch.jsonl");
+    std::fs::write(
+        &torch,
+        "{\"peer\": \"torch\", \"op\": \"relu\", \"elements\": 4096, \"row\": null, \
+         \"seconds\": 2.5e-06, \"copy_seconds\": 2e-06, \"ratio\": 0.8}\n\
+         not a figure\n\
+         {\"peer\": \"torch\", \"op\": \"softmax\", \"elements\": 4096, \"row\": 128, \
+         \"seconds\": 4e-06, \"copy_seconds\": 2e-06, \"ratio\": 0.5}\n",
+    )
+    .unwrap();
+    let out = example("roofline")
+        .args([
+            "--ops",
+            "relu,softmax,sigmoid",
+            "--elements",
+            "4096",
+            "--rows",
+            "128",
+        ])
+        .args(["--samples", "1", "--json", "--torch"])
+        .arg(&torch)
+        .output()
+        .expect("roofline runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = |op: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{{\"op\": \"{op}\"")))
+            .unwrap_or_else(|| panic!("no {op} line in {stdout}"))
+            .to_string()
+    };
+    for op in ["relu", "softmax", "sigmoid"] {
+        assert!(line(op).contains("\"identity_ratio\": "), "{}", line(op));
+    }
+    assert!(
+        line("relu").contains("\"torch_seconds\": 2.5e-6"),
+        "{}",
+        line("relu")
+    );
+    assert!(
+        line("softmax").contains("\"torch_copy_seconds\": 2e-6"),
+        "{}",
+        line("softmax")
+    );
+    assert!(!line("sigmoid").contains("torch"), "{}", line("sigmoid"));
+    // an unreadable file is a usage error, not a panic
+    let out = example("roofline")
+        .args(["--torch", "/nonexistent/torch.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
