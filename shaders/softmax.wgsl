@@ -30,6 +30,7 @@
 //                      interleaved across the segment: one read, one write, one exp per
 //                      element; _vec4 moves 16 bytes per access (contiguous rows of a
 //                      multiple of 4 at aligned offsets), the other any row
+//   softmax_split_*_registers  split, each chunk held in registers by the workgroup
 
 struct Rows {
     rows: u32,       // rows in this dispatch (outer * inner)
@@ -299,8 +300,24 @@ fn softmax_split_stats(inv: Invocation,
     }
 }
 
-// Pass 2 of split: every chunk combines its row's partial statistics (the same way, so
-// every chunk of a row gets the same bits) and writes its elements.
+// Row r's statistics from its chunks' partials, combined the same way by every chunk of
+// the row (so each gets the same bits).
+fn split_row(r: u32, inv: Invocation) -> Row {
+    let first = r * shape.chunks;
+    var m = neg_inf;
+    for (var i = inv.lid; i < shape.chunks; i += WORKGROUP_SIZE) {
+        m = max(m, partials[first + i].x);
+    }
+    let big_m = wg_max(m, inv);
+    var cs = vec2<f32>(0.0);
+    for (var i = inv.lid; i < shape.chunks; i += WORKGROUP_SIZE) {
+        cs += rebase(partials[first + i].xyz, big_m);
+    }
+    return row_final(big_m, wg_sum2(cs, inv));
+}
+
+// Pass 2 of split: every chunk combines its row's partial statistics and writes its
+// elements.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_split_write(inv: Invocation,
                        @builtin(workgroup_id) wid: vec3<u32>,
@@ -310,16 +327,7 @@ fn softmax_split_write(inv: Invocation,
     for (var item = wid.x; item < items; item += groups.x) {
         let r = item / shape.chunks;
         let first = r * shape.chunks;
-        var m = neg_inf;
-        for (var i = inv.lid; i < shape.chunks; i += WORKGROUP_SIZE) {
-            m = max(m, partials[first + i].x);
-        }
-        let big_m = wg_max(m, inv);
-        var cs = vec2<f32>(0.0);
-        for (var i = inv.lid; i < shape.chunks; i += WORKGROUP_SIZE) {
-            cs += rebase(partials[first + i].xyz, big_m);
-        }
-        let row = row_final(big_m, wg_sum2(cs, inv));
+        let row = split_row(r, inv);
         let begin = (item - first) * shape.chunk_len;
         let end = min(begin + shape.chunk_len, shape.axis);
         let base = row_base(r);
@@ -330,10 +338,13 @@ fn softmax_split_write(inv: Invocation,
 }
 
 // ---------------------------------------------------------------------------------------
-// Registers: a segment of `lanes` invocations holds a row, lane l its vec4s l, l + lanes,
-// l + 2 lanes, ... (adjacent lanes touch adjacent vec4s), at most REGISTER_VEC4S each. The
-// loops run to the constant REGISTER_VEC4S with a uniform guard, so a compiler unrolls
-// them and indexes the array with constants: it stays in registers.
+// Registers: a segment of `lanes` invocations holds a row (or, in split_registers, a chunk
+// of one), lane l its vec4s l, l + lanes, l + 2 lanes, ... (adjacent lanes touch adjacent
+// vec4s), at most REGISTER_VEC4S each. The loops run to the constant REGISTER_VEC4S with a
+// uniform guard, so a compiler unrolls them and indexes the array with constants: it
+// stays in registers. Each kernel has two entry points, one moving vec4s (contiguous rows
+// of a multiple of 4 elements at offsets that are multiples of 4) and one moving single
+// elements (any rows): an entry point may use only one view of a binding.
 
 alias Regs = array<vec4<f32>, REGISTER_VEC4S>;
 
@@ -344,9 +355,58 @@ fn load_fix4(x: vec4<f32>) -> vec4<f32> {
     return select(s, vec4<f32>(pos_inf), nan4);
 }
 
-// The row a segment holds (*v: its lane's vec4s, -inf past the row's end) turned into the
-// outputs in place. Every invocation of the workgroup calls it (uniform control flow).
-fn registers_row(v: ptr<function, Regs>, inv: Invocation) {
+// Elements [begin, end) of the row at `base` into *v: lane `lane`'s vec4 q holds elements
+// begin + 4 (q lanes + lane) + c, -inf past the end. The _vec4 forms take the row's vec4
+// index `base4` and a `begin` that is a multiple of 4.
+fn regs_load(v: ptr<function, Regs>, base: u32, begin: u32, end: u32, lane: u32) {
+    for (var q = 0u; q < REGISTER_VEC4S; q++) {
+        let j = begin + 4u * (q * shape.lanes + lane);
+        var x = vec4<f32>(neg_inf);
+        if (q < shape.per_lane) {
+            for (var c = 0u; c < 4u; c++) {
+                if (j + c < end) {
+                    x[c] = load(base, j + c);
+                }
+            }
+        }
+        (*v)[q] = x;
+    }
+}
+
+fn regs_store(v: ptr<function, Regs>, base: u32, begin: u32, end: u32, lane: u32) {
+    for (var q = 0u; q < REGISTER_VEC4S; q++) {
+        let j = begin + 4u * (q * shape.lanes + lane);
+        if (q < shape.per_lane) {
+            for (var c = 0u; c < 4u; c++) {
+                if (j + c < end) {
+                    store(base, j + c, (*v)[q][c]);
+                }
+            }
+        }
+    }
+}
+
+fn regs_load_vec4(v: ptr<function, Regs>, base4: u32, begin: u32, end: u32, lane: u32) {
+    for (var q = 0u; q < REGISTER_VEC4S; q++) {
+        let j = begin + 4u * (q * shape.lanes + lane);
+        (*v)[q] = vec4<f32>(neg_inf);
+        if (q < shape.per_lane && j < end) {
+            (*v)[q] = load_fix4(load_in4(base4 + j / 4u));
+        }
+    }
+}
+
+fn regs_store_vec4(v: ptr<function, Regs>, base4: u32, begin: u32, end: u32, lane: u32) {
+    for (var q = 0u; q < REGISTER_VEC4S; q++) {
+        let j = begin + 4u * (q * shape.lanes + lane);
+        if (q < shape.per_lane && j < end) {
+            dst_store4(shape.out_offset / 4u + base4 + j / 4u, (*v)[q]);
+        }
+    }
+}
+
+// The segment's maximum of *v.
+fn regs_max(v: ptr<function, Regs>, inv: Invocation) -> f32 {
     var m = neg_inf;
     for (var q = 0u; q < REGISTER_VEC4S; q++) {
         if (q < shape.per_lane) {
@@ -354,9 +414,13 @@ fn registers_row(v: ptr<function, Regs>, inv: Invocation) {
             m = max(m, max(max(x.x, x.y), max(x.z, x.w)));
         }
     }
-    let big_m = seg_max(m, shape.lanes, inv);
-    // The maximum is known exactly: each element's exp is taken once, against it, and
-    // the elements equal to it are counted apart (see cnt above).
+    return seg_max(m, shape.lanes, inv);
+}
+
+// (cnt, s) of *v against its segment's maximum big_m (see the statistics above): each
+// element's exp taken once, against the exact maximum; with `keep_exp`, *v becomes
+// exp(x - big_m).
+fn regs_sums(v: ptr<function, Regs>, big_m: f32, keep_exp: bool, inv: Invocation) -> vec2<f32> {
     var cnt = 0.0;
     var s = vec4<f32>(0.0);
     for (var q = 0u; q < REGISTER_VEC4S; q++) {
@@ -369,33 +433,49 @@ fn registers_row(v: ptr<function, Regs>, inv: Invocation) {
             let ones = select(vec4<f32>(0.0), vec4<f32>(1.0), is_max);
             cnt += (ones.x + ones.y) + (ones.z + ones.w);
             s += select(e, vec4<f32>(0.0), is_max);
-            if (!LOG_OUTPUT) {
+            if (keep_exp) {
                 (*v)[q] = e;
             }
         }
     }
-    let row = row_final(big_m, seg_sum2(vec2<f32>(cnt, (s.x + s.y) + (s.z + s.w)),
-                                        shape.lanes, inv));
+    return seg_sum2(vec2<f32>(cnt, (s.x + s.y) + (s.z + s.w)), shape.lanes, inv);
+}
+
+// *v (inputs) turned into the row's outputs.
+fn regs_finish(v: ptr<function, Regs>, row: Row) {
     for (var q = 0u; q < REGISTER_VEC4S; q++) {
         if (q < shape.per_lane) {
             let x = (*v)[q];
-            if (LOG_OUTPUT) {
-                (*v)[q] = vec4<f32>(finish(x.x, row), finish(x.y, row),
-                                    finish(x.z, row), finish(x.w, row));
-            } else {
-                (*v)[q] = select(vec4<f32>(nan), x * row.k, row.ok);
+            (*v)[q] = vec4<f32>(finish(x.x, row), finish(x.y, row),
+                                finish(x.z, row), finish(x.w, row));
+        }
+    }
+}
+
+// The row a segment holds turned into its outputs in place. Every invocation of the
+// workgroup calls it (uniform control flow).
+fn registers_row(v: ptr<function, Regs>, inv: Invocation) {
+    let big_m = regs_max(v, inv);
+    // softmax keeps each exp for its output; log_softmax needs the inputs
+    let row = row_final(big_m, regs_sums(v, big_m, !LOG_OUTPUT, inv));
+    if (LOG_OUTPUT) {
+        regs_finish(v, row);
+    } else {
+        for (var q = 0u; q < REGISTER_VEC4S; q++) {
+            if (q < shape.per_lane) {
+                (*v)[q] = select(vec4<f32>(nan), (*v)[q] * row.k, row.ok);
             }
         }
     }
 }
 
-// Rows per workgroup and grid step. An invocation whose row lies past the last takes the
-// last row's values, so it still takes part in its segment's reductions, and stores nothing.
+// Rows per workgroup and grid step, and this invocation's row among those from `first`
+// (an invocation past the last row takes the last row's values, so it still takes part in
+// its segment's reductions, and stores nothing).
 fn registers_rows_per_group() -> u32 {
     return WORKGROUP_SIZE / shape.lanes;
 }
 
-// Contiguous rows (inner = 1) of a multiple of 4 elements, both offsets multiples of 4.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_registers_vec4(inv: Invocation,
                           @builtin(workgroup_id) wid: vec3<u32>,
@@ -403,32 +483,18 @@ fn softmax_registers_vec4(inv: Invocation,
     setup();
     let pos = seg_position(shape.lanes, inv);
     let per_group = registers_rows_per_group();
-    let quads = shape.axis / 4u;
     for (var first = wid.x * per_group; first < shape.rows; first += groups.x * per_group) {
         let mine = first + pos.x;
-        let base4 = min(mine, shape.rows - 1u) * quads;
+        let base4 = min(mine, shape.rows - 1u) * (shape.axis / 4u);
         var v: Regs;
-        for (var q = 0u; q < REGISTER_VEC4S; q++) {
-            let j = q * shape.lanes + pos.y;
-            v[q] = vec4<f32>(neg_inf);
-            if (q < shape.per_lane && j < quads) {
-                v[q] = load_fix4(load_in4(base4 + j));
-            }
-        }
+        regs_load_vec4(&v, base4, 0u, shape.axis, pos.y);
         registers_row(&v, inv);
         if (mine < shape.rows) {
-            for (var q = 0u; q < REGISTER_VEC4S; q++) {
-                let j = q * shape.lanes + pos.y;
-                if (q < shape.per_lane && j < quads) {
-                    dst_store4(shape.out_offset / 4u + base4 + j, v[q]);
-                }
-            }
+            regs_store_vec4(&v, base4, 0u, shape.axis, pos.y);
         }
     }
 }
 
-// Any rows: single-element loads and stores (strided axes, lengths not a multiple of 4,
-// unaligned offsets).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn softmax_registers(inv: Invocation,
                      @builtin(workgroup_id) wid: vec3<u32>,
@@ -440,30 +506,90 @@ fn softmax_registers(inv: Invocation,
         let mine = first + pos.x;
         let base = row_base(min(mine, shape.rows - 1u));
         var v: Regs;
-        for (var q = 0u; q < REGISTER_VEC4S; q++) {
-            let j = 4u * (q * shape.lanes + pos.y);
-            var x = vec4<f32>(neg_inf);
-            if (q < shape.per_lane) {
-                for (var c = 0u; c < 4u; c++) {
-                    if (j + c < shape.axis) {
-                        x[c] = load(base, j + c);
-                    }
-                }
-            }
-            v[q] = x;
-        }
+        regs_load(&v, base, 0u, shape.axis, pos.y);
         registers_row(&v, inv);
         if (mine < shape.rows) {
-            for (var q = 0u; q < REGISTER_VEC4S; q++) {
-                let j = 4u * (q * shape.lanes + pos.y);
-                if (q < shape.per_lane) {
-                    for (var c = 0u; c < 4u; c++) {
-                        if (j + c < shape.axis) {
-                            store(base, j + c, v[q][c]);
-                        }
-                    }
-                }
-            }
+            regs_store(&v, base, 0u, shape.axis, pos.y);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Split with each chunk held in registers by the workgroup (lanes = WORKGROUP_SIZE): pass
+// 1 loads a chunk once, takes its exact maximum and one exp per element against it, and
+// writes the chunk's (m, cnt, s) to partials; pass 2 combines the row's partials
+// (split_row), loads its chunk once more and writes it. Two reads and one write of the
+// tensor, no online rescaling.
+
+// (row, first element, end) of (row, chunk) item `item`.
+fn chunk_of(item: u32) -> vec3<u32> {
+    let r = item / shape.chunks;
+    let begin = (item - r * shape.chunks) * shape.chunk_len;
+    return vec3<u32>(r, begin, min(begin + shape.chunk_len, shape.axis));
+}
+
+fn chunk_partial(v: ptr<function, Regs>, item: u32, inv: Invocation) {
+    let m = regs_max(v, inv);
+    let cs = regs_sums(v, m, false, inv);
+    if (inv.lid == 0u) {
+        partials[item] = vec4<f32>(m, cs, 0.0);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_split_stats_registers_vec4(inv: Invocation,
+                                      @builtin(workgroup_id) wid: vec3<u32>,
+                                      @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    for (var item = wid.x; item < shape.rows * shape.chunks; item += groups.x) {
+        let c = chunk_of(item);
+        var v: Regs;
+        regs_load_vec4(&v, c.x * (shape.axis / 4u), c.y, c.z, inv.lid);
+        chunk_partial(&v, item, inv);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_split_stats_registers(inv: Invocation,
+                                 @builtin(workgroup_id) wid: vec3<u32>,
+                                 @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    for (var item = wid.x; item < shape.rows * shape.chunks; item += groups.x) {
+        let c = chunk_of(item);
+        var v: Regs;
+        regs_load(&v, row_base(c.x), c.y, c.z, inv.lid);
+        chunk_partial(&v, item, inv);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_split_write_registers_vec4(inv: Invocation,
+                                      @builtin(workgroup_id) wid: vec3<u32>,
+                                      @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    for (var item = wid.x; item < shape.rows * shape.chunks; item += groups.x) {
+        let c = chunk_of(item);
+        let row = split_row(c.x, inv);
+        let base4 = c.x * (shape.axis / 4u);
+        var v: Regs;
+        regs_load_vec4(&v, base4, c.y, c.z, inv.lid);
+        regs_finish(&v, row);
+        regs_store_vec4(&v, base4, c.y, c.z, inv.lid);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_split_write_registers(inv: Invocation,
+                                 @builtin(workgroup_id) wid: vec3<u32>,
+                                 @builtin(num_workgroups) groups: vec3<u32>) {
+    setup();
+    for (var item = wid.x; item < shape.rows * shape.chunks; item += groups.x) {
+        let c = chunk_of(item);
+        let row = split_row(c.x, inv);
+        let base = row_base(c.x);
+        var v: Regs;
+        regs_load(&v, base, c.y, c.z, inv.lid);
+        regs_finish(&v, row);
+        regs_store(&v, base, c.y, c.z, inv.lid);
     }
 }

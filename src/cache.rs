@@ -243,9 +243,17 @@ pub enum RowKernel {
     Resident,
     SplitStats,
     SplitWrite,
-    /// The row in registers over a segment of lanes: single elements, or vec4s.
-    Registers,
-    RegistersVec4,
+    /// The row in registers over a segment of lanes, moving vec4s or single elements.
+    Registers {
+        vec4: bool,
+    },
+    /// Split's two passes with each chunk in registers over the workgroup.
+    SplitStatsRegisters {
+        vec4: bool,
+    },
+    SplitWriteRegisters {
+        vec4: bool,
+    },
 }
 
 impl Entry {
@@ -276,10 +284,11 @@ impl Entry {
             Entry::GradRow { kernel, .. } => match kernel {
                 RowKernel::Lane => "softmax_grad_lane",
                 RowKernel::Subgroup => "softmax_grad_subgroup",
-                RowKernel::Workgroup
-                | RowKernel::Resident
-                | RowKernel::Registers
-                | RowKernel::RegistersVec4 => "softmax_grad_workgroup",
+                RowKernel::Workgroup | RowKernel::Resident | RowKernel::Registers { .. } => {
+                    "softmax_grad_workgroup"
+                }
+                RowKernel::SplitStatsRegisters { .. } => "softmax_grad_split_stats",
+                RowKernel::SplitWriteRegisters { .. } => "softmax_grad_split_write",
                 RowKernel::SplitStats => "softmax_grad_split_stats",
                 RowKernel::SplitWrite => "softmax_grad_split_write",
             },
@@ -290,8 +299,16 @@ impl Entry {
                 RowKernel::Resident => "softmax_resident",
                 RowKernel::SplitStats => "softmax_split_stats",
                 RowKernel::SplitWrite => "softmax_split_write",
-                RowKernel::Registers => "softmax_registers",
-                RowKernel::RegistersVec4 => "softmax_registers_vec4",
+                RowKernel::Registers { vec4: false } => "softmax_registers",
+                RowKernel::Registers { vec4: true } => "softmax_registers_vec4",
+                RowKernel::SplitStatsRegisters { vec4: false } => "softmax_split_stats_registers",
+                RowKernel::SplitStatsRegisters { vec4: true } => {
+                    "softmax_split_stats_registers_vec4"
+                }
+                RowKernel::SplitWriteRegisters { vec4: false } => "softmax_split_write_registers",
+                RowKernel::SplitWriteRegisters { vec4: true } => {
+                    "softmax_split_write_registers_vec4"
+                }
             },
         }
     }
@@ -445,13 +462,15 @@ impl Entry {
             | Entry::GradDiceColumnWg { .. }
             | Entry::GradDiceApply { .. } => Group1::DiceGrad,
             Entry::Row { kernel, .. } | Entry::GradRow { kernel, .. } => match kernel {
-                RowKernel::SplitStats | RowKernel::SplitWrite => Group1::Partials,
+                RowKernel::SplitStats
+                | RowKernel::SplitWrite
+                | RowKernel::SplitStatsRegisters { .. }
+                | RowKernel::SplitWriteRegisters { .. } => Group1::Partials,
                 RowKernel::Lane
                 | RowKernel::Subgroup
                 | RowKernel::Workgroup
                 | RowKernel::Resident
-                | RowKernel::Registers
-                | RowKernel::RegistersVec4 => Group1::None,
+                | RowKernel::Registers { .. } => Group1::None,
             },
             Entry::Prelu => Group1::Weights,
             Entry::DiceStats | Entry::DiceApply | Entry::DiceStatsWg { alpha: false, .. } => {
@@ -488,9 +507,14 @@ pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
                 RowKernel::Resident,
                 RowKernel::SplitStats,
                 RowKernel::SplitWrite,
-                RowKernel::Registers,
-                RowKernel::RegistersVec4,
             ];
+            for vec4 in [false, true] {
+                kernels.extend([
+                    RowKernel::Registers { vec4 },
+                    RowKernel::SplitStatsRegisters { vec4 },
+                    RowKernel::SplitWriteRegisters { vec4 },
+                ]);
+            }
             if subgroups {
                 kernels.push(RowKernel::Subgroup);
             }

@@ -210,9 +210,10 @@ fn warm_up_compiles_every_variant_once() {
     ctx.run(&"gelu".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0])
         .unwrap();
     assert_eq!(ctx.cache_stats().misses, 4);
-    // softmax: 7 strategy entry points (Registers has two) x 2 layouts, and one
-    // subgroup-per-row entry point x 2 layouts where the device has subgroups
-    let row_entries = if ctx.subgroups() { 16 } else { 14 };
+    // softmax: 11 strategy entry points (Registers has two, SplitRegisters four) x 2
+    // layouts, and one subgroup-per-row entry point x 2 layouts where the device has
+    // subgroups
+    let row_entries = if ctx.subgroups() { 24 } else { 22 };
     ctx.warm_up(&[Op::Softmax]).unwrap();
     assert_eq!(ctx.cache_stats().misses, 4 + row_entries);
     ctx.run_shaped(&"softmax".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0], &[2, 2])

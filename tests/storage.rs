@@ -370,6 +370,7 @@ fn softmax_strategies_in_half_storage() {
                 Strategy::Resident,
                 Strategy::Split,
                 Strategy::Registers,
+                Strategy::SplitRegisters,
             ];
             if ctx.subgroups() {
                 strategies.push(Strategy::Subgroup);

@@ -55,17 +55,25 @@ pub enum Strategy {
     /// below a workgroup need `Features::SUBGROUP` (else a shared-memory tree reduces
     /// them). `Auto`'s choice on GPUs for rows up to that capacity.
     Registers,
+    /// [`Strategy::Split`] with each chunk held in registers by a workgroup (chunks of at
+    /// most [`Context::registers_capacity`] elements): the statistics pass loads a chunk
+    /// once and takes one exp per element against the chunk's exact maximum, the write
+    /// pass loads it again and writes; vec4 loads and stores where rows are contiguous and
+    /// aligned. Two reads and one write of the tensor, no online rescaling. `Auto`'s
+    /// choice on GPUs for rows longer than [`Strategy::Registers`] holds.
+    SplitRegisters,
 }
 
 impl Strategy {
     /// Every concrete strategy (not `Auto`).
-    pub const ALL: [Strategy; 6] = [
+    pub const ALL: [Strategy; 7] = [
         Strategy::Lane,
         Strategy::Subgroup,
         Strategy::Workgroup,
         Strategy::Resident,
         Strategy::Split,
         Strategy::Registers,
+        Strategy::SplitRegisters,
     ];
 }
 
@@ -166,15 +174,16 @@ impl Context {
             // where Subgroup reached 0.56-1.34 TB/s reading each row twice with two exps
             // per element (benches/NOTES.md). Not yet measured on a GPU in this form.
             Strategy::Registers
-        } else if view.axis <= 32 {
-            Strategy::Lane
         } else if rows >= 512 || (view.axis <= 16_384 && rows >= 64) {
             // Measured on an H100: one workgroup per row the fastest for rows of 4,096 to
-            // 16,384 (and for 64 to 2,048 without subgroups), Resident the slowest
-            // everywhere; Split wins for longer rows and for few rows.
+            // 16,384, where its second read of a row may still find it in the cache;
+            // Split won for longer rows and for few rows.
             Strategy::Workgroup
         } else {
-            Strategy::Split
+            // Split with chunks in registers: Split's traffic (two reads, one write) with
+            // one exp per element per pass and no online rescaling (not yet measured on a
+            // GPU; Split reached 1.1 TB/s there).
+            Strategy::SplitRegisters
         };
         // Within the adapter's loop budget (lavapipe's cuts long rows short in Lane).
         [preferred, Strategy::Workgroup, Strategy::Split]
@@ -245,6 +254,11 @@ impl Context {
                 let per_row = 13 * k + 2 * reduce + 2 * u64::from(wg.ilog2()) + 2;
                 rows.div_ceil(groups * (wg / lanes)) * per_row
             }
+            Strategy::SplitRegisters => {
+                let items = (rows * chunks).div_ceil(groups);
+                let k = u64::from(REGISTER_VEC4S);
+                items * (13 * k + 2 * chunks.div_ceil(wg) + 4 * reduce + 2)
+            }
             _ => {
                 let items = (rows * chunks).div_ceil(groups);
                 // the larger of the two passes
@@ -257,8 +271,21 @@ impl Context {
     pub(crate) fn chunking(&self, strategy: Strategy, rows: u64, axis: u64) -> (u64, u64) {
         match strategy {
             Strategy::Split => self.split_chunks(rows, axis),
+            Strategy::SplitRegisters => self.split_register_chunks(rows, axis),
             _ => (axis, 1),
         }
+    }
+
+    /// [`Strategy::SplitRegisters`]' chunk length and chunks per row: as Split's, about
+    /// `target` workgroups in all, but each chunk a whole number of vec4s per invocation
+    /// (4 x the workgroup size) and at most [`Context::registers_capacity`].
+    fn split_register_chunks(&self, rows: u64, axis: u64) -> (u64, u64) {
+        let quantum = 4 * u64::from(self.workgroup_size());
+        let capacity = self.registers_capacity() as u64;
+        let target = self.cpu_cores().map_or(2048, |c| 2 * c as u64);
+        let chunks = target.div_ceil(rows.max(1)).max(axis.div_ceil(capacity));
+        let chunk_len = (axis.div_ceil(chunks).div_ceil(quantum) * quantum).min(capacity);
+        (chunk_len, axis.div_ceil(chunk_len).max(1))
     }
 
     /// Split's chunk length and chunks per row, for `rows` rows of `axis`: enough chunks
@@ -289,7 +316,7 @@ impl Context {
             Strategy::Lane => rows.div_ceil(wg),
             // as many rows per workgroup as the largest subgroups leave room for
             Strategy::Subgroup => rows.div_ceil((wg / self.subgroup_sizes().1).max(1)),
-            Strategy::Split => rows * chunks,
+            Strategy::Split | Strategy::SplitRegisters => rows * chunks,
             Strategy::Registers => {
                 let (lanes, _) = self.registers_shape(axis).unwrap_or((wg, 1));
                 rows.div_ceil(wg / lanes)
@@ -388,10 +415,14 @@ impl Context {
         let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
         let (lanes, per_lane) = match strategy {
             Strategy::Registers => self.registers_shape(view.axis as u64).unwrap_or((1, 1)),
+            Strategy::SplitRegisters => {
+                let wg = u64::from(self.workgroup_size());
+                (wg, chunk_len.div_ceil(4 * wg))
+            }
             _ => (1, 1),
         };
 
-        // Each piece's bindings and uniforms, then the kernels (Registers moves vec4s where
+        // Each piece's bindings and uniforms, then the kernels (the register kernels move vec4s where
         // every piece's rows are contiguous and start at multiples of 4 elements), then
         // the bind groups (cached, or created in an error scope), then the pass.
         let mut planned = Vec::new();
@@ -430,7 +461,9 @@ impl Context {
             input.storage,
         )?;
         let partials = match strategy {
-            Strategy::Split => Some(self.partials_group(piece_rows as u64 * chunks * 16)?),
+            Strategy::Split | Strategy::SplitRegisters => {
+                Some(self.partials_group(piece_rows as u64 * chunks * 16)?)
+            }
             _ => None,
         };
         let mut dispatches = Vec::new();
@@ -635,8 +668,11 @@ impl Context {
             Strategy::Subgroup => vec![pipeline(RowKernel::Subgroup)?],
             Strategy::Workgroup => vec![pipeline(RowKernel::Workgroup)?],
             Strategy::Resident => vec![pipeline(RowKernel::Resident)?],
-            Strategy::Registers if vec4 => vec![pipeline(RowKernel::RegistersVec4)?],
-            Strategy::Registers => vec![pipeline(RowKernel::Registers)?],
+            Strategy::Registers => vec![pipeline(RowKernel::Registers { vec4 })?],
+            Strategy::SplitRegisters => vec![
+                pipeline(RowKernel::SplitStatsRegisters { vec4 })?,
+                pipeline(RowKernel::SplitWriteRegisters { vec4 })?,
+            ],
             _ => vec![
                 pipeline(RowKernel::SplitStats)?,
                 pipeline(RowKernel::SplitWrite)?,

@@ -68,6 +68,7 @@ impl Context {
         };
         let strategy = match self.resolve_strategy(strategy, view, plan.storage)? {
             Strategy::Resident => Strategy::Workgroup,
+            Strategy::SplitRegisters => Strategy::Split,
             // the backward reads two tensors per row: no register kernel of its own yet
             Strategy::Registers => [Strategy::Subgroup, Strategy::Workgroup]
                 .into_iter()
