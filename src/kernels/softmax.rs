@@ -157,7 +157,11 @@ impl Context {
             // for 1M elements in rows of 32 to 1024, Workgroup 161 ms for 1024 rows of
             // 1024): one row per lane wherever the loop budget allows, else one
             // workgroup per row when there are rows for every core, else Split.
-            if rows >= 64 || view.axis <= 64 {
+            // One subgroup per row (SIMD lanes sharing a row) ran rows of 2,048 to 16,384
+            // 1.04-2.4x faster than Lane (benches/NOTES.md, 2026-12-05).
+            if rows >= 64 && (2048..=16_384).contains(&view.axis) && self.subgroups() {
+                Strategy::Subgroup
+            } else if rows >= 64 || view.axis <= 64 {
                 Strategy::Lane
             } else if rows >= cores {
                 Strategy::Workgroup
