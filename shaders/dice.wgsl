@@ -1,9 +1,12 @@
 // Dice (Deep Interest Network), training mode, on a (batch, features) view of a tensor:
 // per feature f, the batch mean and biased variance over the batch, then
 //   y = x * (alpha + (1 - alpha) * sigmoid((x - mean) / sqrt(var + eps)))
-// which is p * x + (1 - p) * alpha * x. Two entry points: dice_stats (one invocation per
-// feature, two compensated passes over its column: mean, then the squared deviations)
-// writes (mean, var) to `stats`; dice_apply (one invocation per element) reads them.
+// which is p * x + (1 - p) * alpha * x. The statistics take four dispatches, each
+// coalesced (adjacent invocations read adjacent features) and spread over the batch:
+// dice_sums writes a compensated partial sum of x per (batch slice, feature), dice_mean
+// combines them into the mean, dice_squares and dice_variance do the same for the squared
+// deviations from it, into (mean, var) in `stats`; dice_apply (one invocation per
+// element) reads them.
 // Evaluation mode, dice_eval, reads running statistics and a per-feature alpha from the
 // caller's buffers instead (bind group 1, read-only).
 // The host's generated prelude (src/shader.rs) defines WORKGROUP_SIZE and `load_in(k)`
@@ -20,31 +23,104 @@ struct Dice {
     var_at: u32,     // variance and per-feature alpha in their bindings
     alpha_at: u32,
     start: u32,      // evaluation mode: the chunk's first element in the tensor
-    pad0: u32,
-    pad1: u32,
+    slice_rows: u32, // training mode: batch rows per slice of the statistics
+    slices: u32,     // training mode: slices (each feature's partials)
     p: vec4<f32>,    // alpha (training mode), eps
 }
 
 @group(0) @binding(2) var<uniform> dice_u: Dice;
 @group(1) @binding(0) var<storage, read_write> stats: array<vec4<f32>>;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn dice_stats(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) groups: vec3<u32>) {
+// The statistics' tiles: a workgroup takes `width` consecutive features (all of them, or a
+// workgroup's width of them) over one slice of the batch, its invocation i feature i %
+// width of the block and every `depth`-th row from i / width, so a workgroup reads whole
+// rows of the block at a time. Partials are (sum, compensation) per (slice, feature), at
+// stats[features + slice * features + f], after the features' (mean, var).
+fn tile_width() -> u32 {
+    return min(dice_u.features, WORKGROUP_SIZE);
+}
+
+// Sums x (or, with `squares`, (x - mean)^2) over each tile: per invocation a compensated
+// sum over its rows, then the workgroup's rows of a feature combined in order by the
+// invocation of the first row. Every invocation runs the tile loop (uniform: barriers).
+fn dice_partials(squares: bool, inv: Invocation, wid: u32, groups: u32) {
     opaque_one = f32(dice_u.one);
     let fcount = dice_u.features;
-    for (var f = gid.x; f < fcount; f += groups.x * WORKGROUP_SIZE) {
+    let width = tile_width();
+    let depth = WORKGROUP_SIZE / width;
+    let blocks = (fcount + width - 1u) / width;
+    let col = inv.lid % width;
+    let row = inv.lid / width;
+    for (var w = wid; w < blocks * dice_u.slices; w += groups) {
+        let slice = w / blocks;
+        let f = (w - slice * blocks) * width + col;
+        let begin = slice * dice_u.slice_rows;
+        let end = min(begin + dice_u.slice_rows, dice_u.batch);
         var sum = vec2<f32>(0.0);
-        for (var b = 0u; b < dice_u.batch; b++) {
-            sum = add_compensated(sum, load_in(b * fcount + f));
+        if (row < depth && f < fcount) {
+            let mean = select(0.0, stats[min(f, fcount - 1u)].x, squares);
+            for (var b = begin + row; b < end; b += depth) {
+                let x = load_in(b * fcount + f);
+                let d = x - mean;
+                sum = add_compensated(sum, select(x, d * d, squares));
+            }
         }
-        let mean = (sum.x + sum.y) / f32(dice_u.batch);
-        var ss = vec2<f32>(0.0);
-        for (var b = 0u; b < dice_u.batch; b++) {
-            let d = load_in(b * fcount + f) - mean;
-            ss = add_compensated(ss, d * d);
+        reduce_scratch[inv.lid] = sum;
+        workgroupBarrier();
+        if (row == 0u && f < fcount) {
+            var total = reduce_scratch[col];
+            for (var r = 1u; r < depth; r++) {
+                let part = reduce_scratch[r * width + col];
+                total = add_compensated(total, part.x);
+                total.y += part.y;
+            }
+            stats[fcount + slice * fcount + f] = vec4<f32>(total, 0.0, 0.0);
         }
-        stats[f] = vec4<f32>(mean, (ss.x + ss.y) / f32(dice_u.batch), 0.0, 0.0);
+        workgroupBarrier();
+    }
+}
+
+// Feature f's partials combined in slice order: the mean of x, or of the squares.
+fn dice_total(f: u32) -> f32 {
+    let fcount = dice_u.features;
+    var total = vec2<f32>(0.0);
+    for (var s = 0u; s < dice_u.slices; s++) {
+        let part = stats[fcount + s * fcount + f];
+        total = add_compensated(total, part.x);
+        total.y += part.y;
+    }
+    return (total.x + total.y) / f32(dice_u.batch);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_sums(inv: Invocation,
+             @builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(num_workgroups) groups: vec3<u32>) {
+    dice_partials(false, inv, wid.x, groups.x);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_squares(inv: Invocation,
+                @builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) groups: vec3<u32>) {
+    dice_partials(true, inv, wid.x, groups.x);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_mean(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(dice_u.one);
+    for (var f = gid.x; f < dice_u.features; f += groups.x * WORKGROUP_SIZE) {
+        stats[f] = vec4<f32>(dice_total(f), 0.0, 0.0, 0.0);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dice_variance(@builtin(global_invocation_id) gid: vec3<u32>,
+                 @builtin(num_workgroups) groups: vec3<u32>) {
+    opaque_one = f32(dice_u.one);
+    for (var f = gid.x; f < dice_u.features; f += groups.x * WORKGROUP_SIZE) {
+        stats[f].y = dice_total(f);
     }
 }
 
@@ -105,30 +181,3 @@ fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
     }
 }
 
-// One workgroup per feature, for large batches: strided compensated sums per invocation,
-// combined by the workgroup reductions (reduce_*.wgsl), for the mean and then the squared
-// deviations. The same `stats` output as dice_stats.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn dice_stats_workgroup(inv: Invocation,
-                        @builtin(workgroup_id) wid: vec3<u32>,
-                        @builtin(num_workgroups) groups: vec3<u32>) {
-    opaque_one = f32(dice_u.one);
-    let fcount = dice_u.features;
-    for (var f = wid.x; f < fcount; f += groups.x) {
-        var sum = vec2<f32>(0.0);
-        for (var b = inv.lid; b < dice_u.batch; b += WORKGROUP_SIZE) {
-            sum = add_compensated(sum, load_in(b * fcount + f));
-        }
-        let total = wg_sum_compensated(sum, inv);
-        let mean = (total.x + total.y) / f32(dice_u.batch);
-        var ss = vec2<f32>(0.0);
-        for (var b = inv.lid; b < dice_u.batch; b += WORKGROUP_SIZE) {
-            let d = load_in(b * fcount + f) - mean;
-            ss = add_compensated(ss, d * d);
-        }
-        let squares = wg_sum_compensated(ss, inv);
-        if (inv.lid == 0u) {
-            stats[f] = vec4<f32>(mean, (squares.x + squares.y) / f32(dice_u.batch), 0.0, 0.0);
-        }
-    }
-}

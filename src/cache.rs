@@ -179,21 +179,19 @@ pub enum Entry {
     Prelu,
     /// The random ops' kernel.
     Random,
-    /// Dice's statistics pass and its elementwise pass (the statistics in bind group 1).
-    DiceStats,
+    /// Dice's statistics, one of its four passes (partial sums, the mean, partial sums of
+    /// squared deviations, the variance), over the partials layout (`alpha: false`) or
+    /// the per-feature-alpha one.
+    DiceStats {
+        pass: DicePass,
+        alpha: bool,
+    },
+    /// Dice's elementwise pass (the statistics in bind group 1).
     DiceApply,
     /// Dice in evaluation mode (running statistics in bind group 1).
     DiceEval,
-    /// Dice in training mode with a per-feature alpha: the statistics pass and the
-    /// elementwise pass over a bind group 1 of (statistics, alpha).
-    DiceStatsAlpha,
+    /// Dice's elementwise pass with a per-feature alpha (bind group 1: statistics, alpha).
     DiceApplyAlpha,
-    /// Dice's statistics with one workgroup per feature (large batches), for the
-    /// partials layout (`alpha: false`) or the per-feature-alpha one.
-    DiceStatsWg {
-        subgroups: bool,
-        alpha: bool,
-    },
     /// The elementwise backward, over vec4s and over single elements.
     GradVec4,
     GradScalar,
@@ -233,6 +231,24 @@ pub enum Entry {
     },
 }
 
+/// The passes of dice's statistics, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DicePass {
+    Sums,
+    Mean,
+    Squares,
+    Variance,
+}
+
+impl DicePass {
+    pub(crate) const ALL: [DicePass; 4] = [
+        DicePass::Sums,
+        DicePass::Mean,
+        DicePass::Squares,
+        DicePass::Variance,
+    ];
+}
+
 /// The entry points of `shaders/softmax.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RowKernel {
@@ -263,13 +279,16 @@ impl Entry {
             Entry::Scalar => "main_scalar",
             Entry::Grouped => "grouped_lane",
             Entry::GroupedWg { .. } => "grouped_workgroup",
-            Entry::DiceStatsWg { .. } => "dice_stats_workgroup",
+            Entry::DiceStats { pass, .. } => match pass {
+                DicePass::Sums => "dice_sums",
+                DicePass::Mean => "dice_mean",
+                DicePass::Squares => "dice_squares",
+                DicePass::Variance => "dice_variance",
+            },
             Entry::Prelu => "prelu_main",
             Entry::Random => "random_main",
-            Entry::DiceStats => "dice_stats",
             Entry::DiceApply => "dice_apply",
             Entry::DiceEval => "dice_eval",
-            Entry::DiceStatsAlpha => "dice_stats",
             Entry::DiceApplyAlpha => "dice_apply_alpha",
             Entry::GradVec4 => "grad_vec4",
             Entry::GradScalar => "grad_scalar",
@@ -348,12 +367,10 @@ impl Entry {
             Entry::GradDiceColumn { .. }
             | Entry::GradDiceColumnWg { .. }
             | Entry::GradDiceApply { .. } => "dice backward",
-            Entry::DiceStats
+            Entry::DiceStats { .. }
             | Entry::DiceApply
             | Entry::DiceEval
-            | Entry::DiceStatsAlpha
-            | Entry::DiceApplyAlpha
-            | Entry::DiceStatsWg { .. } => "dice",
+            | Entry::DiceApplyAlpha => "dice",
         }
     }
 
@@ -375,10 +392,6 @@ impl Entry {
                 | Entry::GradDiceColumn { subgroups: true }
                 | Entry::GradDiceColumnWg { subgroups: true }
                 | Entry::GradDiceApply { subgroups: true }
-                | Entry::DiceStatsWg {
-                    subgroups: true,
-                    ..
-                }
         )
     }
 }
@@ -473,13 +486,9 @@ impl Entry {
                 | RowKernel::Registers { .. } => Group1::None,
             },
             Entry::Prelu => Group1::Weights,
-            Entry::DiceStats | Entry::DiceApply | Entry::DiceStatsWg { alpha: false, .. } => {
-                Group1::Partials
-            }
+            Entry::DiceStats { alpha: false, .. } | Entry::DiceApply => Group1::Partials,
             Entry::DiceEval => Group1::DiceEval,
-            Entry::DiceStatsAlpha
-            | Entry::DiceApplyAlpha
-            | Entry::DiceStatsWg { alpha: true, .. } => Group1::DiceAlpha,
+            Entry::DiceStats { alpha: true, .. } | Entry::DiceApplyAlpha => Group1::DiceAlpha,
         }
     }
 }
@@ -530,21 +539,13 @@ pub(crate) fn pipelines(op: Op, subgroups: bool) -> Vec<(Layout, Entry)> {
             (Layout::Separate, Entry::GroupedWg { subgroups }),
         ],
         Kernel::Random(_) => both(&[Entry::Random]),
-        Kernel::Statistical => both(&[
-            Entry::DiceStats,
-            Entry::DiceApply,
-            Entry::DiceEval,
-            Entry::DiceStatsAlpha,
-            Entry::DiceApplyAlpha,
-            Entry::DiceStatsWg {
-                subgroups,
-                alpha: false,
-            },
-            Entry::DiceStatsWg {
-                subgroups,
-                alpha: true,
-            },
-        ]),
+        Kernel::Statistical => {
+            let mut entries = vec![Entry::DiceApply, Entry::DiceEval, Entry::DiceApplyAlpha];
+            for alpha in [false, true] {
+                entries.extend(DicePass::ALL.map(|pass| Entry::DiceStats { pass, alpha }));
+            }
+            both(&entries)
+        }
     }
 }
 

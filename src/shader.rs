@@ -538,12 +538,9 @@ pub(crate) fn module_source(
             grouped_source(op, workgroup_size, storage, subgroups)
         }
         Entry::Random => random_source(op, layout, workgroup_size, storage),
-        Entry::DiceStats
-        | Entry::DiceApply
-        | Entry::DiceEval
-        | Entry::DiceStatsAlpha
-        | Entry::DiceApplyAlpha
-        | Entry::DiceStatsWg { .. } => dice_source(layout, workgroup_size, storage, subgroups),
+        Entry::DiceStats { .. } | Entry::DiceApply | Entry::DiceEval | Entry::DiceApplyAlpha => {
+            dice_source(layout, workgroup_size, storage, subgroups)
+        }
     }
 }
 

@@ -291,3 +291,36 @@ fn extremal_values_in_a_batch() {
         assert_eq!(v.is_nan(), i % specials.len() < 2, "element {i}: {v}");
     }
 }
+
+#[test]
+fn statistics_tiles_cover_every_width_and_slice() {
+    // The statistics tile a workgroup over a block of features and a slice of the batch:
+    // features past a workgroup's width (several blocks, a partial last one), fewer (rows
+    // side by side, lanes left over), one feature over a long batch (many slices), and on
+    // a device of 4 workgroups (a grid-stride loop over the tiles); columns away from
+    // zero, where a one-pass variance would cancel (about 90 standard deviations: further out,
+    // the f32 rounding of x - mean alone passes the bound, with any statistics).
+    let ctx = ctx();
+    for (shape, offset) in [
+        ([7usize, 600usize], 0.0f32),
+        ([33, 300], 0.0),
+        ([501, 100], 100.0),
+        ([100_003, 1], -100.0),
+        ([3, 1000], 0.0),
+    ] {
+        let n = shape[0] * shape[1];
+        let x: Vec<f32> = data(n, n as u64, 2.0).iter().map(|v| v + offset).collect();
+        for spec in ["dice(alpha=0.25)", "dice(alpha=0.9, eps=0.001)"] {
+            check(ctx, spec, &x, &shape, false);
+            check(ctx, spec, &x, &shape, true);
+        }
+        let alpha: Vec<f32> = (0..shape[1]).map(|i| (i % 7) as f32 / 7.0).collect();
+        let y = ctx.run_dice_train(&x, &shape, &alpha, 1e-9).unwrap();
+        let want = cpu::reference_dice_train(&x, &shape, &alpha, 1e-9).unwrap();
+        let r = accuracy::compare_relative(&want, &y, 1e-5, 1e-12);
+        assert!(r.within(1e-5), "{shape:?}: {:e}", r.max_error);
+    }
+    let small = small_device();
+    let x = data(20 * 700, 5, 3.0);
+    check(&small, "dice(alpha=0.3)", &x, &[20, 700], false);
+}

@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::dispatch::F32;
-use crate::cache::{Entry, PipelineKey};
+use crate::cache::{DicePass, Entry, PipelineKey};
 use crate::shape::{batch_features, check_alpha_len, check_eval_lengths};
 use crate::{Activation, BufferRegion, Context, Error, Result};
 
@@ -25,7 +25,8 @@ struct Uniforms {
     var_at: u32,
     alpha_at: u32,
     start: u32,
-    pad: [u32; 2],
+    slice_rows: u32,
+    slices: u32,
     p: [f32; 4],
 }
 
@@ -59,15 +60,15 @@ impl Context {
         let wg = u64::from(self.workgroup_size());
         let max_groups = self.max_groups();
         let f = features as u64;
-        let workgroups = self.dice_workgroups(batch as u64, f, 2)?;
+        let (slices, slice_rows) = self.dice_slices(batch as u64, f)?;
         let staged = self.stage_input(encoder, &plan, input, len as u64)?;
         let input = staged.as_ref().map_or(input, |s| s.region());
         let (stats, apply, stats_group, alpha_at) = self.dice_passes(
             activation,
             plan.layout(),
             alpha,
-            features as u64,
-            workgroups,
+            f,
+            f * (1 + slices),
             input.storage,
         )?;
         let (entries, in_delta, out_delta) = plan.bindings(input, output, 0, len as u64);
@@ -82,7 +83,8 @@ impl Context {
             var_at: 0,
             alpha_at,
             start: 0,
-            pad: [0; 2],
+            slice_rows: slice_rows as u32,
+            slices: slices as u32,
             p: activation.param_slots(),
         };
         let group = self.bind_group_with_uniforms(
@@ -93,20 +95,22 @@ impl Context {
             staged.is_none(),
         )?;
         let groups = |items: u64| items.div_ceil(wg).clamp(1, max_groups) as u32;
-        let stats_groups = if workgroups {
-            f.clamp(1, max_groups) as u32
-        } else {
-            groups(f)
-        };
-        let stats_dispatch = [(group.clone(), stats_groups)];
+        // the tiles of the partial passes, one invocation per feature in the others
+        let tiles = (f.div_ceil(f.min(wg)) * slices).clamp(1, max_groups) as u32;
+        for (pass, pipeline) in DicePass::ALL.into_iter().zip(&stats) {
+            let size = match pass {
+                DicePass::Sums | DicePass::Squares => tiles,
+                DicePass::Mean | DicePass::Variance => groups(f),
+            };
+            self.record_pass(
+                encoder,
+                "wgpu-activations dice statistics",
+                pipeline,
+                Some(&stats_group),
+                &[(group.clone(), size)],
+            );
+        }
         let apply_dispatch = [(group, groups(len as u64))];
-        self.record_pass(
-            encoder,
-            "wgpu-activations dice statistics",
-            &stats,
-            Some(&stats_group),
-            &stats_dispatch,
-        );
         self.record_pass(
             encoder,
             "wgpu-activations dice",
@@ -253,7 +257,8 @@ impl Context {
                 var_at: at(1),
                 alpha_at: at(2),
                 start: c.start as u32,
-                pad: [0; 2],
+                slice_rows: 0,
+                slices: 0,
                 p: [0.0, stats.eps, 0.0, 0.0],
             },
         )?;
@@ -295,20 +300,22 @@ impl Context {
 }
 
 impl Context {
-    /// Bind group 1 of training with a per-feature alpha: a fresh statistics buffer (two
-    /// f32 pairs per feature) and the caller's alpha, bound in an aligned window (the
-    /// alpha's element offset inside it returned with the window).
+    /// Bind group 1 of training with a per-feature alpha: a fresh statistics buffer of
+    /// `stats` vec4s (the features' statistics and their partials) and the caller's
+    /// alpha, bound in an aligned window (the alpha's element offset inside it returned
+    /// with the window).
     fn dice_alpha_group(
         &self,
         alpha: BufferRegion<'_>,
         features: u64,
+        stats: u64,
     ) -> Result<(std::sync::Arc<wgpu::BindGroup>, super::dispatch::Window)> {
         let align = u64::from(self.limits().min_storage_buffer_offset_alignment).max(16);
         let w = super::dispatch::window(alpha, features, align);
         let group = self.scoped(|| {
             let stats = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("dice statistics"),
-                size: features * 16,
+                size: stats * 16,
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
             });
@@ -370,10 +377,11 @@ impl Context {
     }
 }
 
-/// The two pipelines of training mode (statistics, then the elementwise pass), their
-/// bind group 1, and alpha's element offset in it (0 without a per-feature alpha).
+/// The pipelines of training mode (the statistics' four passes, then the elementwise
+/// pass), their bind group 1, and alpha's element offset in it (0 without a per-feature
+/// alpha).
 type DicePasses = (
-    std::sync::Arc<wgpu::ComputePipeline>,
+    [std::sync::Arc<wgpu::ComputePipeline>; 4],
     std::sync::Arc<wgpu::ComputePipeline>,
     std::sync::Arc<wgpu::BindGroup>,
     u32,
@@ -397,39 +405,71 @@ impl Context {
         Ok(workgroups)
     }
 
-    /// Training mode's passes, with the spec's alpha or one per feature from a buffer.
+    /// Training mode's passes, with the spec's alpha or one per feature from a buffer,
+    /// for `features` features; the statistics buffer holds `stats` vec4s (the features'
+    /// statistics and their partials).
     fn dice_passes(
         &self,
         activation: &Activation,
         layout: crate::cache::Layout,
         alpha: Option<BufferRegion<'_>>,
         features: u64,
-        workgroups: bool,
+        stats: u64,
         storage: crate::Storage,
     ) -> Result<DicePasses> {
         let with_alpha = alpha.is_some();
-        let stats = match (workgroups, with_alpha) {
-            (true, alpha) => Entry::DiceStatsWg {
-                subgroups: self.subgroups(),
-                alpha,
-            },
-            (false, true) => Entry::DiceStatsAlpha,
-            (false, false) => Entry::DiceStats,
-        };
         let apply = if with_alpha {
             Entry::DiceApplyAlpha
         } else {
             Entry::DiceApply
         };
         let (group, alpha_at) = match alpha {
-            None => (self.partials_group(features * 16)?, 0),
+            None => (self.partials_group(stats * 16)?, 0),
             Some(a) => {
-                let (group, w) = self.dice_alpha_group(a, features)?;
+                let (group, w) = self.dice_alpha_group(a, features, stats)?;
                 (group, (w.delta / F32) as u32)
             }
         };
         let pipeline =
             |entry| self.pipeline(PipelineKey::new(activation.op(), layout, entry, storage));
-        Ok((pipeline(stats)?, pipeline(apply)?, group, alpha_at))
+        let pass = |pass| {
+            pipeline(Entry::DiceStats {
+                pass,
+                alpha: with_alpha,
+            })
+        };
+        let stats = [
+            pass(DicePass::Sums)?,
+            pass(DicePass::Mean)?,
+            pass(DicePass::Squares)?,
+            pass(DicePass::Variance)?,
+        ];
+        Ok((stats, pipeline(apply)?, group, alpha_at))
+    }
+
+    /// How training mode's statistics cut the batch: (slices, rows per slice). Enough
+    /// slices for about 1,024 workgroups on a GPU (two per core on a CPU adapter), and
+    /// few enough rows per invocation for the loop budget; each feature then has one
+    /// partial per slice. An error where even that passes the budget.
+    fn dice_slices(&self, batch: u64, features: u64) -> Result<(u64, u64)> {
+        let wg = u64::from(self.workgroup_size());
+        let width = features.clamp(1, wg);
+        let depth = wg / width;
+        let blocks = features.div_ceil(width);
+        let target = self.cpu_cores().map_or(1024, |c| 2 * c as u64);
+        let slices = target
+            .div_ceil(blocks)
+            .max(batch.div_ceil(depth * 16_384))
+            .clamp(1, batch.div_ceil(depth).max(1));
+        let slice_rows = batch.div_ceil(slices).max(1);
+        let slices = batch.div_ceil(slice_rows).max(1);
+        let tiles = (blocks * slices).div_ceil(self.max_groups());
+        let partial = tiles * (slice_rows.div_ceil(depth) + depth + 2);
+        let combine = features.div_ceil(wg * self.max_groups()) * (slices + 1);
+        self.check_budget(
+            partial.max(combine),
+            &format!("dice's statistics over a batch of {batch}"),
+        )?;
+        Ok((slices, slice_rows))
     }
 }
