@@ -18,8 +18,9 @@
 //!   Gel/s the elements (a half kernel at the memory floor moves twice the f32 one's), and
 //!   the copy moves the same bytes.
 //! - `--strategy`: the softmax family's strategies to time, each beside the others
-//!   (`auto,lane,subgroup,workgroup,resident,split`; default `auto`); a strategy the
-//!   adapter cannot run for a shape is reported and skipped.
+//!   (`auto,lane,subgroup,workgroup,resident,split,registers,split_registers`; default
+//!   `auto`; case, `_` and `-` ignored); a strategy the adapter cannot run for a shape is
+//!   reported and skipped.
 //! - `--rows`: row lengths for the softmax family (default 32, 128, 1024, 4096, 65536,
 //!   1048576), each as a (elements / length, length) tensor where it fits; for a spec with
 //!   `dim=0`, a (length, elements / length) tensor: rows strided across it, as PyTorch's
@@ -178,7 +179,10 @@ fn parse_args() -> Args {
                     .map(|name| {
                         let all = [Strategy::Auto].into_iter().chain(Strategy::ALL);
                         all.into_iter()
-                            .find(|s| format!("{s:?}").eq_ignore_ascii_case(name.trim()))
+                            .find(|s| {
+                                let name = name.trim().replace(['_', '-'], "");
+                                format!("{s:?}").eq_ignore_ascii_case(&name)
+                            })
                             .unwrap_or_else(|| usage(&format!("unknown strategy `{name}`")))
                     })
                     .collect()

@@ -19,7 +19,9 @@ fn random_main(@builtin(global_invocation_id) gid: vec3<u32>,
             noise = normal_samples(r);
         }
         for (var lane = 0u; lane < 4u; lane++) {
-            // the element's index in this chunk (wrapping below the chunk's start)
+            // the element's index in this chunk, wrapping below the chunk's start (the
+            // host's chunks start at multiples of 4 elements today, so no call straddles
+            // two chunks; the wrap keeps any start right)
             let i = 4u * q + lane - random_u.start;
             if (i < random_u.n) {
                 let x = load_in(i);

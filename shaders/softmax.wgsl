@@ -5,9 +5,10 @@
 // The host's generated prelude (src/shader.rs) defines
 //   const SIGN: f32         -1 for softmin (softmax of -x), else 1
 //   const LOG_OUTPUT: bool  log_softmax
-// WORKGROUP_SIZE, RESIDENT_K and `load_in(k)` (the input, through src, or dst when the
-// input and output share a buffer and so one read-write binding); activations.wgsl and
-// one of reduce_tree.wgsl / reduce_subgroup.wgsl follow it.
+// WORKGROUP_SIZE, RESIDENT_K, REGISTER_VEC4S, `load_in(k)` (the input, through src, or dst
+// when the input and output share a buffer and so one read-write binding) and
+// `load_in4(j)` (its elements 4j to 4j + 3); activations.wgsl and one of
+// reduce_tree.wgsl / reduce_subgroup.wgsl follow it.
 //
 // Statistics of a row, kept the same way by every strategy:
 //   M    the maximum (NaN is read as +inf, so a row with NaN or +inf has M = +inf)

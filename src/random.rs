@@ -107,8 +107,9 @@ impl FloatModel {
         self.mul(x, slope)
     }
 
-    /// The random op `activation` over `input` (element `i` drawn with counter `i`, as
-    /// the GPU draws a tensor), with the bits an adapter of this model gives; `None` for
+    /// The random op `activation` over `input` (element `i` drawn from word `i % 4` of the
+    /// call for counter `i / 4`, as the GPU draws a tensor), with the bits an adapter of
+    /// this model gives; `None` for
     /// an op that is not random.
     ///
     /// ```

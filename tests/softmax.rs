@@ -590,8 +590,8 @@ fn registers_holds_rows_at_every_segment_width() {
         let mut widths = std::collections::BTreeSet::new();
         let capacity = ctx.registers_capacity();
         for axis in [
-            1usize, 3, 4, 8, 13, 16, 32, 60, 64, 100, 128, 256, 260, 512, 1024, 1028, 2048, 4095,
-            capacity,
+            1usize, 3, 4, 8, 13, 16, 29, 32, 60, 61, 64, 100, 125, 128, 256, 260, 512, 1023, 1024,
+            1028, 2048, 4095, capacity,
         ] {
             let (lanes, _) = ctx.registers_shape(axis as u64).unwrap();
             widths.insert(lanes);

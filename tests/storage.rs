@@ -883,3 +883,88 @@ fn half_chunks_on_a_small_device() {
     let bits = |v: &[f16]| v.iter().map(|h| h.to_bits()).collect::<Vec<_>>();
     assert!(bits(&kept) == bits(&x), "the staged input is unchanged");
 }
+
+/// The register strategies in half storage: blocks of four (two whole words) where rows
+/// are contiguous and aligned, with segments narrower than the workgroup (rows of 128),
+/// the workgroup (rows of 332), Split's chunks in registers over several chunks, in place
+/// and not, beside a lane-strategy f32 run rounded once.
+fn register_strategies<T: Half>() {
+    let softmax: Activation = "softmax(dim=-1)".parse().unwrap();
+    for (name, ctx) in both_contexts() {
+        let long = 2 * ctx.registers_capacity() + 8;
+        for (rows, axis, strategy) in [
+            (6usize, 128usize, Strategy::Registers),
+            (5, 332, Strategy::Registers),
+            (2, long, Strategy::SplitRegisters),
+            (3, 300, Strategy::SplitRegisters),
+        ] {
+            let n = rows * axis;
+            let x: Vec<T> = sample::<T>(n, axis as u64)
+                .into_iter()
+                .map(|v| {
+                    if v.to_f32().is_finite() {
+                        v
+                    } else {
+                        T::from_f32(1.0)
+                    }
+                })
+                .collect();
+            let want = ctx
+                .run_rows(&softmax, &widen(&x), &[rows, axis], Strategy::Lane)
+                .unwrap();
+            for in_place in [false, true] {
+                let src = padded_buffer(ctx, &x, 4, 3);
+                let poison = vec![T::from_bits16(T::POISON); n];
+                let dst = padded_buffer(ctx, &poison, 8, 1);
+                let out = if in_place { &src } else { &dst };
+                let lead = if in_place { 4 } else { 8 };
+                let region =
+                    |b, at: usize| BufferRegion::at(b, 2 * at as u64).with_storage(T::STORAGE);
+                submit(ctx, |e| {
+                    ctx.encode_rows(
+                        e,
+                        &softmax,
+                        region(&src, 4),
+                        region(out, lead),
+                        &[rows, axis],
+                        strategy,
+                    )
+                    .unwrap()
+                });
+                let all: Vec<T> = ctx
+                    .download_typed(
+                        BufferRegion::new(out).with_storage(T::STORAGE),
+                        (lead + n + 1) as u64,
+                    )
+                    .unwrap();
+                let what = format!(
+                    "{name}{strategy:?}, {rows} rows of {axis} in {}, in place {in_place}",
+                    T::STORAGE
+                );
+                assert!(
+                    all[..lead]
+                        .iter()
+                        .chain(&all[lead + n..])
+                        .all(|v| v.bits() == T::POISON),
+                    "{what}: a neighbour of the output was written"
+                );
+                for (i, (&g, &w)) in all[lead..lead + n].iter().zip(&want).enumerate() {
+                    assert!(
+                        half_ulps(g, T::from_f32(w)) <= 1,
+                        "{what}: element {i} is {g:?}, the lane strategy's f32 {w:e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn register_strategies_in_f16() {
+    register_strategies::<f16>();
+}
+
+#[test]
+fn register_strategies_in_bf16() {
+    register_strategies::<bf16>();
+}

@@ -22,7 +22,8 @@ struct Uniforms {
 }
 
 impl Context {
-    /// Records a random op on `len` elements (element `i` draws with counter `i`).
+    /// Records a random op on `len` elements (element `i` draws word `i % 4` of the
+    /// Philox call for counter `i / 4`; an invocation takes the four elements of a call).
     pub(crate) fn encode_random(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -48,8 +49,9 @@ impl Context {
             Entry::Random,
             input.storage,
         ))?;
-        // ten Philox rounds per element, and the element loop
-        let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 11);
+        // ten Philox rounds per element (a bound: the forward runs them once per four
+        // elements), the square root's three steps, and the element loop
+        let per_invocation = self.grid_stride_iterations(plan.chunk.min(len), 14);
         self.check_budget(per_invocation, &format!("{len} random elements"))?;
         let mut dispatches =
             self.chunk_dispatches("random", &plan, input, output, len, staged.is_none(), |c| {
@@ -105,7 +107,7 @@ impl Context {
         let key = PipelineKey::new(activation.op(), layout, Entry::GradRandom, plan.storage);
         let pipeline = self.pipeline(key)?;
         let chunk = plan.chunk;
-        let per_invocation = self.grid_stride_iterations(chunk.min(len), 11);
+        let per_invocation = self.grid_stride_iterations(chunk.min(len), 14);
         self.check_budget(per_invocation, &format!("{len} random elements"))?;
         let staged = self.stage_backward(encoder, &plan, saved, grad_output)?;
         let regions = super::backward::Regions::reading(saved, grad_output, grad_input, &staged);

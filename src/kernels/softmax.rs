@@ -7,7 +7,7 @@
 //! rows and the kind of adapter.
 
 use super::dispatch::pieces;
-use crate::cache::{Entry, PipelineKey, RowKernel};
+use crate::cache::{Direction, Entry, PipelineKey, RowKernel};
 use crate::op::Kernel;
 use crate::shader::{REGISTER_VEC4S, RESIDENT_K};
 use crate::{Activation, BufferRegion, Context, Element, Error, Result, RowView, Storage};
@@ -109,8 +109,8 @@ impl Context {
     /// How [`Strategy::Registers`] holds rows of `axis` elements: (invocations per row, vec4s
     /// each holds), or `None` for rows longer than [`Context::registers_capacity`].
     ///
-    /// A row takes the fewest invocations (a power of two) that hold it in at most
-    /// [`REGISTER_TARGET`] vec4s each, up to the smallest subgroup (segments reduce with
+    /// A row takes the fewest invocations (a power of two) that hold it in at most 2
+    /// vec4s each, up to the smallest subgroup (segments reduce with
     /// subgroup shuffles; with no subgroups, up to the workgroup through shared memory);
     /// past that, the whole workgroup with up to 8 vec4s each. So rows of 32 take 4 lanes
     /// (8 rows per 32-lane subgroup), rows of 256 to 1,024 a subgroup of 32, and longer
@@ -149,8 +149,16 @@ impl Context {
 
     /// [`Context::softmax_strategy`] for a tensor of `storage`.
     pub(crate) fn softmax_strategy_in(&self, view: RowView, storage: Storage) -> Strategy {
+        self.auto_strategy(view, storage, Direction::Forward)
+    }
+
+    /// What `Auto` runs for `view` in `direction`. The backward has no register kernels
+    /// (it reads two tensors per row), so on a GPU it keeps the table measured for the
+    /// online strategies (runs 6 and 7 in benches/NOTES.md).
+    fn auto_strategy(&self, view: RowView, storage: Storage, direction: Direction) -> Strategy {
         let rows = view.rows();
         let wg = self.workgroup_size() as usize;
+        let forward = direction == Direction::Forward;
         let preferred = if let Some(cores) = self.cpu_cores() {
             // A CPU adapter runs a workgroup's invocations as SIMD lanes of one thread,
             // and every barrier switches between them (measured on lavapipe: Lane 18 ms
@@ -158,7 +166,8 @@ impl Context {
             // 1024): one row per lane wherever the loop budget allows, else one
             // workgroup per row when there are rows for every core, else Split.
             // One subgroup per row (SIMD lanes sharing a row) ran rows of 2,048 to 16,384
-            // 1.04-2.4x faster than Lane (benches/NOTES.md, 2026-12-05).
+            // 1.04-2.4x faster than Lane, and 1.3-2.8x in the backward
+            // (benches/NOTES.md, 2026-12-05).
             if rows >= 64 && (2048..=16_384).contains(&view.axis) && self.subgroups() {
                 Strategy::Subgroup
             } else if rows >= 64 || view.axis <= 64 {
@@ -171,27 +180,41 @@ impl Context {
         } else if view.inner > 1 && rows >= 64 * wg {
             // a strided axis with many rows: adjacent invocations read adjacent columns
             Strategy::Lane
-        } else if self.registers_shape(view.axis as u64).is_some() {
+        } else if forward && self.registers_shape(view.axis as u64).is_some() {
             // Rows that fit in registers: one read, one write and one exp per element, as
             // the evidence's plain-WGSL probe on an H100 (2.3-2.7 TB/s for rows of 128 to
             // 1,024 with a subgroup per row, 1.9-2.2 TB/s with a workgroup per row),
             // where Subgroup reached 0.56-1.34 TB/s reading each row twice with two exps
             // per element (benches/NOTES.md). Not yet measured on a GPU in this form.
             Strategy::Registers
+        } else if !forward && self.subgroups() && view.axis <= 2048 {
+            // measured on an H100 (run 7): one subgroup per row the fastest for rows of
+            // 32 to 2,048 among the online strategies
+            Strategy::Subgroup
+        } else if !forward && view.axis <= 32 {
+            Strategy::Lane
         } else if rows >= 512 || (view.axis <= 16_384 && rows >= 64) {
             // Measured on an H100: one workgroup per row the fastest for rows of 4,096 to
             // 16,384, where its second read of a row may still find it in the cache;
             // Split won for longer rows and for few rows.
             Strategy::Workgroup
-        } else {
+        } else if forward {
             // Split with chunks in registers: Split's traffic (two reads, one write) with
             // one exp per element per pass and no online rescaling (not yet measured on a
             // GPU; Split reached 1.1 TB/s there).
             Strategy::SplitRegisters
+        } else {
+            Strategy::Split
         };
         // Within the adapter's loop budget (lavapipe's cuts long rows short in Lane).
-        [preferred, Strategy::Workgroup, Strategy::Split]
-            .into_iter()
+        let fallbacks = [
+            Strategy::Workgroup,
+            Strategy::Split,
+            Strategy::SplitRegisters,
+        ];
+        let usable = |s: &Strategy| forward || *s != Strategy::SplitRegisters;
+        std::iter::once(preferred)
+            .chain(fallbacks.into_iter().filter(usable))
             .find(|&s| self.serves_in(s, view, storage))
             .unwrap_or(Strategy::Split)
     }
@@ -397,7 +420,7 @@ impl Context {
         if len == 0 {
             return Ok(());
         }
-        let strategy = self.resolve_strategy(strategy, view, input.storage)?;
+        let strategy = self.resolve_strategy(strategy, view, input.storage, Direction::Forward)?;
         // Whole (axis x inner) slabs per binding-sized piece.
         let slab = (view.axis * view.inner) as u64;
         let slabs_per_piece = plan.chunk / slab;
@@ -595,18 +618,24 @@ impl Context {
 }
 
 impl Context {
-    /// The strategy that runs `view`: `Auto` resolved for this adapter, and an error where
-    /// the strategy cannot serve the rows (too long for `Resident`, or past the loop
-    /// budget), saying which and what to do.
+    /// The strategy that runs `view` in `direction`: `Auto` resolved for this adapter
+    /// (and in the backward, which has no register or resident kernels, `Registers` and
+    /// `SplitRegisters` as its `Auto`, `Resident` as `Workgroup`), and an error where the
+    /// strategy cannot serve the rows (too long for `Resident` or `Registers`, or past the
+    /// loop budget), saying which and what to do.
     pub(crate) fn resolve_strategy(
         &self,
         strategy: Strategy,
         view: RowView,
         storage: Storage,
+        direction: Direction,
     ) -> Result<Strategy> {
-        let auto = strategy == Strategy::Auto;
+        let backward = direction == Direction::Backward;
+        let auto = strategy == Strategy::Auto
+            || (backward && matches!(strategy, Strategy::Registers | Strategy::SplitRegisters));
         let strategy = match strategy {
-            Strategy::Auto => self.softmax_strategy_in(view, storage),
+            _ if auto => self.auto_strategy(view, storage, direction),
+            Strategy::Resident if backward => Strategy::Workgroup,
             s => s,
         };
         if strategy == Strategy::Resident && view.axis > self.resident_capacity() {

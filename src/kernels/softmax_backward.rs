@@ -66,16 +66,7 @@ impl Context {
         let Some(plan) = self.plan_backward(saved, grad_output, grad_input, len)? else {
             return Ok(());
         };
-        let strategy = match self.resolve_strategy(strategy, view, plan.storage)? {
-            Strategy::Resident => Strategy::Workgroup,
-            Strategy::SplitRegisters => Strategy::Split,
-            // the backward reads two tensors per row: no register kernel of its own yet
-            Strategy::Registers => [Strategy::Subgroup, Strategy::Workgroup]
-                .into_iter()
-                .find(|&s| self.serves_in(s, view, plan.storage))
-                .unwrap_or(Strategy::Split),
-            s => s,
-        };
+        let strategy = self.resolve_strategy(strategy, view, plan.storage, Direction::Backward)?;
         let slab = (view.axis * view.inner) as u64;
         let slabs_per_piece = plan.chunk / slab;
         if slabs_per_piece == 0 {
