@@ -20,3 +20,39 @@ fn wg_sum_compensated(v: vec2<f32>, inv: Invocation) -> vec2<f32> {
     workgroupBarrier();
     return r;
 }
+
+// Segmented reductions over interleaved segments: the workgroup's invocations in
+// WORKGROUP_SIZE / lanes segments of `lanes` each (powers of two), invocation i in segment
+// i % segments, so neighbouring invocations are in neighbouring segments; every
+// invocation of a segment gets the same value. Through the shared-memory tree, in a fixed
+// order, with either flavour. Called in uniform control flow with a uniform `lanes`.
+fn strided_seg_max(v: f32, lanes: u32, inv: Invocation) -> f32 {
+    let segs = WORKGROUP_SIZE / lanes;
+    reduce_scratch[inv.lid] = vec2<f32>(v, 0.0);
+    workgroupBarrier();
+    for (var off = lanes / 2u; off > 0u; off >>= 1u) {
+        if (inv.lid / segs < off) {
+            reduce_scratch[inv.lid].x = max(reduce_scratch[inv.lid].x,
+                                            reduce_scratch[inv.lid + off * segs].x);
+        }
+        workgroupBarrier();
+    }
+    let r = reduce_scratch[inv.lid % segs].x;
+    workgroupBarrier();
+    return r;
+}
+
+fn strided_seg_sum2(v: vec2<f32>, lanes: u32, inv: Invocation) -> vec2<f32> {
+    let segs = WORKGROUP_SIZE / lanes;
+    reduce_scratch[inv.lid] = v;
+    workgroupBarrier();
+    for (var off = lanes / 2u; off > 0u; off >>= 1u) {
+        if (inv.lid / segs < off) {
+            reduce_scratch[inv.lid] += reduce_scratch[inv.lid + off * segs];
+        }
+        workgroupBarrier();
+    }
+    let r = reduce_scratch[inv.lid % segs];
+    workgroupBarrier();
+    return r;
+}

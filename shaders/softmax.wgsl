@@ -44,8 +44,8 @@ struct Rows {
     one: u32,        // 1; the source of opaque_one
     lanes: u32,      // registers: invocations per row (a power of two)
     per_lane: u32,   // registers: vec4s each of them holds (at most REGISTER_VEC4S)
+    interleave: u32, // registers: 1 where a workgroup's rows are interleaved (strided axes)
     pad0: u32,
-    pad1: u32,
 }
 
 @group(0) @binding(2) var<uniform> shape: Rows;
@@ -349,6 +349,32 @@ fn softmax_split_write(inv: Invocation,
 
 alias Regs = array<vec4<f32>, REGISTER_VEC4S>;
 
+// The segments holding rows: `lanes` neighbouring invocations per row (seg_*: subgroup
+// shuffles, or the workgroup), or on strided axes (`interleave`) the workgroup's rows
+// interleaved, invocation i in row i % (WORKGROUP_SIZE / lanes), so that neighbouring
+// invocations read neighbouring columns (strided_seg_*: the shared-memory tree).
+fn row_seg_position(inv: Invocation) -> vec2<u32> {
+    if (shape.interleave != 0u) {
+        let segs = WORKGROUP_SIZE / shape.lanes;
+        return vec2<u32>(inv.lid % segs, inv.lid / segs);
+    }
+    return seg_position(shape.lanes, inv);
+}
+
+fn row_seg_max(v: f32, inv: Invocation) -> f32 {
+    if (shape.interleave != 0u) {
+        return strided_seg_max(v, shape.lanes, inv);
+    }
+    return seg_max(v, shape.lanes, inv);
+}
+
+fn row_seg_sum2(v: vec2<f32>, inv: Invocation) -> vec2<f32> {
+    if (shape.interleave != 0u) {
+        return strided_seg_sum2(v, shape.lanes, inv);
+    }
+    return seg_sum2(v, shape.lanes, inv);
+}
+
 // SIGN x with NaN read as +inf, four at a time.
 fn load_fix4(x: vec4<f32>) -> vec4<f32> {
     let s = SIGN * x;
@@ -415,7 +441,7 @@ fn regs_max(v: ptr<function, Regs>, inv: Invocation) -> f32 {
             m = max(m, max(max(x.x, x.y), max(x.z, x.w)));
         }
     }
-    return seg_max(m, shape.lanes, inv);
+    return row_seg_max(m, inv);
 }
 
 // (cnt, s) of *v against its segment's maximum big_m (see the statistics above): each
@@ -439,7 +465,7 @@ fn regs_sums(v: ptr<function, Regs>, big_m: f32, keep_exp: bool, inv: Invocation
             }
         }
     }
-    return seg_sum2(vec2<f32>(cnt, (s.x + s.y) + (s.z + s.w)), shape.lanes, inv);
+    return row_seg_sum2(vec2<f32>(cnt, (s.x + s.y) + (s.z + s.w)), inv);
 }
 
 // *v (inputs) turned into the row's outputs.
@@ -482,7 +508,7 @@ fn softmax_registers_vec4(inv: Invocation,
                           @builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(num_workgroups) groups: vec3<u32>) {
     setup();
-    let pos = seg_position(shape.lanes, inv);
+    let pos = row_seg_position(inv);
     let per_group = registers_rows_per_group();
     for (var first = wid.x * per_group; first < shape.rows; first += groups.x * per_group) {
         let mine = first + pos.x;
@@ -501,7 +527,7 @@ fn softmax_registers(inv: Invocation,
                      @builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) groups: vec3<u32>) {
     setup();
-    let pos = seg_position(shape.lanes, inv);
+    let pos = row_seg_position(inv);
     let per_group = registers_rows_per_group();
     for (var first = wid.x * per_group; first < shape.rows; first += groups.x * per_group) {
         let mine = first + pos.x;

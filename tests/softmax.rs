@@ -685,3 +685,52 @@ fn split_registers_chunks_rows_past_what_a_workgroup_holds() {
         assert_rows_close(&a, &x, &shape, &y, "split registers along dim 0");
     }
 }
+
+#[test]
+fn registers_on_strided_axes() {
+    // Rows along dim 0 (strided by the columns), up to 1,024 long held by 8 interleaved
+    // rows per workgroup, longer ones by contiguous segments; column counts below, at and
+    // past 8 (a workgroup's rows), along a middle axis too; in place and not; every context
+    // and a device of 4 workgroups.
+    for ctx in contexts() {
+        for (axis, cols) in [
+            (1usize, 5usize),
+            (7, 8),
+            (32, 37),
+            (100, 3),
+            (1024, 9),
+            (1025, 4),
+            (3000, 2),
+        ] {
+            let x = logits(cols, axis, (axis * cols) as u64);
+            let shape = [axis, cols];
+            for a in softmax_ops() {
+                let a = with_dim(&a, 0);
+                for in_place in [false, true] {
+                    let y = gpu_rows(ctx, &a, &x, &shape, Strategy::Registers, in_place);
+                    let what = format!(
+                        "registers along dim 0, in place {in_place}, subgroups {}",
+                        ctx.subgroups()
+                    );
+                    assert_rows_close(&a, &x, &shape, &y, &what);
+                }
+            }
+        }
+        let shape = [3usize, 300, 5];
+        let x = logits(15, 300, 17);
+        let a = with_dim(&Activation::example(Op::LogSoftmax), 1);
+        let y = gpu_rows(ctx, &a, &x, &shape, Strategy::Registers, false);
+        assert_rows_close(&a, &x, &shape, &y, "registers along dim 1");
+    }
+    let small = small_device();
+    let x = logits(300, 50, 23);
+    let a = with_dim(&Activation::example(Op::Softmax), 0);
+    let y = gpu_rows(&small, &a, &x, &[50, 300], Strategy::Registers, false);
+    assert_rows_close(
+        &a,
+        &x,
+        &[50, 300],
+        &y,
+        "registers along dim 0, small device",
+    );
+}

@@ -20,6 +20,10 @@ use bytemuck::{Pod, Zeroable};
 /// subgroup for rows shorter than a subgroup's 4 x 2 x 32 elements.
 const REGISTER_TARGET: u64 = 2;
 
+/// Rows per workgroup of [`Strategy::Registers`] on strided axes: 8 f32 columns fill a
+/// 32-byte memory sector.
+const STRIDED_ROWS: u64 = 8;
+
 /// How the rows of a softmax are mapped onto the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -91,7 +95,8 @@ struct Uniforms {
     one: u32,
     lanes: u32,
     per_lane: u32,
-    pad: [u32; 2],
+    interleave: u32,
+    pad: u32,
 }
 
 impl Context {
@@ -142,6 +147,23 @@ impl Context {
         (per_lane <= u64::from(REGISTER_VEC4S)).then_some((lanes, per_lane))
     }
 
+    /// How [`Strategy::Registers`] holds the rows of `view`: (invocations per row, vec4s
+    /// each holds, interleaved). Contiguous rows as [`Context::registers_shape`] says.
+    /// Strided rows (a non-last axis) of up to a workgroup's eighth times 32 elements
+    /// (1,024 at a workgroup of 256) take 8 rows per workgroup with their invocations
+    /// interleaved (invocation i holds row i % 8), so each access of 8 neighbouring
+    /// invocations reads 8 neighbouring columns: 32 bytes, a whole memory sector.
+    pub(crate) fn register_layout(&self, view: RowView) -> Option<(u64, u64, bool)> {
+        let wg = u64::from(self.workgroup_size());
+        let lanes = wg / STRIDED_ROWS;
+        let quads = (view.axis as u64).div_ceil(4).max(1);
+        if view.inner > 1 && lanes >= 1 && quads.div_ceil(lanes) <= u64::from(REGISTER_VEC4S) {
+            return Some((lanes, quads.div_ceil(lanes), true));
+        }
+        self.registers_shape(view.axis as u64)
+            .map(|(lanes, per_lane)| (lanes, per_lane, false))
+    }
+
     /// The strategy [`Strategy::Auto`] resolves to for `view` (of f32) on this adapter.
     pub fn softmax_strategy(&self, view: RowView) -> Strategy {
         self.softmax_strategy_in(view, Storage::F32)
@@ -168,7 +190,8 @@ impl Context {
             // One subgroup per row (SIMD lanes sharing a row) ran rows of 2,048 to 16,384
             // 1.04-2.4x faster than Lane, and 1.3-2.8x in the backward
             // (benches/NOTES.md, 2026-12-05).
-            if rows >= 64 && (2048..=16_384).contains(&view.axis) && self.subgroups() {
+            let long = (2048..=16_384).contains(&view.axis);
+            if rows >= 64 && long && view.inner == 1 && self.subgroups() {
                 Strategy::Subgroup
             } else if rows >= 64 || view.axis <= 64 {
                 Strategy::Lane
@@ -177,6 +200,12 @@ impl Context {
             } else {
                 Strategy::Split
             }
+        } else if forward && view.inner > 1 && self.register_layout(view).is_some_and(|l| l.2) {
+            // Strided rows of up to 1,024 in registers, 8 rows per workgroup interleaved:
+            // one read and one write in whole 32-byte sectors, where Lane (below) reads
+            // twice and chains its online statistics through every element (0.16 of the
+            // copy on an H100 for dim 0 of [1024, n / 1024]). Not yet measured on a GPU.
+            Strategy::Registers
         } else if view.inner > 1 && rows >= 64 * wg {
             // a strided axis with many rows: adjacent invocations read adjacent columns
             Strategy::Lane
@@ -238,7 +267,7 @@ impl Context {
         if strategy == Strategy::Subgroup && !self.subgroups() {
             return false;
         }
-        if strategy == Strategy::Registers && self.registers_shape(view.axis as u64).is_none() {
+        if strategy == Strategy::Registers && self.register_layout(view).is_none() {
             return false;
         }
         if self.loop_budget().is_none() {
@@ -248,15 +277,16 @@ impl Context {
         let slab = (view.axis * view.inner).max(1) as u64;
         let per_binding = self.limits().max_storage_buffer_binding_size / storage.bytes() / slab;
         let rows = (per_binding.max(1) * view.inner as u64).min(view.rows() as u64);
-        self.within_budget(self.iterations(strategy, rows, view.axis as u64))
+        self.within_budget(self.iterations(strategy, rows, view))
     }
 
     /// An upper bound on the loop iterations one invocation runs (all loops together)
     /// for `rows` rows of `axis` in one dispatch.
-    fn iterations(&self, strategy: Strategy, rows: u64, axis: u64) -> u64 {
+    fn iterations(&self, strategy: Strategy, rows: u64, view: RowView) -> u64 {
+        let axis = view.axis as u64;
         let wg = u64::from(self.workgroup_size());
         let (chunk_len, chunks) = self.chunking(strategy, rows, axis);
-        let groups = self.dispatch_groups(strategy, rows, axis, chunks);
+        let groups = self.dispatch_groups(strategy, rows, view, chunks);
         // A workgroup reduction: the tree halves WG, subgroups loop over their results.
         let reduce = if self.subgroups() {
             wg
@@ -274,7 +304,7 @@ impl Context {
             Strategy::Workgroup => rows.div_ceil(groups) * (2 * axis.div_ceil(wg) + 2 * reduce + 2),
             Strategy::Resident => rows.div_ceil(groups) * (3 * k + 2 * reduce + 2),
             Strategy::Registers => {
-                let (lanes, _) = self.registers_shape(axis).unwrap_or((wg, 1));
+                let (lanes, ..) = self.register_layout(view).unwrap_or((wg, 1, false));
                 let k = u64::from(REGISTER_VEC4S);
                 // loads and stores (four elements each on the single-element path), the
                 // row's three loops, two segmented reductions
@@ -328,13 +358,13 @@ impl Context {
         (chunk_len, axis.div_ceil(chunk_len).max(1))
     }
 
-    /// Workgroups one dispatch of `strategy` uses for `rows` rows of `axis` elements in
-    /// `chunks` chunks.
+    /// Workgroups one dispatch of `strategy` uses for `rows` rows of `view`'s in `chunks`
+    /// chunks.
     pub(crate) fn dispatch_groups(
         &self,
         strategy: Strategy,
         rows: u64,
-        axis: u64,
+        view: RowView,
         chunks: u64,
     ) -> u64 {
         let wg = u64::from(self.workgroup_size());
@@ -345,7 +375,7 @@ impl Context {
             Strategy::Subgroup => rows.div_ceil((wg / self.subgroup_sizes().1).max(1)),
             Strategy::Split | Strategy::SplitRegisters => rows * chunks,
             Strategy::Registers => {
-                let (lanes, _) = self.registers_shape(axis).unwrap_or((wg, 1));
+                let (lanes, ..) = self.register_layout(view).unwrap_or((wg, 1, false));
                 rows.div_ceil(wg / lanes)
             }
             _ => rows,
@@ -440,13 +470,13 @@ impl Context {
         // One chunking for every piece, planned for the largest.
         let piece_rows = (slabs_per_piece as usize).min(view.outer) * view.inner;
         let (chunk_len, chunks) = self.chunking(strategy, piece_rows as u64, view.axis as u64);
-        let (lanes, per_lane) = match strategy {
-            Strategy::Registers => self.registers_shape(view.axis as u64).unwrap_or((1, 1)),
+        let (lanes, per_lane, interleave) = match strategy {
+            Strategy::Registers => self.register_layout(view).unwrap_or((1, 1, false)),
             Strategy::SplitRegisters => {
                 let wg = u64::from(self.workgroup_size());
-                (wg, chunk_len.div_ceil(4 * wg))
+                (wg, chunk_len.div_ceil(4 * wg), false)
             }
-            _ => (1, 1),
+            _ => (1, 1, false),
         };
 
         // Each piece's bindings and uniforms, then the kernels (the register kernels move vec4s where
@@ -470,7 +500,8 @@ impl Context {
                 one: 1,
                 lanes: lanes as u32,
                 per_lane: per_lane as u32,
-                pad: [0; 2],
+                interleave: interleave.into(),
+                pad: 0,
             };
             planned.push((entries, uniforms));
         }
@@ -502,8 +533,7 @@ impl Context {
                 &uniforms,
                 staged.is_none(),
             )?;
-            let groups =
-                self.dispatch_groups(strategy, uniforms.rows.into(), view.axis as u64, chunks);
+            let groups = self.dispatch_groups(strategy, uniforms.rows.into(), view, chunks);
             dispatches.push((bind_group, groups as u32));
         }
 

@@ -122,7 +122,7 @@ impl Context {
                 &uniforms,
                 cacheable,
             )?;
-            let groups = self.dispatch_groups(strategy, rows as u64, view.axis as u64, chunks);
+            let groups = self.dispatch_groups(strategy, rows as u64, view, chunks);
             dispatches.push((group, groups as u32));
         }
         record_rows(encoder, &kernels, partials.as_deref(), &dispatches);
