@@ -54,13 +54,7 @@ fn bench(c: &mut Criterion) {
             })
         });
         let auto = ctx.softmax_strategy(view);
-        for strategy in [
-            Strategy::Auto,
-            Strategy::Lane,
-            Strategy::Workgroup,
-            Strategy::Resident,
-            Strategy::Split,
-        ] {
+        for strategy in [Strategy::Auto].into_iter().chain(Strategy::ALL) {
             let resolved = if strategy == Strategy::Auto {
                 auto
             } else {
