@@ -34,8 +34,10 @@ struct Dice {
 // The statistics' tiles: a workgroup takes `width` consecutive features (all of them, or a
 // workgroup's width of them) over one slice of the batch, its invocation i feature i %
 // width of the block and every `depth`-th row from i / width, so a workgroup reads whole
-// rows of the block at a time. Partials are (sum, compensation) per (slice, feature), at
-// stats[features + slice * features + f], after the features' (mean, var).
+// rows of the block at a time. Partials are (sum, compensation) per (slice, feature), in
+// stats[slice * features + f].xy; a feature's (mean, var) go to stats[f].zw, beside its
+// first slice's partial (so one slice costs the statistics' own 16 bytes a feature). Only
+// components are written, never a whole vec4 of another pass's.
 fn tile_width() -> u32 {
     return min(dice_u.features, WORKGROUP_SIZE);
 }
@@ -58,7 +60,7 @@ fn dice_partials(squares: bool, inv: Invocation, wid: u32, groups: u32) {
         let end = min(begin + dice_u.slice_rows, dice_u.batch);
         var sum = vec2<f32>(0.0);
         if (row < depth && f < fcount) {
-            let mean = select(0.0, stats[min(f, fcount - 1u)].x, squares);
+            let mean = select(0.0, stats[min(f, fcount - 1u)].z, squares);
             for (var b = begin + row; b < end; b += depth) {
                 let x = load_in(b * fcount + f);
                 let d = x - mean;
@@ -74,7 +76,9 @@ fn dice_partials(squares: bool, inv: Invocation, wid: u32, groups: u32) {
                 total = add_compensated(total, part.x);
                 total.y += part.y;
             }
-            stats[fcount + slice * fcount + f] = vec4<f32>(total, 0.0, 0.0);
+            let at = slice * fcount + f;
+            stats[at].x = total.x;
+            stats[at].y = total.y;
         }
         workgroupBarrier();
     }
@@ -85,7 +89,7 @@ fn dice_total(f: u32) -> f32 {
     let fcount = dice_u.features;
     var total = vec2<f32>(0.0);
     for (var s = 0u; s < dice_u.slices; s++) {
-        let part = stats[fcount + s * fcount + f];
+        let part = stats[s * fcount + f];
         total = add_compensated(total, part.x);
         total.y += part.y;
     }
@@ -111,7 +115,7 @@ fn dice_mean(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) groups: vec3<u32>) {
     opaque_one = f32(dice_u.one);
     for (var f = gid.x; f < dice_u.features; f += groups.x * WORKGROUP_SIZE) {
-        stats[f] = vec4<f32>(dice_total(f), 0.0, 0.0, 0.0);
+        stats[f].z = dice_total(f);
     }
 }
 
@@ -120,7 +124,7 @@ fn dice_variance(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) groups: vec3<u32>) {
     opaque_one = f32(dice_u.one);
     for (var f = gid.x; f < dice_u.features; f += groups.x * WORKGROUP_SIZE) {
-        stats[f].y = dice_total(f);
+        stats[f].w = dice_total(f);
     }
 }
 
@@ -164,7 +168,7 @@ fn dice_apply_alpha(@builtin(global_invocation_id) gid: vec3<u32>,
         let st = stats[f];
         let x = load_in(i);
         let alpha = train_alpha[dice_u.alpha_at + f];
-        dst_store(dice_u.out_offset + i, dice_value(x, st.x, st.y, alpha, eps));
+        dst_store(dice_u.out_offset + i, dice_value(x, st.z, st.w, alpha, eps));
     }
 }
 
@@ -177,7 +181,7 @@ fn dice_apply(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var i = gid.x; i < dice_u.n; i += groups.x * WORKGROUP_SIZE) {
         let x = load_in(i);
         let st = stats[i % dice_u.features];
-        dst_store(dice_u.out_offset + i, dice_value(x, st.x, st.y, alpha, eps));
+        dst_store(dice_u.out_offset + i, dice_value(x, st.z, st.w, alpha, eps));
     }
 }
 

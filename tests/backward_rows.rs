@@ -208,3 +208,28 @@ fn extreme_rows_and_pieces_on_a_small_device() {
         );
     }
 }
+
+#[test]
+fn the_register_strategies_run_as_the_backwards_auto() {
+    // The backward has no register kernels: Registers and SplitRegisters named for it run
+    // as its Auto (the same bits), also for rows longer than Registers holds forward.
+    for (what, ctx) in both_contexts() {
+        let long = ctx.registers_capacity() + 5;
+        for op in Op::softmax_ops() {
+            let a = Activation::example(op);
+            for shape in [[3usize, 100usize], [2, long]] {
+                let (y, g) = saved_and_grad(&a, &shape, 5);
+                let auto = gpu(ctx, &a, &y, &g, &shape, Strategy::Auto);
+                check(ctx, what, &a, &y, &g, &shape, &auto);
+                for s in [Strategy::Registers, Strategy::SplitRegisters] {
+                    let got = gpu(ctx, &a, &y, &g, &shape, s);
+                    let same = got
+                        .iter()
+                        .zip(&auto)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{what}{a} {shape:?} {s:?}: differs from Auto");
+                }
+            }
+        }
+    }
+}

@@ -248,7 +248,7 @@ fn training_mode_takes_one_alpha_per_feature_from_a_buffer() {
 }
 
 #[test]
-fn large_batches_use_the_workgroup_reductions_on_both_paths() {
+fn large_batches_on_both_reduction_paths() {
     let tree = tree_ctx();
     // a batch of 40,000 would also pass lavapipe's loop budget in one invocation
     let x = data(40_000 * 3, 12, 5.0);
@@ -323,4 +323,12 @@ fn statistics_tiles_cover_every_width_and_slice() {
     let small = small_device();
     let x = data(20 * 700, 5, 3.0);
     check(&small, "dice(alpha=0.3)", &x, &[20, 700], false);
+    // 2,100 features' statistics (33,600 bytes) in a 64 KiB binding: one slice fits, two
+    // would not (the partials are 16 bytes per slice and feature)
+    let x = data(2 * 2100, 6, 3.0);
+    check(&small, "dice(alpha=0.3)", &x, &[2, 2100], false);
+    let alpha = vec![0.4f32; 2100];
+    let y = small.run_dice_train(&x, &[2, 2100], &alpha, 1e-9).unwrap();
+    let want = cpu::reference_dice_train(&x, &[2, 2100], &alpha, 1e-9).unwrap();
+    assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
 }

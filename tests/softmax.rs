@@ -578,6 +578,11 @@ fn one_subgroup_per_row_covers_every_row_and_lane_count() {
     // no subgroups, no such strategy
     let view = RowView::new(&[4, 4], -1, 16).unwrap();
     assert!(!tree_ctx().serves(Strategy::Subgroup, view));
+    let softmax = Activation::example(Op::Softmax);
+    let e = tree_ctx()
+        .run_rows(&softmax, &[0.0; 16], &[4, 4], Strategy::Subgroup)
+        .unwrap_err();
+    assert!(e.to_string().contains("Features::SUBGROUP"), "{e}");
 }
 
 #[test]

@@ -886,18 +886,25 @@ fn half_chunks_on_a_small_device() {
 
 /// The register strategies in half storage: blocks of four (two whole words) where rows
 /// are contiguous and aligned, with segments narrower than the workgroup (rows of 128),
-/// the workgroup (rows of 332), Split's chunks in registers over several chunks, in place
-/// and not, beside a lane-strategy f32 run rounded once.
+/// the workgroup (rows of 332), Split's chunks in registers over several chunks; single
+/// elements on rows of odd length and on strided rows (interleaved: neighbouring
+/// invocations store the two halves of one word); in place and not, beside a
+/// lane-strategy f32 run rounded once.
 fn register_strategies<T: Half>() {
-    let softmax: Activation = "softmax(dim=-1)".parse().unwrap();
     for (name, ctx) in both_contexts() {
         let long = 2 * ctx.registers_capacity() + 8;
-        for (rows, axis, strategy) in [
-            (6usize, 128usize, Strategy::Registers),
-            (5, 332, Strategy::Registers),
-            (2, long, Strategy::SplitRegisters),
-            (3, 300, Strategy::SplitRegisters),
+        for (rows, axis, dim, strategy) in [
+            (6usize, 128usize, -1i64, Strategy::Registers),
+            (5, 332, -1, Strategy::Registers),
+            (5, 333, -1, Strategy::Registers),
+            (9, 100, 0, Strategy::Registers),
+            (2, long, -1, Strategy::SplitRegisters),
+            (3, 300, -1, Strategy::SplitRegisters),
+            (3, 301, -1, Strategy::SplitRegisters),
         ] {
+            let softmax: Activation = format!("softmax(dim={dim})").parse().unwrap();
+            // rows along dim 0 are the columns of an (axis, rows) tensor
+            let shape = if dim == 0 { [axis, rows] } else { [rows, axis] };
             let n = rows * axis;
             let x: Vec<T> = sample::<T>(n, axis as u64)
                 .into_iter()
@@ -910,7 +917,7 @@ fn register_strategies<T: Half>() {
                 })
                 .collect();
             let want = ctx
-                .run_rows(&softmax, &widen(&x), &[rows, axis], Strategy::Lane)
+                .run_rows(&softmax, &widen(&x), &shape, Strategy::Lane)
                 .unwrap();
             for in_place in [false, true] {
                 let src = padded_buffer(ctx, &x, 4, 3);
@@ -926,7 +933,7 @@ fn register_strategies<T: Half>() {
                         &softmax,
                         region(&src, 4),
                         region(out, lead),
-                        &[rows, axis],
+                        &shape,
                         strategy,
                     )
                     .unwrap()
@@ -938,7 +945,8 @@ fn register_strategies<T: Half>() {
                     )
                     .unwrap();
                 let what = format!(
-                    "{name}{strategy:?}, {rows} rows of {axis} in {}, in place {in_place}",
+                    "{name}{strategy:?}, {rows} rows of {axis} along {dim} in {}, in place \
+                     {in_place}",
                     T::STORAGE
                 );
                 assert!(

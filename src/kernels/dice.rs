@@ -68,7 +68,7 @@ impl Context {
             plan.layout(),
             alpha,
             f,
-            f * (1 + slices),
+            f * slices,
             input.storage,
         )?;
         let (entries, in_delta, out_delta) = plan.bindings(input, output, 0, len as u64);
@@ -388,10 +388,10 @@ type DicePasses = (
 );
 
 impl Context {
-    /// Whether a per-feature pass of `passes` reads of each column (the forward's
-    /// statistics two, the backward's three) takes one workgroup per feature (large
-    /// batches, or where one invocation per feature would pass the loop budget) rather
-    /// than one invocation.
+    /// Whether a per-feature pass of the backward, `passes` reads of each column, takes
+    /// one workgroup per feature (large batches, or where one invocation per feature would
+    /// pass the loop budget) rather than one invocation. (The forward's statistics tile
+    /// the tensor instead: `dice_slices`.)
     pub(crate) fn dice_workgroups(&self, batch: u64, features: u64, passes: u64) -> Result<bool> {
         let wg = u64::from(self.workgroup_size());
         let lane_iterations = self.grid_stride_iterations(features, passes * batch);
@@ -448,19 +448,30 @@ impl Context {
     }
 
     /// How training mode's statistics cut the batch: (slices, rows per slice). Enough
-    /// slices for about 1,024 workgroups on a GPU (two per core on a CPU adapter), and
-    /// few enough rows per invocation for the loop budget; each feature then has one
-    /// partial per slice. An error where even that passes the budget.
+    /// slices for about 1,024 workgroups on a GPU (two per core on a CPU adapter), few
+    /// enough rows per invocation for the loop budget, and few enough slices for their
+    /// partials (16 bytes per slice and feature) to fit one storage binding; each feature
+    /// then has one partial per slice. An error where no number of slices does.
     fn dice_slices(&self, batch: u64, features: u64) -> Result<(u64, u64)> {
         let wg = u64::from(self.workgroup_size());
         let width = features.clamp(1, wg);
         let depth = wg / width;
         let blocks = features.div_ceil(width);
         let target = self.cpu_cores().map_or(1024, |c| 2 * c as u64);
+        let binding = self.limits().max_storage_buffer_binding_size;
+        let fit = binding / (16 * features.max(1));
+        if fit == 0 {
+            return Err(Error::Unsupported(format!(
+                "dice's statistics need 16 bytes per feature, {} bytes for {features} \
+                 features, past this device's storage binding limit ({binding} bytes)",
+                16 * features
+            )));
+        }
         let slices = target
             .div_ceil(blocks)
             .max(batch.div_ceil(depth * 16_384))
-            .clamp(1, batch.div_ceil(depth).max(1));
+            .clamp(1, batch.div_ceil(depth).max(1))
+            .min(fit);
         let slice_rows = batch.div_ceil(slices).max(1);
         let slices = batch.div_ceil(slice_rows).max(1);
         let tiles = (blocks * slices).div_ceil(self.max_groups());

@@ -111,8 +111,10 @@ impl Context {
         (self.workgroup_size() * 4 * REGISTER_VEC4S) as usize
     }
 
-    /// How [`Strategy::Registers`] holds rows of `axis` elements: (invocations per row, vec4s
-    /// each holds), or `None` for rows longer than [`Context::registers_capacity`].
+    /// How [`Strategy::Registers`] holds contiguous rows (the last axis) of `axis`
+    /// elements: (invocations per row, vec4s each holds), or `None` for rows longer than
+    /// [`Context::registers_capacity`]. (Strided rows of up to a workgroup's eighth times
+    /// 32 elements are held differently: at least 8 to a workgroup, interleaved.)
     ///
     /// A row takes the fewest invocations (a power of two) that hold it in at most 2
     /// vec4s each, up to the smallest subgroup (segments reduce with
@@ -150,14 +152,20 @@ impl Context {
     /// How [`Strategy::Registers`] holds the rows of `view`: (invocations per row, vec4s
     /// each holds, interleaved). Contiguous rows as [`Context::registers_shape`] says.
     /// Strided rows (a non-last axis) of up to a workgroup's eighth times 32 elements
-    /// (1,024 at a workgroup of 256) take 8 rows per workgroup with their invocations
-    /// interleaved (invocation i holds row i % 8), so each access of 8 neighbouring
-    /// invocations reads 8 neighbouring columns: 32 bytes, a whole memory sector.
+    /// (1,024 at a workgroup of 256) take the fewest invocations that hold them in 2
+    /// vec4s each, at most a workgroup's eighth, so at least 8 rows share a workgroup,
+    /// with their invocations interleaved (invocation i holds row i % rows), so each access
+    /// of 8 neighbouring invocations reads 8 neighbouring columns: 32 bytes, a whole
+    /// memory sector.
     pub(crate) fn register_layout(&self, view: RowView) -> Option<(u64, u64, bool)> {
         let wg = u64::from(self.workgroup_size());
-        let lanes = wg / STRIDED_ROWS;
+        let widest = (wg / STRIDED_ROWS).max(1);
         let quads = (view.axis as u64).div_ceil(4).max(1);
-        if view.inner > 1 && lanes >= 1 && quads.div_ceil(lanes) <= u64::from(REGISTER_VEC4S) {
+        if view.inner > 1 && quads.div_ceil(widest) <= u64::from(REGISTER_VEC4S) {
+            let mut lanes = 1;
+            while lanes < widest && quads.div_ceil(lanes) > REGISTER_TARGET {
+                lanes *= 2;
+            }
             return Some((lanes, quads.div_ceil(lanes), true));
         }
         self.registers_shape(view.axis as u64)
@@ -200,11 +208,16 @@ impl Context {
             } else {
                 Strategy::Split
             }
-        } else if forward && view.inner > 1 && self.register_layout(view).is_some_and(|l| l.2) {
-            // Strided rows of up to 1,024 in registers, 8 rows per workgroup interleaved:
-            // one read and one write in whole 32-byte sectors, where Lane (below) reads
-            // twice and chains its online statistics through every element (0.16 of the
-            // copy on an H100 for dim 0 of [1024, n / 1024]). Not yet measured on a GPU.
+        } else if forward
+            && view.inner > 1
+            && view.axis > 64
+            && self.register_layout(view).is_some_and(|l| l.2)
+        {
+            // Strided rows of 65 to 1,024 in registers, 8 or more rows per workgroup
+            // interleaved: one read and one write in whole 32-byte sectors, where Lane
+            // (below) reads twice and chains its online statistics through every element
+            // (0.16 of the copy on an H100 for dim 0 of [1024, n / 1024]; but 0.41 for rows
+            // of 32, its best, kept). Not yet measured on a GPU.
             Strategy::Registers
         } else if view.inner > 1 && rows >= 64 * wg {
             // a strided axis with many rows: adjacent invocations read adjacent columns
@@ -624,7 +637,15 @@ impl Context {
                 return Ok(group.clone());
             }
         }
-        let size = bytes.next_power_of_two().max(256);
+        // grown by powers of two, but never past what one binding holds
+        let binding = self.limits().max_storage_buffer_binding_size;
+        if bytes > binding {
+            return Err(Error::Unsupported(format!(
+                "{bytes} bytes of partial statistics exceed this device's storage binding \
+                 limit ({binding} bytes)"
+            )));
+        }
+        let size = bytes.next_power_of_two().max(256).min(binding.max(bytes));
         let group = self.scoped(|| {
             let buffer = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("softmax partials"),
@@ -663,6 +684,14 @@ impl Context {
         let backward = direction == Direction::Backward;
         let auto = strategy == Strategy::Auto
             || (backward && matches!(strategy, Strategy::Registers | Strategy::SplitRegisters));
+        let requested = strategy;
+        if strategy == Strategy::Subgroup && !self.subgroups() {
+            return Err(Error::Unsupported(
+                "the subgroup strategy needs subgroup operations (Features::SUBGROUP), which \
+                 this device lacks; use Strategy::Auto"
+                    .into(),
+            ));
+        }
         let strategy = match strategy {
             _ if auto => self.auto_strategy(view, storage, direction),
             Strategy::Resident if backward => Strategy::Workgroup,
@@ -696,10 +725,15 @@ impl Context {
                      budget"
                 )
             } else {
+                let ran = if requested == strategy {
+                    String::new()
+                } else {
+                    format!(" (running as {strategy:?} in the backward)")
+                };
                 format!(
-                    "{strategy:?} would run more loop iterations per invocation than this \
-                     adapter allows ({budget}; lavapipe stops at 65,535) on {rows} rows of \
-                     {axis}; use Strategy::Auto"
+                    "{requested:?}{ran} would run more loop iterations per invocation than \
+                     this adapter allows ({budget}; lavapipe stops at 65,535) on {rows} rows \
+                     of {axis}; use Strategy::Auto"
                 )
             }));
         }
