@@ -110,22 +110,30 @@ fn dice_squares(inv: Invocation,
     dice_partials(true, inv, wid.x, groups.x);
 }
 
+// Every feature's total of its partials: its mean to stats[f].z, or with `variance` its
+// variance (the mean of the squared deviations) to stats[f].w.
+fn dice_totals(variance: bool, first: u32, stride: u32) {
+    opaque_one = f32(dice_u.one);
+    for (var f = first; f < dice_u.features; f += stride) {
+        let t = dice_total(f);
+        if (variance) {
+            stats[f].w = t;
+        } else {
+            stats[f].z = t;
+        }
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn dice_mean(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) groups: vec3<u32>) {
-    opaque_one = f32(dice_u.one);
-    for (var f = gid.x; f < dice_u.features; f += groups.x * WORKGROUP_SIZE) {
-        stats[f].z = dice_total(f);
-    }
+    dice_totals(false, gid.x, groups.x * WORKGROUP_SIZE);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn dice_variance(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) groups: vec3<u32>) {
-    opaque_one = f32(dice_u.one);
-    for (var f = gid.x; f < dice_u.features; f += groups.x * WORKGROUP_SIZE) {
-        stats[f].w = dice_total(f);
-    }
+    dice_totals(true, gid.x, groups.x * WORKGROUP_SIZE);
 }
 
 // Evaluation mode's bind group 1 (declared over the same slots as `stats`; no entry point
