@@ -274,21 +274,19 @@ fn extremal_values_in_a_batch() {
             x[b * specials.len() + f] = if b == 2 { s } else { b as f32 - 2.5 };
         }
     }
-    check(
-        ctx(),
-        "dice(alpha=0.3)",
-        &x,
-        &[batch, specials.len()],
-        false,
-    );
-    // non-finite values make their column NaN and leave the others alone
-    let mut y = x.clone();
-    y[2 * specials.len()] = f32::INFINITY;
-    y[3 * specials.len() + 1] = f32::NAN;
-    let a: Activation = "dice(alpha=0.3)".parse().unwrap();
-    let out = ctx().run_shaped(&a, &y, &[batch, specials.len()]).unwrap();
-    for (i, v) in out.iter().enumerate() {
-        assert_eq!(v.is_nan(), i % specials.len() < 2, "element {i}: {v}");
+    // on the relaxed-semantics context too (flushed subnormals, reciprocal division)
+    for (_, c) in both_contexts() {
+        check(c, "dice(alpha=0.3)", &x, &[batch, specials.len()], false);
+        // non-finite values make their column NaN and leave the others alone
+        let mut y = x.clone();
+        y[2 * specials.len()] = f32::INFINITY;
+        y[3 * specials.len() + 1] = f32::NAN;
+        y[4 * specials.len() + 2] = f32::NEG_INFINITY;
+        let a: Activation = "dice(alpha=0.3)".parse().unwrap();
+        let out = c.run_shaped(&a, &y, &[batch, specials.len()]).unwrap();
+        for (i, v) in out.iter().enumerate() {
+            assert_eq!(v.is_nan(), i % specials.len() < 3, "element {i}: {v}");
+        }
     }
 }
 
@@ -300,25 +298,26 @@ fn statistics_tiles_cover_every_width_and_slice() {
     // a device of 4 workgroups (a grid-stride loop over the tiles); columns away from
     // zero, where a one-pass variance would cancel (about 90 standard deviations: further out,
     // the f32 rounding of x - mean alone passes the bound, with any statistics).
-    let ctx = ctx();
-    for (shape, offset) in [
-        ([7usize, 600usize], 0.0f32),
-        ([33, 300], 0.0),
-        ([501, 100], 100.0),
-        ([100_003, 1], -100.0),
-        ([3, 1000], 0.0),
-    ] {
-        let n = shape[0] * shape[1];
-        let x: Vec<f32> = data(n, n as u64, 2.0).iter().map(|v| v + offset).collect();
-        for spec in ["dice(alpha=0.25)", "dice(alpha=0.9, eps=0.001)"] {
-            check(ctx, spec, &x, &shape, false);
-            check(ctx, spec, &x, &shape, true);
+    for (_, ctx) in both_contexts() {
+        for (shape, offset) in [
+            ([7usize, 600usize], 0.0f32),
+            ([33, 300], 0.0),
+            ([501, 100], 100.0),
+            ([100_003, 1], -100.0),
+            ([3, 1000], 0.0),
+        ] {
+            let n = shape[0] * shape[1];
+            let x: Vec<f32> = data(n, n as u64, 2.0).iter().map(|v| v + offset).collect();
+            for spec in ["dice(alpha=0.25)", "dice(alpha=0.9, eps=0.001)"] {
+                check(ctx, spec, &x, &shape, false);
+                check(ctx, spec, &x, &shape, true);
+            }
+            let alpha: Vec<f32> = (0..shape[1]).map(|i| (i % 7) as f32 / 7.0).collect();
+            let y = ctx.run_dice_train(&x, &shape, &alpha, 1e-9).unwrap();
+            let want = cpu::reference_dice_train(&x, &shape, &alpha, 1e-9).unwrap();
+            let r = accuracy::compare_relative(&want, &y, 1e-5, 1e-12);
+            assert!(r.within(1e-5), "{shape:?}: {:e}", r.max_error);
         }
-        let alpha: Vec<f32> = (0..shape[1]).map(|i| (i % 7) as f32 / 7.0).collect();
-        let y = ctx.run_dice_train(&x, &shape, &alpha, 1e-9).unwrap();
-        let want = cpu::reference_dice_train(&x, &shape, &alpha, 1e-9).unwrap();
-        let r = accuracy::compare_relative(&want, &y, 1e-5, 1e-12);
-        assert!(r.within(1e-5), "{shape:?}: {:e}", r.max_error);
     }
     let small = small_device();
     let x = data(20 * 700, 5, 3.0);
