@@ -8,7 +8,7 @@
 //! fraction of the floor the kernel reaches.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use wgpu_activations::{Activation, BufferRegion, Context, Op};
+use wgpu_activations::{Activation, BufferRegion, Context, Direction, Op, Storage};
 
 const N: u64 = 16 * 1024 * 1024;
 
@@ -28,7 +28,8 @@ fn bench(c: &mut Criterion) {
     let data: Vec<f32> = (0..N).map(|i| (i % 4001) as f32 / 200.0 - 10.0).collect();
     ctx.queue()
         .write_buffer(&src, 0, bytemuck::cast_slice(&data));
-    ctx.warm_up(&[]).unwrap();
+    ctx.warm_up(&[], &[Direction::Forward], Storage::F32)
+        .unwrap();
 
     let mut group = c.benchmark_group(format!("elementwise_16M on {}", ctx.adapter_name()));
     group.sample_size(10);
@@ -46,14 +47,13 @@ fn bench(c: &mut Criterion) {
         group.bench_function(a.to_string(), |b| {
             b.iter(|| {
                 let mut encoder = ctx.device().create_command_encoder(&Default::default());
-                ctx.encode(
-                    &mut encoder,
-                    &a,
-                    BufferRegion::new(&src),
-                    BufferRegion::new(&dst),
-                    N,
-                )
-                .unwrap();
+                ctx.call(&a, &[N as usize])
+                    .encode(
+                        &mut encoder,
+                        BufferRegion::new(&src),
+                        BufferRegion::new(&dst),
+                    )
+                    .unwrap();
                 ctx.queue().submit([encoder.finish()]);
                 ctx.wait().unwrap();
             })

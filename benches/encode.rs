@@ -5,7 +5,7 @@
 //!     cargo bench --bench encode
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use wgpu_activations::{Activation, BufferRegion, Context};
+use wgpu_activations::{Activation, BufferRegion, Context, Direction, Storage};
 
 const CALLS: usize = 100;
 
@@ -22,7 +22,12 @@ fn bench(c: &mut Criterion) {
     let (src, dst) = (make("x"), make("y"));
     let relu: Activation = "relu".parse().unwrap();
     let softmax: Activation = "softmax".parse().unwrap();
-    ctx.warm_up(&[relu.op(), softmax.op()]).unwrap();
+    ctx.warm_up(
+        &[relu.op(), softmax.op()],
+        &[Direction::Forward],
+        Storage::F32,
+    )
+    .unwrap();
     let mut group = c.benchmark_group(format!("encode x{CALLS} on {}", ctx.adapter_name()));
     let encoder = || ctx.device().create_command_encoder(&Default::default());
     group.bench_function("empty_encoder", |b| {
@@ -33,14 +38,9 @@ fn bench(c: &mut Criterion) {
             encoder,
             |mut e| {
                 for _ in 0..CALLS {
-                    ctx.encode(
-                        &mut e,
-                        &relu,
-                        BufferRegion::new(&src),
-                        BufferRegion::new(&dst),
-                        4096,
-                    )
-                    .unwrap();
+                    ctx.call(&relu, &[4096])
+                        .encode(&mut e, BufferRegion::new(&src), BufferRegion::new(&dst))
+                        .unwrap();
                 }
                 e
             },
@@ -52,14 +52,9 @@ fn bench(c: &mut Criterion) {
             encoder,
             |mut e| {
                 for _ in 0..CALLS {
-                    ctx.encode_shaped(
-                        &mut e,
-                        &softmax,
-                        BufferRegion::new(&src),
-                        BufferRegion::new(&dst),
-                        &[32, 128],
-                    )
-                    .unwrap();
+                    ctx.call(&softmax, &[32, 128])
+                        .encode(&mut e, BufferRegion::new(&src), BufferRegion::new(&dst))
+                        .unwrap();
                 }
                 e
             },

@@ -9,7 +9,7 @@
 //! workgroup costs about 0.1 ms of barrier switching there, so a sample takes seconds.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use wgpu_activations::{Activation, BufferRegion, Context, RowView, Strategy};
+use wgpu_activations::{Activation, BufferRegion, Context, Direction, Storage, Strategy};
 
 const N: usize = 1 << 20;
 
@@ -32,13 +32,13 @@ fn bench(c: &mut Criterion) {
     let data: Vec<f32> = (0..N).map(|i| (i % 4001) as f32 / 40.0 - 50.0).collect();
     ctx.queue()
         .write_buffer(&src, 0, bytemuck::cast_slice(&data));
-    ctx.warm_up(&[]).unwrap();
+    ctx.warm_up(&[], &[Direction::Forward], Storage::F32)
+        .unwrap();
     let softmax: Activation = "softmax".parse().unwrap();
 
     for axis in [32usize, 128, 1024, 4096, 65_536, 1 << 20] {
         let rows = N / axis;
         let shape = [rows, axis];
-        let view = RowView::new(&shape, -1, N).unwrap();
         let mut group = c.benchmark_group(format!(
             "softmax 1M: {rows} rows of {axis} on {}",
             ctx.adapter_name()
@@ -53,7 +53,12 @@ fn bench(c: &mut Criterion) {
                 ctx.wait().unwrap();
             })
         });
-        let auto = ctx.softmax_strategy(view);
+        let plan = |s: Strategy| {
+            ctx.call(&softmax, &shape)
+                .strategy(s)
+                .row_plan(Direction::Forward, Storage::F32)
+        };
+        let auto = plan(Strategy::Auto).unwrap().strategy;
         for strategy in [Strategy::Auto].into_iter().chain(Strategy::ALL) {
             let resolved = if strategy == Strategy::Auto {
                 auto
@@ -61,7 +66,7 @@ fn bench(c: &mut Criterion) {
                 strategy
             };
             let slow = cpu && rows > 4096 && resolved != Strategy::Lane;
-            if !ctx.serves(strategy, view) || slow {
+            if plan(strategy).is_err() || slow {
                 continue;
             }
             let name = match strategy {
@@ -71,15 +76,14 @@ fn bench(c: &mut Criterion) {
             group.bench_function(name, |b| {
                 b.iter(|| {
                     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-                    ctx.encode_rows(
-                        &mut encoder,
-                        &softmax,
-                        BufferRegion::new(&src),
-                        BufferRegion::new(&dst),
-                        &shape,
-                        strategy,
-                    )
-                    .unwrap();
+                    ctx.call(&softmax, &shape)
+                        .strategy(strategy)
+                        .encode(
+                            &mut encoder,
+                            BufferRegion::new(&src),
+                            BufferRegion::new(&dst),
+                        )
+                        .unwrap();
                     ctx.queue().submit([encoder.finish()]);
                     ctx.wait().unwrap();
                 })

@@ -25,7 +25,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use wgpu_activations::{cpu, Activation, Context, Op, Saved};
+use wgpu_activations::{cpu, Activation, Context, Op, Params, Saved};
 
 struct Args {
     ops: Vec<Activation>,
@@ -103,18 +103,18 @@ fn curves(ctx: &Context, a: &Activation, n: usize) -> Result<Curves, Failure> {
     if op.softmax().is_some() || op.grouped().is_some() {
         return paired(ctx, a, &x);
     }
-    if op.info().is_statistical() {
+    if op.info().is_dice() {
         return dice_eval(ctx, a, &x);
     }
-    let y = ctx.run(a, &x)?;
+    let y = ctx.call(a, &[x.len()]).run(&x)?;
     let saved = match op.backward().saved {
         Saved::Input => x.clone(),
         Saved::Output => y.clone(),
     };
     let ones = vec![1.0; n];
-    let gx = ctx.run_backward(a, &saved, &ones)?;
+    let gx = ctx.call(a, &[saved.len()]).run_backward(&saved, &ones)?;
     let (cpu, cpu_grad) = if op.random().is_some() {
-        let model = ctx.float_model();
+        let model = ctx.facts().float_model();
         let y = model.reference(a, &x).expect("a random op");
         let g = model.backward_reference(a, &x, &ones).expect("a random op");
         (wide(y), wide(g))
@@ -159,7 +159,7 @@ fn paired(ctx: &Context, a: &Activation, x: &[f32]) -> Result<Curves, Failure> {
         .collect();
     let shape = [n, 2];
     let a = a.with("dim", -1.0)?;
-    let y = ctx.run_shaped(&a, &input, &shape)?;
+    let y = ctx.call(&a, &shape).run(&input)?;
     let out_per_row = y.len() / n;
     let first = |v: &[f32]| {
         v.iter()
@@ -175,7 +175,7 @@ fn paired(ctx: &Context, a: &Activation, x: &[f32]) -> Result<Curves, Failure> {
     let g: Vec<f32> = (0..y.len())
         .map(|i| if i % out_per_row == 0 { 1.0 } else { 0.0 })
         .collect();
-    let gx = ctx.run_backward_shaped(&a, &saved, &g, &shape)?;
+    let gx = ctx.call(&a, &shape).run_backward(&saved, &g)?;
     let yr = cpu::reference_shaped_f64(&a, &input, &shape)?;
     let saved_r: Vec<f32> = match op.backward().saved {
         Saved::Input => input.clone(),
@@ -216,10 +216,16 @@ fn dice_eval(ctx: &Context, a: &Activation, x: &[f32]) -> Result<Curves, Failure
     let n = x.len();
     let (alpha, eps) = (a.params()[0], a.params()[1]);
     let shape = [n, 1];
-    let (mean, var) = ([0.0f32], [1.0f32]);
-    let y = ctx.run_dice_eval(x, &shape, &mean, &var, &[alpha], eps)?;
+    let (mean, var, alphas) = ([0.0f32], [1.0f32], [alpha]);
+    let running = Params::DiceEval {
+        mean: mean[..].into(),
+        var: var[..].into(),
+        alpha: alphas[..].into(),
+    };
+    let call = ctx.call(a, &shape).params(running);
+    let y = call.run(x)?;
     let ones = vec![1.0; n];
-    let (gx, _) = ctx.run_dice_backward(x, &ones, &shape, &[alpha], Some((&mean, &var)), eps)?;
+    let gx = call.run_backward(x, &ones)?;
     let yr = cpu::reference_dice_eval(x, &shape, &mean, &var, &[alpha], eps)?;
     let gr = cpu::reference_dice_backward(x, &ones, &shape, &[alpha], Some((&mean, &var)), eps)?;
     let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();

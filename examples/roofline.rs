@@ -49,7 +49,9 @@
 
 use std::time::{Duration, Instant};
 
-use wgpu_activations::{Activation, BufferRegion, Context, ContextOptions, Op, Storage, Strategy};
+use wgpu_activations::{
+    Activation, BufferRegion, Context, ContextOptions, Direction, Op, Storage, Strategy,
+};
 
 struct Args {
     ops: Vec<Activation>,
@@ -304,12 +306,15 @@ fn main() {
     });
     let created = cold.elapsed();
     let relu: Activation = "relu".parse().unwrap();
-    ctx.run(&relu, &[1.0; 1024]).expect("a first result");
+    ctx.call(&relu, &[1024])
+        .run(&[1.0; 1024])
+        .expect("a first result");
     let first = cold.elapsed();
     let warm = Instant::now();
-    ctx.warm_up(&[]).expect("every pipeline compiles");
+    ctx.warm_up(&[], &[Direction::Forward], Storage::F32)
+        .expect("every pipeline compiles");
     for &dtype in args.dtypes.iter().filter(|&&t| t != Storage::F32) {
-        ctx.warm_up_storage(&[], dtype)
+        ctx.warm_up(&[], &[Direction::Forward, Direction::Backward], dtype)
             .expect("every half pipeline compiles");
     }
     let compiled = warm.elapsed();
@@ -329,16 +334,16 @@ fn main() {
             compiled.as_secs_f64(),
             ctx.has_pipeline_cache(),
             adapter.replace('"', "'"),
-            ctx.fused_fma(),
-            ctx.flushes_subnormals(),
-            ctx.subgroups(),
-            ctx.adapter_facts()
+            ctx.facts().fused_fma,
+            ctx.facts().flushes_subnormals,
+            ctx.facts().subgroups,
+            ctx.facts()
         );
     } else {
         eprintln!(
             "adapter: {adapter}\nadapter facts: {}\ncold start: context {:.1} ms, first result {:.1} ms, every \
              pipeline compiled {:.1} ms more (pipeline cache: {})",
-            ctx.adapter_facts(),
+            ctx.facts(),
             ms(created),
             ms(first),
             ms(compiled),
@@ -391,7 +396,7 @@ fn main() {
     let data: Vec<f32> = (0..max).map(|i| (i % 4001) as f32 / 200.0 - 10.0).collect();
     let g: Vec<f32> = (0..max).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect();
     if args.backward {
-        ctx.warm_up_backward(&[])
+        ctx.warm_up(&[], &[Direction::Backward], Storage::F32)
             .expect("every backward pipeline compiles");
     }
 
@@ -427,9 +432,10 @@ fn main() {
         let identity_seconds = timer.median(args.samples, &|e| {
             let (x, y, g) = (region(&src), region(&dst), region(&grad));
             if args.backward {
-                ctx.encode_backward(e, &identity, x, g, y, n)
+                ctx.call(&identity, &[n as usize])
+                    .encode_backward(e, x, g, y)
             } else {
-                ctx.encode(e, &identity, x, y, n)
+                ctx.call(&identity, &[n as usize]).encode(e, x, y)
             }
             .expect("identity encodes")
         });
@@ -514,7 +520,7 @@ fn main() {
                         }
                     })
                     .collect()
-            } else if a.op().info().is_statistical() && n % 256 == 0 {
+            } else if a.op().info().is_dice() && n % 256 == 0 {
                 vec![(None, vec![(n / 256) as usize, 256])]
             } else {
                 vec![(None, vec![n as usize])]
@@ -529,9 +535,9 @@ fn main() {
                     let encode = |e: &mut wgpu::CommandEncoder| {
                         let (x, y) = (region(&src), region(&dst));
                         if strategy == Strategy::Auto {
-                            ctx.encode_shaped(e, a, x, y, &shape)
+                            ctx.call(a, &shape).encode(e, x, y)
                         } else {
-                            ctx.encode_rows(e, a, x, y, &shape, strategy)
+                            ctx.call(a, &shape).strategy(strategy).encode(e, x, y)
                         }
                     };
                     // What this adapter cannot run is reported, not timed.
@@ -555,9 +561,11 @@ fn main() {
                     let backward = |e: &mut wgpu::CommandEncoder| {
                         let (x, g, gx) = (region(&src), region(&grad), region(&dst));
                         if strategy == Strategy::Auto {
-                            ctx.encode_backward_shaped(e, a, x, g, gx, &shape)
+                            ctx.call(a, &shape).encode_backward(e, x, g, gx)
                         } else {
-                            ctx.encode_backward_rows(e, a, x, g, gx, &shape, strategy)
+                            ctx.call(a, &shape)
+                                .strategy(strategy)
+                                .encode_backward(e, x, g, gx)
                         }
                     };
                     let mut probe = ctx.device().create_command_encoder(&Default::default());

@@ -2,7 +2,7 @@
 // g[grad_offset + i]) for i in [0, n).
 //
 // Bindings: 0 = a read-only input, 1 = grad_input (read-write), 2 = uniforms, 3 = a second
-// read-only input. The host's generated prelude (src/shader.rs) defines
+// read-only input. The host's generated prelude (src/device/wgsl.rs) defines
 // `grad_apply(s, g)` (the op's `grad_*` function), and `load_saved4/1(j)` and
 // `load_grad4/1(j)`, which read the saved tensor and grad_output through the binding the
 // layout gives each: its own (0 or 3), or binding 1 where it shares grad_input's buffer.
@@ -17,8 +17,8 @@
 // 1.5-3x slower there).
 
 struct Params {
-    n: u32,             // elements in this chunk
-    saved_offset: u32,  // element offsets of the chunk in the bound windows
+    n: u32,             // elements in this piece
+    saved_offset: u32,  // element offsets of the piece in the bound windows
     grad_offset: u32,
     out_offset: u32,
     scalar_start: u32,  // first element grad_scalar handles

@@ -9,7 +9,7 @@
 // element) reads them.
 // Evaluation mode, dice_eval, reads running statistics and a per-feature alpha from the
 // caller's buffers instead (bind group 1, read-only).
-// The host's generated prelude (src/shader.rs) defines WORKGROUP_SIZE and `load_in(k)`
+// The host's generated prelude (src/device/wgsl.rs) defines WORKGROUP_SIZE and `load_in(k)`
 // (the input, through src, or dst in place); activations.wgsl and a reduction follow it.
 
 struct Dice {
@@ -22,7 +22,7 @@ struct Dice {
     mean_at: u32,    // evaluation mode: element offsets of the running mean, running
     var_at: u32,     // variance and per-feature alpha in their bindings
     alpha_at: u32,
-    start: u32,      // evaluation mode: the chunk's first element in the tensor
+    start: u32,      // evaluation mode: the piece's first element in the tensor
     slice_rows: u32, // training mode: batch rows per slice of the statistics
     slices: u32,     // training mode: slices (each feature's partials)
     p: vec4<f32>,    // alpha (training mode), eps

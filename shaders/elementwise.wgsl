@@ -1,7 +1,7 @@
 // Elementwise kernel: dst_store(out_offset + i, f(src_load(in_offset + i)) for i in [0, n).
 //
 // Bindings: 0 = input (read-only storage), 1 = output (read-write storage), 2 = uniforms.
-// The host's generated prelude (src/shader.rs) declares the tensor bindings src (0) and
+// The host's generated prelude (src/device/wgsl.rs) declares the tensor bindings src (0) and
 // dst (1) with their accessors for the storage type (`dst_store4(j, v)`, ...), and
 // defines `apply(x)` (the op's `act_*` function with NaN passed through), `load4(j)` and
 // `load1(j)` (the input, through src, or dst in place), WORKGROUP_SIZE and
@@ -18,9 +18,9 @@
 // Both loop with a grid stride, so any n runs within the adapter's workgroup-count limit.
 
 struct Params {
-    n: u32,             // elements in this chunk
-    in_offset: u32,     // element offset of the chunk in the input binding
-    out_offset: u32,    // element offset of the chunk in the output binding
+    n: u32,             // elements in this piece
+    in_offset: u32,     // element offset of the piece in the input binding
+    out_offset: u32,    // element offset of the piece in the output binding
     scalar_start: u32,  // first element main_scalar handles
     p: vec4<f32>,       // the op's parameters, in the op table's order
 }

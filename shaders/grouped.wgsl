@@ -6,7 +6,7 @@
 // a and b of h = axis / 2 elements; output (o, j, i) is a * sigmoid(b) with
 // a = in[o, j, i] and b = in[o, j + h, i].
 //
-// The host's generated prelude (src/shader.rs) defines GROUP_MAX, GROUP_MIN, GROUP_MEAN,
+// The host's generated prelude (src/device/wgsl.rs) defines GROUP_MAX, GROUP_MIN, GROUP_MEAN,
 // GROUP_GLU (op::GroupKind's ids), GROUP_KIND (this module's) and WORKGROUP_SIZE. One invocation per output, with
 // a grid-stride loop.
 

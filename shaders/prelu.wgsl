@@ -1,13 +1,13 @@
 // PReLU with per-channel weights: dst[i] = x if x > 0 else w[c] * x, with the channel
 // c = ((start + i) / inner) % channels (dim 1 of the tensor; one weight when channels is 1).
-// The host's generated prelude (src/shader.rs) defines WORKGROUP_SIZE and `load_in(k)`
+// The host's generated prelude (src/device/wgsl.rs) defines WORKGROUP_SIZE and `load_in(k)`
 // (the input, through src, or dst in place). The weights are bind group 1.
 
 struct Prelu {
-    n: u32,          // elements in this chunk
+    n: u32,          // elements in this piece
     in_offset: u32,  // element offsets in the bindings
     out_offset: u32,
-    start: u32,      // the chunk's first element in the tensor
+    start: u32,      // the piece's first element in the tensor
     channels: u32,
     inner: u32,      // elements per channel per outer index
     w_offset: u32,   // element offset of the weights in their binding

@@ -6,15 +6,15 @@
 //   RANDOM_RRELU, rrelu in training mode: x if x >= 0 else x * slope(i), the slope
 //     uniform in [lower, upper) (p = lower, upper, seed);
 //   RANDOM_NOISY_RELU, noisy_relu: max(0, x + std * N(0, 1)) (p = std, seed).
-// The host's generated prelude (src/shader.rs) defines those ids, RANDOM_KIND (this
+// The host's generated prelude (src/device/wgsl.rs) defines those ids, RANDOM_KIND (this
 // module's) and WORKGROUP_SIZE; random_forward.wgsl or random_backward.wgsl follows this
 // file with the entry point.
 
 struct Random {
-    n: u32,           // elements in this chunk
+    n: u32,           // elements in this piece
     in_offset: u32,   // element offsets in the bindings (the backward: the saved input's)
     out_offset: u32,
-    start: u32,       // the chunk's first element in the tensor
+    start: u32,       // the piece's first element in the tensor
     grad_offset: u32, // the backward: grad_output's
     pad0: u32,
     pad1: u32,
@@ -172,7 +172,7 @@ fn slope_of(r: u32) -> f32 {
     return lower + keep_bits((upper - lower) * u);
 }
 
-// rrelu's slope for element i of this chunk.
+// rrelu's slope for element i of this piece.
 fn rrelu_slope(i: u32) -> f32 {
     let g = random_u.start + i;
     return slope_of(draws(g)[g & 3u]);
@@ -183,7 +183,7 @@ fn noisy_with(x: f32, n: f32) -> f32 {
     return x + keep_bits(random_u.p.x * n);
 }
 
-// noisy_relu's x + std * N(0, 1) for element i of this chunk, before the max.
+// noisy_relu's x + std * N(0, 1) for element i of this piece, before the max.
 fn noisy_value(x: f32, i: u32) -> f32 {
     let g = random_u.start + i;
     return noisy_with(x, normal_sample(draws(g), g & 3u));

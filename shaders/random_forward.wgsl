@@ -2,7 +2,7 @@
 // `load_in(k)`: the input, through src, or dst in place.
 //
 // An invocation takes the four elements of one Philox call (elements 4q to 4q + 3 of the
-// tensor, those of them in this chunk), so each call's four words are all used: a
+// tensor, those of them in this piece), so each call's four words are all used: a
 // quarter of the calls of one per element, and for noisy_relu half the logarithms and
 // square roots.
 
@@ -19,9 +19,9 @@ fn random_main(@builtin(global_invocation_id) gid: vec3<u32>,
             noise = normal_samples(r);
         }
         for (var lane = 0u; lane < 4u; lane++) {
-            // the element's index in this chunk, wrapping below the chunk's start (the
-            // host's chunks start at multiples of 4 elements today, so no call straddles
-            // two chunks; the wrap keeps any start right)
+            // the element's index in this piece, wrapping below the piece's start (the
+            // host's pieces start at multiples of 4 elements today, so no call straddles
+            // two pieces; the wrap keeps any start right)
             let i = 4u * q + lane - random_u.start;
             if (i < random_u.n) {
                 let x = load_in(i);

@@ -2,7 +2,7 @@
 // (r < outer * inner) holds the `axis` elements base(r) + j * inner, so rows along the last
 // axis are contiguous and others strided; no transpose.
 //
-// The host's generated prelude (src/shader.rs) defines
+// The host's generated prelude (src/device/wgsl.rs) defines
 //   const SIGN: f32         -1 for softmin (softmax of -x), else 1
 //   const LOG_OUTPUT: bool  log_softmax
 // WORKGROUP_SIZE, RESIDENT_K, REGISTER_VEC4S, `load_in(k)` (the input, through src, or dst

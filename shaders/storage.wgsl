@@ -3,7 +3,7 @@
 // that no adapter can flush, reorder or round them differently (the WGSL spec lets
 // `unpack2x16float` and f32 arithmetic flush subnormals, and leaves the rounding of
 // `pack2x16float` to the implementation). Included only in modules built for f16 or
-// bf16; the prelude (src/shader.rs) names one pair as `decode` / `encode` (single
+// bf16; the prelude (src/device/wgsl.rs) names one pair as `decode` / `encode` (single
 // elements) and `decode2` / `encode2` (both halves of a word). For f16 a context swaps in
 // WGSL's `unpack2x16float` / `pack2x16float` where its probe found them exact on this
 // adapter (Context::hardware_f16_conversions).

@@ -6,8 +6,11 @@
 //! test lists and the README table are all derived from these rows, so adding an
 //! activation is one row here, one WGSL function and one CPU function.
 
+mod checks;
+
 use crate::cpu::derivative as d;
 use crate::cpu::scalar as cpu;
+use checks::*;
 
 /// How closely the GPU result must match the correctly rounded reference.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -134,9 +137,9 @@ pub enum Kernel {
     /// Groups of inputs along one axis (`dim`) reduced to one output each, run by
     /// `shaders/grouped.wgsl`: the axis shrinks `k`-fold (2-fold for `glu`).
     Grouped(GroupKind),
-    /// Batch statistics per feature, then elementwise (`dice`), run by
-    /// `shaders/dice.wgsl`: the batch is dim 0, the features the other dims.
-    Statistical,
+    /// Dice: batch statistics per feature, then elementwise, run by `shaders/dice.wgsl`:
+    /// the batch is dim 0, the features the other dims.
+    Dice,
     /// Elementwise with random numbers from a counter-based generator keyed by (seed,
     /// element index), run by `shaders/random.wgsl` and reproduced bit for bit by the CPU
     /// reference.
@@ -256,95 +259,6 @@ const fn group(kind: GroupKind) -> Kernel {
 /// At most this many parameters per op (they travel as one `vec4<f32>`).
 pub const MAX_PARAMS: usize = 4;
 
-fn no_check(_: &[f32]) -> Result<(), String> {
-    Ok(())
-}
-
-/// A divisor's magnitude: within [2^-100, 2^100], so that its reciprocal is a normal f32
-/// far from both ends (GPUs may divide through a reciprocal, which WGSL leaves undefined
-/// outside [2^-126, 2^126]), and x / it neither overflows nor vanishes for ordinary x.
-const DIVISOR_RANGE: (f32, f32) = (7.888_609e-31, 1.267_650_6e30);
-
-fn check_divisor(name: &str, v: f32) -> Result<(), String> {
-    let (lo, hi) = DIVISOR_RANGE;
-    if !(lo..=hi).contains(&v.abs()) {
-        return Err(format!(
-            "{name} divides, so its magnitude must be within [{lo:e}, {hi:e}] (2^-100 to \
-             2^100), got {v:e}"
-        ));
-    }
-    Ok(())
-}
-
-fn check_alpha_divides(p: &[f32]) -> Result<(), String> {
-    check_divisor("alpha", p[0])
-}
-
-fn check_beta_divides(p: &[f32]) -> Result<(), String> {
-    check_divisor("beta", p[0])
-}
-
-fn check_dim(p: &[f32]) -> Result<(), String> {
-    let dim = p[0];
-    if dim.fract() != 0.0 || dim.abs() > 1024.0 {
-        return Err(format!("dim must be an integer axis index, got {dim}"));
-    }
-    Ok(())
-}
-
-fn check_k_dim(p: &[f32]) -> Result<(), String> {
-    let k = p[0];
-    if k.fract() != 0.0 || !(1.0..=16_777_216.0).contains(&k) {
-        return Err(format!("k must be a whole number from 1, got {k}"));
-    }
-    check_dim(&p[1..])
-}
-
-fn check_rrelu_train(p: &[f32]) -> Result<(), String> {
-    check_ordered(p)?;
-    check_seed(p[2])
-}
-
-fn check_eps(p: &[f32]) -> Result<(), String> {
-    if p[1] < 0.0 {
-        return Err(format!("eps must be >= 0, got {}", p[1]));
-    }
-    Ok(())
-}
-
-fn check_noisy(p: &[f32]) -> Result<(), String> {
-    if p[0] < 0.0 {
-        return Err(format!("std must be >= 0, got {}", p[0]));
-    }
-    check_seed(p[1])
-}
-
-fn check_seed(seed: f32) -> Result<(), String> {
-    if seed.fract() != 0.0 || !(0.0..=16_777_216.0).contains(&seed) {
-        return Err(format!(
-            "seed must be a whole number from 0 to 2^24, got {seed}"
-        ));
-    }
-    Ok(())
-}
-
-fn check_lambd(p: &[f32]) -> Result<(), String> {
-    if p[0] < 0.0 {
-        return Err(format!("lambd must be >= 0, got {}", p[0]));
-    }
-    Ok(())
-}
-
-fn check_ordered(p: &[f32]) -> Result<(), String> {
-    if p[0] > p[1] {
-        return Err(format!(
-            "the lower bound {} must not exceed the upper bound {}",
-            p[0], p[1]
-        ));
-    }
-    Ok(())
-}
-
 macro_rules! param {
     ($name:literal ~ $example:literal) => {
         Param {
@@ -400,8 +314,10 @@ macro_rules! op_table {
 }
 
 const EXACT: Accuracy = Accuracy::Exact;
-/// The softmax family's (and dice's) bound: 1e-5 relative, or 1e-12 absolute for tiny
-/// values; their elements depend on a whole row's or column's statistics.
+/// The softmax family's (and dice's) bound, forward and backward: 1e-5 relative, or 1e-12
+/// absolute for tiny values; their elements depend on a whole row's or column's
+/// statistics (the backward's relative to its terms' magnitude, `|y| (|g| + sum |g y|)`,
+/// since the difference `g - sum(g y)` may cancel).
 const ROW: Accuracy = Accuracy::Relative {
     rel: 1e-5,
     abs: 1e-12,
@@ -414,13 +330,6 @@ const fn ulp(default: u32, any: u32) -> Accuracy {
 const fn ulp_or(ulp: u32, abs: f64) -> Accuracy {
     Accuracy::UlpOrAbs { ulp, abs }
 }
-/// The softmax family's backward bound: 1e-5 of the terms' magnitude,
-/// `|y| (|g| + sum |g y|)` (the difference `g - sum(g y)` may cancel).
-const ROW_GRAD: Accuracy = Accuracy::Relative {
-    rel: 1e-5,
-    abs: 1e-12,
-};
-
 op_table! {
     /// x
     Identity: "identity" () => ew("act_identity", cpu::identity, "grad_identity", d::identity),
@@ -521,9 +430,9 @@ op_table! {
     Gaussian: "gaussian" () => ew("act_gaussian", cpu::gaussian, "grad_gaussian", d::gaussian),
         ulp(4, 4), no_check, "exp(-x^2)", grad(INPUT, ulp(4, 4), "-2 x exp(-x^2)");
     /// x if x > 0 else weight * x; one weight here, per-channel weights through
-    /// `Context::encode_prelu`
+    /// `Params::Prelu`
     Prelu: "prelu" ("weight" = 0.25) => ew("act_prelu", cpu::prelu, "grad_prelu", d::prelu),
-        EXACT, no_check, "x if x > 0 else weight * x (per channel: encode_prelu)",
+        EXACT, no_check, "x if x > 0 else weight * x (per channel: Params::Prelu)",
         grad(INPUT, EXACT, "1 if x > 0 else weight");
     /// max(0, x + std * N(0, 1)), the noise drawn per element from a counter-based
     /// generator keyed by (seed, element index)
@@ -587,24 +496,24 @@ op_table! {
         grad(INPUT, EXACT, "b if a > 0 else 0 for a; relu(a) for b");
     /// Dice from Deep Interest Network, training mode: per-feature batch mean and biased
     /// variance over dim 0
-    Dice: "dice" ("alpha" ~ 0.25, "eps" = 1e-9) => Kernel::Statistical, ROW, check_eps,
+    Dice: "dice" ("alpha" ~ 0.25, "eps" = 1e-9) => Kernel::Dice, ROW, check_eps,
         "p * x + (1 - p) * alpha * x, p = sigmoid((x - mean) / sqrt(var + eps)), batch statistics over dim 0",
         grad(INPUT, ROW, "g (a + (1 - a) p) + (q - mean(q) - z mean(q z)) / s, q = g x (1 - a) p (1 - p), z = (x - mean) / s, s = sqrt(var + eps)");
     /// exp(x - max) / sum(exp(x - max)) along `dim`
     Softmax: "softmax" ("dim" = -1.0) => row(SoftmaxKind::Softmax), ROW, check_dim,
-        "exp(x - max) / sum(exp(x - max)) along dim", grad(OUTPUT, ROW_GRAD, "y (g - sum(g y))");
+        "exp(x - max) / sum(exp(x - max)) along dim", grad(OUTPUT, ROW, "y (g - sum(g y))");
     /// x - max - log(sum(exp(x - max))) along `dim`
     LogSoftmax: "log_softmax" ("dim" = -1.0) => row(SoftmaxKind::LogSoftmax), ROW, check_dim,
-        "x - max - log(sum(exp(x - max))) along dim", grad(OUTPUT, ROW_GRAD, "g - exp(y) sum(g)");
+        "x - max - log(sum(exp(x - max))) along dim", grad(OUTPUT, ROW, "g - exp(y) sum(g)");
     /// softmax(-x) along `dim`
     Softmin: "softmin" ("dim" = -1.0) => row(SoftmaxKind::Softmin), ROW, check_dim,
-        "softmax(-x) along dim", grad(OUTPUT, ROW_GRAD, "-y (g - sum(g y))");
+        "softmax(-x) along dim", grad(OUTPUT, ROW, "-y (g - sum(g y))");
 }
 
 impl OpInfo {
     /// Whether the op takes batch statistics first (`dice`).
-    pub fn is_statistical(&self) -> bool {
-        matches!(self.kernel, Kernel::Statistical)
+    pub fn is_dice(&self) -> bool {
+        matches!(self.kernel, Kernel::Dice)
     }
 }
 

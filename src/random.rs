@@ -1,6 +1,6 @@
 //! The counter-based generator the random ops use: Philox4x32-10 (Salmon et al., 2011),
 //! keyed by the seed and counted by the element index, so element `i` draws the same
-//! bits on every adapter and here, in whatever order or chunks the elements run.
+//! bits on every adapter and here, in whatever order or pieces the elements run.
 //! `shaders/random.wgsl` computes the same function with 32-bit integer arithmetic.
 
 const M0: u32 = 0xD251_1F53;
@@ -57,7 +57,7 @@ pub fn rrelu_train(x: f32, index: u32, lower: f32, upper: f32, seed: u32) -> f32
 }
 
 /// The float facts of an adapter that decide the random ops' exact bits
-/// ([`crate::Context::float_model`] measures them). The shaders compute the random ops
+/// ([`crate::AdapterFacts::float_model`] measures them). The shaders compute the random ops
 /// with integer arithmetic, and f32 products and sums each rounded on their own (no fused
 /// multiply-add can form: every product passes through an opaque factor first), so the
 /// only freedom the WGSL spec leaves an adapter there is flushing subnormal inputs and

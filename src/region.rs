@@ -111,7 +111,7 @@ impl<'a> BufferRegion<'a> {
     /// // 1000 f16 elements from the 3rd one of x, into the start of y
     /// let x = BufferRegion::at(x, 6).with_storage(Storage::F16);
     /// let y = BufferRegion::new(y).with_storage(Storage::F16);
-    /// ctx.encode(&mut encoder, &silu, x, y, 1000)?;
+    /// ctx.call(&silu, &[1000]).encode(&mut encoder, x, y)?;
     /// ctx.queue().submit([encoder.finish()]);
     /// # Ok(()) }
     /// ```
@@ -130,23 +130,6 @@ impl<'a> BufferRegion<'a> {
     /// The bytes `len` elements from here take.
     pub(crate) fn bytes(self, len: u64) -> u64 {
         len * self.storage.bytes()
-    }
-}
-
-/// The one storage type of a call's tensors (`roles` name them for the error): kernels
-/// load and store one type. Parameter tensors (prelu's weights, dice's statistics and
-/// alpha, and their gradients) are f32 whatever it is; they are not in `roles`.
-pub(crate) fn call_storage(roles: &[(&'static str, BufferRegion<'_>)]) -> crate::Result<Storage> {
-    let Some(&(first, r0)) = roles.first() else {
-        return Ok(Storage::F32);
-    };
-    match roles.iter().find(|(_, r)| r.storage != r0.storage) {
-        None => Ok(r0.storage),
-        Some(&(other, r)) => Err(Error::Unsupported(format!(
-            "the {first} holds {} and the {other} {}: a call's tensors share one storage \
-             type",
-            r0.storage, r.storage
-        ))),
     }
 }
 
@@ -189,22 +172,19 @@ impl Element for f32 {
     }
 }
 
-impl Element for half::f16 {
-    const STORAGE: Storage = Storage::F16;
-    fn to_f32(self) -> f32 {
-        half::f16::to_f32(self)
-    }
-    fn from_f32(x: f32) -> Self {
-        half::f16::from_f32(x)
-    }
+/// The half types: their own exact widening and rounding to nearest even.
+macro_rules! half_element {
+    ($($ty:ty => $storage:ident),*) => {$(
+        impl Element for $ty {
+            const STORAGE: Storage = Storage::$storage;
+            fn to_f32(self) -> f32 {
+                <$ty>::to_f32(self)
+            }
+            fn from_f32(x: f32) -> Self {
+                <$ty>::from_f32(x)
+            }
+        }
+    )*};
 }
 
-impl Element for half::bf16 {
-    const STORAGE: Storage = Storage::Bf16;
-    fn to_f32(self) -> f32 {
-        half::bf16::to_f32(self)
-    }
-    fn from_f32(x: f32) -> Self {
-        half::bf16::from_f32(x)
-    }
-}
+half_element!(half::f16 => F16, half::bf16 => Bf16);

@@ -147,40 +147,31 @@ pub(crate) fn channel_layout(
     Ok((channels.max(1), inner))
 }
 
-/// An error unless the running mean, variance and alpha hold one value per feature.
-pub(crate) fn check_eval_lengths(shape: &[usize], len: usize, stats: [&[f32]; 3]) -> Result<()> {
+/// An error unless each parameter tensor `(name, length)` holds one value per feature of
+/// a tensor of `shape` with `len` elements (dice's alpha and running statistics).
+pub(crate) fn check_per_feature(
+    shape: &[usize],
+    len: usize,
+    tensors: &[(&str, usize)],
+) -> Result<()> {
     let (_, features) = batch_features(shape, len)?;
-    for (name, data) in ["running mean", "running variance", "alpha"]
-        .iter()
-        .zip(stats)
-    {
-        if data.len() != features {
-            return Err(Error::Shape {
-                shape: shape.to_vec(),
-                reason: format!(
-                    "{features} features need {features} values of the {name}, got {}",
-                    data.len()
-                ),
-            });
-        }
+    match tensors.iter().find(|&&(_, n)| n != features) {
+        Some(&(name, got)) => Err(Error::Shape {
+            shape: shape.to_vec(),
+            reason: format!("{features} features need {features} {name}, got {got}"),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// An error unless `alpha` holds one value per feature.
-pub(crate) fn check_alpha_len(shape: &[usize], len: usize, alpha: &[f32]) -> Result<()> {
-    let (_, features) = batch_features(shape, len)?;
-    if alpha.len() != features {
-        return Err(Error::Shape {
-            shape: shape.to_vec(),
-            reason: format!(
-                "{features} features need {features} alphas, got {}",
-                alpha.len()
-            ),
-        });
-    }
-    Ok(())
-}
+/// The names [`check_per_feature`] gives dice's alpha alone, and its running statistics
+/// and alpha.
+pub(crate) const ALPHAS: &str = "alphas";
+pub(crate) const RUNNING: [&str; 3] = [
+    "values of the running mean",
+    "values of the running variance",
+    "values of the alpha",
+];
 
 /// An error unless grad_output has `expected` elements (the forward output's), for a
 /// saved tensor of `saved` elements.

@@ -24,7 +24,9 @@ fn encode(
 ) -> Result<(), Error> {
     let relu: Activation = "relu".parse().unwrap();
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let r = ctx.encode(&mut encoder, &relu, input, output, len);
+    let r = ctx
+        .call(&relu, &[len as usize])
+        .encode(&mut encoder, input, output);
     // Whatever was recorded must be valid: a wgpu validation error would panic here.
     ctx.queue().submit([encoder.finish()]);
     ctx.wait().unwrap();
@@ -119,7 +121,8 @@ fn run_into_rejects_a_length_mismatch() {
     let relu: Activation = "relu".parse().unwrap();
     let mut out = [0.0; 2];
     let e = ctx()
-        .run_into(&relu, &[1.0, 2.0, 3.0], &mut out)
+        .call(&relu, &[3])
+        .run_into(&[1.0f32, 2.0, 3.0], &mut out)
         .unwrap_err();
     assert!(
         matches!(
@@ -172,7 +175,11 @@ fn threads_sharing_a_context_get_identical_results_and_compile_once() {
             let (ctx, input) = (ctx.clone(), input.clone());
             std::thread::spawn(move || {
                 ops.iter()
-                    .map(|&op| ctx.run(&Activation::new(op).unwrap(), &input).unwrap())
+                    .map(|&op| {
+                        ctx.call(&Activation::new(op).unwrap(), &[input.len()])
+                            .run(&input)
+                            .unwrap()
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -193,11 +200,15 @@ fn threads_sharing_a_context_get_identical_results_and_compile_once() {
 fn changing_a_parameter_compiles_nothing() {
     let ctx = Context::new().unwrap();
     let x = normal_inputs(1000);
-    ctx.run(&"leaky_relu(negative_slope=0.1)".parse().unwrap(), &x)
-        .unwrap();
+    ctx.call(
+        &"leaky_relu(negative_slope=0.1)".parse().unwrap(),
+        &[x.len()],
+    )
+    .run(&x)
+    .unwrap();
     let before = ctx.cache_stats().misses;
     let a: Activation = "leaky_relu(negative_slope=0.3)".parse().unwrap();
-    let y = ctx.run(&a, &x).unwrap();
+    let y = ctx.call(&a, &[x.len()]).run(&x).unwrap();
     assert_eq!(ctx.cache_stats().misses, before);
     assert_within(&a, &x, &y, 0, "new parameter");
 }
@@ -205,21 +216,26 @@ fn changing_a_parameter_compiles_nothing() {
 #[test]
 fn warm_up_compiles_every_variant_once() {
     let ctx = Context::new().unwrap();
-    ctx.warm_up(&[Op::Gelu]).unwrap();
+    ctx.warm_up(&[Op::Gelu], &[Direction::Forward], Storage::F32)
+        .unwrap();
     assert_eq!(ctx.cache_stats().misses, 4);
-    ctx.run(&"gelu".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0])
+    ctx.call(&"gelu".parse().unwrap(), &[5])
+        .run(&[1.0, 2.0, 3.0, 4.0, 5.0])
         .unwrap();
     assert_eq!(ctx.cache_stats().misses, 4);
     // softmax: 11 strategy entry points (Registers has two, SplitRegisters four) x 2
     // layouts, and one subgroup-per-row entry point x 2 layouts where the device has
     // subgroups
-    let row_entries = if ctx.subgroups() { 24 } else { 22 };
-    ctx.warm_up(&[Op::Softmax]).unwrap();
-    assert_eq!(ctx.cache_stats().misses, 4 + row_entries);
-    ctx.run_shaped(&"softmax".parse().unwrap(), &[1.0, 2.0, 3.0, 4.0], &[2, 2])
+    let row_entries = if ctx.facts().subgroups { 24 } else { 22 };
+    ctx.warm_up(&[Op::Softmax], &[Direction::Forward], Storage::F32)
         .unwrap();
     assert_eq!(ctx.cache_stats().misses, 4 + row_entries);
-    ctx.warm_up(&[]).unwrap();
+    ctx.call(&"softmax".parse().unwrap(), &[2, 2])
+        .run(&[1.0, 2.0, 3.0, 4.0])
+        .unwrap();
+    assert_eq!(ctx.cache_stats().misses, 4 + row_entries);
+    ctx.warm_up(&[], &[Direction::Forward], Storage::F32)
+        .unwrap();
     let elementwise = Op::elementwise_ops().count() as u64;
     let softmax = Op::softmax_ops().count() as u64;
     // one layout; a lane and a workgroup entry point
@@ -242,14 +258,13 @@ fn repeated_encodes_reuse_bind_groups_and_stay_correct() {
     let dst = poisoned_buffer(&ctx, x.len());
     let run = |a: &Activation| {
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.encode(
-            &mut encoder,
-            a,
-            BufferRegion::new(&src),
-            BufferRegion::new(&dst),
-            1000,
-        )
-        .unwrap();
+        ctx.call(a, &[1000])
+            .encode(
+                &mut encoder,
+                BufferRegion::new(&src),
+                BufferRegion::new(&dst),
+            )
+            .unwrap();
         ctx.queue().submit([encoder.finish()]);
         ctx.download(BufferRegion::new(&dst), 1000).unwrap()
     };
@@ -268,8 +283,9 @@ fn repeated_encodes_reuse_bind_groups_and_stay_correct() {
     // the convenience API keeps nothing: its buffers never come back
     let n = ctx.cached_bindings();
     for _ in 0..3 {
-        ctx.run(&relu, &x).unwrap();
-        ctx.run_shaped(&"softmax".parse().unwrap(), &x, &[10, 100])
+        ctx.call(&relu, &[x.len()]).run(&x).unwrap();
+        ctx.call(&"softmax".parse().unwrap(), &[10, 100])
+            .run(&x)
             .unwrap();
     }
     assert_eq!(ctx.cached_bindings(), n);
@@ -288,7 +304,7 @@ fn pipeline_cache_file_round_trips() {
     let x = [-1.0f32, 0.5, 2.0];
     let gelu: Activation = "gelu".parse().unwrap();
     let first = Context::with_options(options()).unwrap();
-    let y = first.run(&gelu, &x).unwrap();
+    let y = first.call(&gelu, &[x.len()]).run(&x).unwrap();
     let saved = first.save_pipeline_cache().unwrap();
     assert_eq!(saved, first.has_pipeline_cache());
     if first.has_pipeline_cache() {
@@ -296,7 +312,7 @@ fn pipeline_cache_file_round_trips() {
         // A second context starts from the file and computes the same bits.
         let second = Context::with_options(options()).unwrap();
         assert!(second.has_pipeline_cache());
-        let y2 = second.run(&gelu, &x).unwrap();
+        let y2 = second.call(&gelu, &[x.len()]).run(&x).unwrap();
         assert_eq!(
             y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             y2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
@@ -323,17 +339,24 @@ fn pipeline_cache_file_round_trips() {
 #[test]
 fn warm_up_backward_compiles_what_a_backward_call_needs() {
     let ctx = Context::new().unwrap();
-    ctx.warm_up_backward(&[Op::Gelu, Op::Softmax]).unwrap();
+    ctx.warm_up(
+        &[Op::Gelu, Op::Softmax],
+        &[Direction::Backward],
+        Storage::F32,
+    )
+    .unwrap();
     let compiled = ctx.cache_stats().misses;
     // four layouts (separate, in place on grad_output or on the saved tensor, one buffer)
     // of the vec4 and scalar entry points, and the row backward's strategies
-    let rows = if ctx.subgroups() { 5 } else { 4 };
+    let rows = if ctx.facts().subgroups { 5 } else { 4 };
     assert_eq!(compiled, 4 * 2 + 4 * rows);
     let gelu: Activation = "gelu".parse().unwrap();
-    ctx.run_backward(&gelu, &[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0; 5])
+    ctx.call(&gelu, &[5])
+        .run_backward(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0; 5])
         .unwrap();
     let softmax: Activation = "softmax".parse().unwrap();
-    ctx.run_backward_shaped(&softmax, &[0.25; 4], &[1.0; 4], &[2, 2])
+    ctx.call(&softmax, &[2, 2])
+        .run_backward(&[0.25; 4], &[1.0; 4])
         .unwrap();
     assert_eq!(
         ctx.cache_stats().misses,

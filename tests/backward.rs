@@ -33,7 +33,8 @@ fn backward_on(
 ) -> Vec<f32> {
     let [s, g, out] = regions;
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_backward(&mut encoder, a, s, g, out, n as u64)
+    ctx.call(a, &[n])
+        .encode_backward(&mut encoder, s, g, out)
         .unwrap_or_else(|e| panic!("{a}: {e}"));
     ctx.queue().submit([encoder.finish()]);
     ctx.download(out, n as u64).unwrap()
@@ -292,22 +293,31 @@ fn inputs_far_from_grad_input_are_staged_on_a_small_device() {
 fn misuse_is_an_error_not_a_panic() {
     let ctx = ctx();
     let a: Activation = "tanh".parse().unwrap();
-    let err = ctx.run_backward(&a, &[1.0, 2.0], &[1.0]).unwrap_err();
+    let err = ctx
+        .call(&a, &[2])
+        .run_backward(&[1.0, 2.0], &[1.0])
+        .unwrap_err();
     assert!(err.to_string().contains("grad_output"), "{err}");
     let buf = storage_buffer(ctx, &[0.0; 64]);
     let r = |e: u64| BufferRegion::at(&buf, 4 * e);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     // grad_input overlapping grad_output by half
     let err = ctx
-        .encode_backward(&mut encoder, &a, r(0), r(16), r(24), 16)
+        .call(&a, &[16])
+        .encode_backward(&mut encoder, r(0), r(16), r(24))
         .unwrap_err();
     assert!(err.to_string().contains("grad_output"), "{err}");
     // too long for the buffer
     let err = ctx
-        .encode_backward(&mut encoder, &a, r(0), r(16), r(32), 40)
+        .call(&a, &[40])
+        .encode_backward(&mut encoder, r(0), r(16), r(32))
         .unwrap_err();
     assert!(err.to_string().contains("grad_input"), "{err}");
-    assert!(ctx.run_backward(&a, &[], &[]).unwrap().is_empty());
+    assert!(ctx
+        .call(&a, &[0])
+        .run_backward::<f32>(&[], &[])
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -330,10 +340,14 @@ fn random_backwards_redraw_the_forward_numbers() {
         let a: Activation = spec.parse().unwrap();
         for (what, ctx) in contexts {
             let got = gpu_backward(ctx, &a, &x, &g);
-            let want = ctx.float_model().backward_reference(&a, &x, &g).unwrap();
+            let want = ctx
+                .facts()
+                .float_model()
+                .backward_reference(&a, &x, &g)
+                .unwrap();
             assert_bits(&got, &want, &format!("{what}{spec}"));
             // the forward drew the same numbers: rrelu's y / x is the slope g is scaled by
-            let y = ctx.run(&a, &x).unwrap();
+            let y = ctx.call(&a, &[x.len()]).run(&x).unwrap();
             for i in 0..x.len() {
                 if spec.starts_with("rrelu") && x[i] < -1e-3 {
                     let slope = y[i] / x[i];
@@ -355,7 +369,8 @@ fn random_backwards_redraw_the_forward_numbers() {
     // NaN passes g through; zeros draw rrelu's slope (PyTorch's noise is drawn for x <= 0)
     let a: Activation = "rrelu(training=true, seed=2)".parse().unwrap();
     let got = ctx()
-        .run_backward(&a, &[f32::NAN, 0.0, -0.0, 1.0], &[3.0; 4])
+        .call(&a, &[4])
+        .run_backward(&[f32::NAN, 0.0, -0.0, 1.0], &[3.0; 4])
         .unwrap();
     assert_eq!(got[0], 3.0);
     assert!(got[1] < 3.0 && got[2] < 3.0 && got[3] == 3.0, "{got:?}");

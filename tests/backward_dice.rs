@@ -28,8 +28,7 @@ fn check(ctx: &Context, what: &str, batch: usize, features: usize, running: bool
     let mean: Vec<f32> = (0..features).map(|f| f as f32 + 0.25).collect();
     let var: Vec<f32> = (0..features).map(|f| 1.5 + f as f32 * 0.1).collect();
     let stats = running.then_some((&mean[..], &var[..]));
-    let (gx, ga) = ctx
-        .run_dice_backward(&x, &g, &shape, &alpha, stats, 1e-5)
+    let (gx, ga) = run_dice_backward(ctx, &x, &g, &shape, &alpha, stats, 1e-5)
         .unwrap_or_else(|e| panic!("{what} {shape:?}: {e}"));
     let want = cpu::reference_dice_backward(&x, &g, &shape, &alpha, stats, 1e-5).unwrap();
     for i in 0..x.len() {
@@ -137,7 +136,7 @@ fn the_reference_matches_central_differences_and_the_spec_backward_matches_it() 
     let ctx = ctx();
     let a: Activation = "dice(alpha=0.3, eps=1e-6)".parse().unwrap();
     let shape = [batch, features];
-    let gx = ctx.run_backward_shaped(&a, &x, &g, &shape).unwrap();
+    let gx = ctx.call(&a, &shape).run_backward(&x, &g).unwrap();
     let want = cpu::reference_dice_backward(&x, &g, &shape, &[0.3; 4], None, 1e-6).unwrap();
     assert_eq!(
         cpu::reference_backward_f64(&a, &x, &g, &shape).unwrap(),

@@ -13,7 +13,8 @@ fn gpu(ctx: &Context, a: &Activation, x: &[f32], g: &[f32], shape: &[usize]) -> 
     let out = poisoned_buffer(ctx, x.len());
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let r = [&xb, &gb, &out].map(BufferRegion::new);
-    ctx.encode_backward_shaped(&mut encoder, a, r[0], r[1], r[2], shape)
+    ctx.call(a, shape)
+        .encode_backward(&mut encoder, r[0], r[1], r[2])
         .unwrap_or_else(|e| panic!("{a} {shape:?}: {e}"));
     ctx.queue().submit([encoder.finish()]);
     ctx.download(r[2], x.len() as u64).unwrap()
@@ -119,20 +120,22 @@ fn first_maximum_takes_the_gradient_and_in_place_works() {
     let xr = BufferRegion::new(&buf);
     let gr = BufferRegion::at(&buf, 48);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_backward_shaped(&mut encoder, &a, xr, gr, xr, &[12])
+    ctx.call(&a, &[12])
+        .encode_backward(&mut encoder, xr, gr, xr)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
     assert_bits(&ctx.download(xr, 12).unwrap(), &want, "in place");
     // grad_output overlapping grad_input: an error
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let err = ctx
-        .encode_backward_shaped(&mut encoder, &a, xr, BufferRegion::at(&buf, 8), xr, &[12])
+        .call(&a, &[12])
+        .encode_backward(&mut encoder, xr, BufferRegion::at(&buf, 8), xr)
         .unwrap_err();
     assert!(err.to_string().contains("grad_output"), "{err}");
     // the slice API checks grad_output's length against the output shape
-    assert!(ctx.run_backward_shaped(&a, &x, &g[..2], &[12]).is_err());
+    assert!(ctx.call(&a, &[12]).run_backward(&x, &g[..2]).is_err());
     assert_bits(
-        &ctx.run_backward_shaped(&a, &x, &g, &[12]).unwrap(),
+        &ctx.call(&a, &[12]).run_backward(&x, &g).unwrap(),
         &want,
         "run_backward_shaped",
     );

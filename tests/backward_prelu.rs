@@ -4,12 +4,11 @@
 mod common;
 
 use common::*;
-use wgpu_activations::{cpu, BufferRegion, Context, PreluGradRegions};
+use wgpu_activations::{cpu, BufferRegion, Context};
 
 fn check(ctx: &Context, what: &str, x: &[f32], g: &[f32], shape: &[usize], w: &[f32]) {
-    let (gx, gw) = ctx
-        .run_prelu_backward(x, g, shape, w)
-        .unwrap_or_else(|e| panic!("{what} {shape:?}: {e}"));
+    let (gx, gw) =
+        run_prelu_backward(ctx, x, g, shape, w).unwrap_or_else(|e| panic!("{what} {shape:?}: {e}"));
     let (want_gx, want_gw) = cpu::reference_prelu_backward(x, g, shape, w).unwrap();
     let want_gx: Vec<f32> = want_gx.iter().map(|&v| v as f32).collect();
     assert_exact(&gx, &want_gx, &format!("{what} {shape:?} grad_input"));
@@ -74,9 +73,7 @@ fn edges_nan_in_place_and_misuse() {
     // x = 0 takes the weight (PyTorch: x > 0 ? g : w g); NaN x poisons its channel's sum
     let x = [0.0, -0.0, 1e-40, -1e-40, f32::NAN, 2.0];
     let g = [1.0; 6];
-    let (gx, gw) = ctx
-        .run_prelu_backward(&x, &g, &[1, 2, 3], &[0.5, 0.25])
-        .unwrap();
+    let (gx, gw) = run_prelu_backward(ctx, &x, &g, &[1, 2, 3], &[0.5, 0.25]).unwrap();
     // channels of 3: (0, -0, 1e-40) take 0.5, (-1e-40, NaN, 2) take 0.25
     assert_eq!(gx, [0.5, 0.5, 1.0, 0.25, 0.25, 1.0]);
     assert_eq!(gw[0], 0.0);
@@ -94,8 +91,7 @@ fn edges_nan_in_place_and_misuse() {
         grad_weight: BufferRegion::new(&gwb),
     };
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_prelu_backward(&mut encoder, regions, 2, &[2, 2])
-        .unwrap();
+    encode_prelu_backward(ctx, &mut encoder, regions, 2, &[2, 2]).unwrap();
     ctx.queue().submit([encoder.finish()]);
     assert_eq!(
         ctx.download(BufferRegion::new(&gb), 4).unwrap(),
@@ -111,9 +107,7 @@ fn edges_nan_in_place_and_misuse() {
         ..regions
     };
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let err = ctx
-        .encode_prelu_backward(&mut encoder, bad, 2, &[2, 2])
-        .unwrap_err();
+    let err = encode_prelu_backward(ctx, &mut encoder, bad, 2, &[2, 2]).unwrap_err();
     assert!(err.to_string().contains("grad_weight"), "{err}");
     // grad_weight overlapping grad_input (both written, so wgpu would not object)
     let big = storage_buffer(ctx, &[0.0; 8]);
@@ -123,15 +117,9 @@ fn edges_nan_in_place_and_misuse() {
         ..regions
     };
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let err = ctx
-        .encode_prelu_backward(&mut encoder, overlapping, 2, &[2, 2])
-        .unwrap_err();
+    let err = encode_prelu_backward(ctx, &mut encoder, overlapping, 2, &[2, 2]).unwrap_err();
     assert!(err.to_string().contains("overlap"), "{err}");
     // wrong weight count, wrong grad_output length
-    assert!(ctx
-        .run_prelu_backward(&[1.0; 4], &[1.0; 4], &[2, 2], &[0.5; 3])
-        .is_err());
-    assert!(ctx
-        .run_prelu_backward(&[1.0; 4], &[1.0; 3], &[2, 2], &[0.5; 2])
-        .is_err());
+    assert!(run_prelu_backward(ctx, &[1.0; 4], &[1.0; 4], &[2, 2], &[0.5; 3]).is_err());
+    assert!(run_prelu_backward(ctx, &[1.0; 4], &[1.0; 3], &[2, 2], &[0.5; 2]).is_err());
 }

@@ -66,7 +66,9 @@ fn gpu(
     let out = poisoned_buffer(ctx, y.len());
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let r = [&yb, &gb, &out].map(BufferRegion::new);
-    ctx.encode_backward_rows(&mut encoder, a, r[0], r[1], r[2], shape, s)
+    ctx.call(a, shape)
+        .strategy(s)
+        .encode_backward(&mut encoder, r[0], r[1], r[2])
         .unwrap_or_else(|e| panic!("{a} {shape:?} {s:?}: {e}"));
     ctx.queue().submit([encoder.finish()]);
     ctx.download(r[2], y.len() as u64).unwrap()
@@ -89,7 +91,7 @@ fn every_strategy_along_every_axis_is_within_the_bound() {
                 let (y, g) = saved_and_grad(&a, shape, 11);
                 let view = RowView::new(shape, dim, y.len()).unwrap();
                 for s in [Strategy::Auto].into_iter().chain(Strategy::ALL) {
-                    if !ctx.serves(s, view) || s == Strategy::Resident {
+                    if !serves(ctx, s, view) || s == Strategy::Resident {
                         continue;
                     }
                     let got = gpu(ctx, &a, &y, &g, shape, s);
@@ -115,13 +117,14 @@ fn in_place_convenience_and_nan_rows() {
     let yb = storage_buffer(ctx, &y);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let gr = BufferRegion::new(&gb);
-    ctx.encode_backward_shaped(&mut encoder, &a, BufferRegion::new(&yb), gr, gr, &shape)
+    ctx.call(&a, &shape)
+        .encode_backward(&mut encoder, BufferRegion::new(&yb), gr, gr)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
     assert_bits(&ctx.download(gr, 200).unwrap(), &want, "in place");
     // the slice API
     assert_bits(
-        &ctx.run_backward_shaped(&a, &y, &g, &shape).unwrap(),
+        &ctx.call(&a, &shape).run_backward(&y, &g).unwrap(),
         &want,
         "run_backward_shaped",
     );
@@ -139,7 +142,10 @@ fn in_place_convenience_and_nan_rows() {
     );
     // softmax(dim=0) of a 1-D tensor through run_backward
     let s: Activation = "softmax(dim=0)".parse().unwrap();
-    let gx = ctx.run_backward(&s, &[0.5, 0.5], &[1.0, 0.0]).unwrap();
+    let gx = ctx
+        .call(&s, &[2])
+        .run_backward(&[0.5, 0.5], &[1.0, 0.0])
+        .unwrap();
     assert_eq!(gx, [0.25, -0.25]);
 }
 
@@ -214,7 +220,7 @@ fn the_register_strategies_run_as_the_backwards_auto() {
     // The backward has no register kernels: Registers and SplitRegisters named for it run
     // as its Auto (the same bits), also for rows longer than Registers holds forward.
     for (what, ctx) in both_contexts() {
-        let long = ctx.registers_capacity() + 5;
+        let long = ctx.facts().registers_capacity + 5;
         for op in Op::softmax_ops() {
             let a = Activation::example(op);
             for shape in [[3usize, 100usize], [2, long]] {

@@ -12,14 +12,13 @@ fn check(ctx: &Context, spec: &str, x: &[f32], shape: &[usize], in_place: bool) 
     let dst = poisoned_buffer(ctx, x.len());
     let out = if in_place { &src } else { &dst };
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_shaped(
-        &mut encoder,
-        &a,
-        BufferRegion::new(&src),
-        BufferRegion::new(out),
-        shape,
-    )
-    .unwrap_or_else(|e| panic!("{spec} {shape:?}: {e}"));
+    ctx.call(&a, shape)
+        .encode(
+            &mut encoder,
+            BufferRegion::new(&src),
+            BufferRegion::new(out),
+        )
+        .unwrap_or_else(|e| panic!("{spec} {shape:?}: {e}"));
     ctx.queue().submit([encoder.finish()]);
     let y = ctx
         .download(BufferRegion::new(out), x.len() as u64)
@@ -72,7 +71,7 @@ fn batch_statistics_per_feature_on_every_rank() {
     // 1-D through run: one feature, the slice is the batch
     let x = data(100, 1, 2.0);
     let a: Activation = "dice(alpha=0.5)".parse().unwrap();
-    let y = ctx.run(&a, &x).unwrap();
+    let y = ctx.call(&a, &[x.len()]).run(&x).unwrap();
     let want = cpu::reference_shaped_f64(&a, &x, &[100]).unwrap();
     assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
 }
@@ -82,7 +81,7 @@ fn a_nan_column_stays_in_its_column() {
     let mut x = data(8 * 4, 3, 1.0);
     x[2 * 4 + 1] = f32::NAN; // batch 2, feature 1
     let a: Activation = "dice(alpha=0.1)".parse().unwrap();
-    let y = ctx().run_shaped(&a, &x, &[8, 4]).unwrap();
+    let y = ctx().call(&a, &[8, 4]).run(&x).unwrap();
     for (i, v) in y.iter().enumerate() {
         assert_eq!(v.is_nan(), i % 4 == 1, "element {i}: {v}");
     }
@@ -95,12 +94,12 @@ fn limits_and_bad_parameters_are_errors() {
     assert!("dice(alpha=0.2, eps=-1)".parse::<Activation>().is_err());
     let a: Activation = "dice(alpha=0.2)".parse().unwrap();
     assert!(matches!(
-        ctx().run_shaped(&a, &[1.0; 10], &[3, 3]),
+        ctx().call(&a, &[3, 3]).run(&[1.0; 10]),
         Err(Error::Shape { .. })
     ));
     // the whole tensor must fit one binding (16K floats on this device)
     let x = vec![1.0f32; 20_000];
-    let e = small_device().run_shaped(&a, &x, &[100, 200]).unwrap_err();
+    let e = small_device().call(&a, &[100, 200]).run(&x).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
 }
 
@@ -111,7 +110,7 @@ fn a_negative_alpha_is_accurate_to_x() {
     // (x - mean) / std, so the bound is relative to |x| instead.
     let x = data(64 * 10, 5, 1.0);
     let a: Activation = "dice(alpha=-1, eps=0.001)".parse().unwrap();
-    let y = ctx().run_shaped(&a, &x, &[64, 10]).unwrap();
+    let y = ctx().call(&a, &[64, 10]).run(&x).unwrap();
     let want = cpu::reference_shaped_f64(&a, &x, &[64, 10]).unwrap();
     for (i, (&got, &r)) in y.iter().zip(&want).enumerate() {
         let err = (f64::from(got) - r).abs();
@@ -138,14 +137,15 @@ fn evaluation_mode_reads_running_statistics_and_alpha_per_feature() {
         let (m, v, a) = (at(&mean, 1), at(&var, 5), at(&alpha, 70));
         let src = at(&x, 3);
         let dst = poisoned_buffer(ctx, x.len() + 2);
-        let stats = wgpu_activations::DiceEval {
+        let stats = DiceEval {
             mean: BufferRegion::at(&m, 4),
             var: BufferRegion::at(&v, 20),
             alpha: BufferRegion::at(&a, 280),
             eps: 1e-9,
         };
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.encode_dice_eval(
+        encode_dice_eval(
+            ctx,
             &mut encoder,
             BufferRegion::at(&src, 12),
             BufferRegion::at(&dst, 8),
@@ -166,17 +166,20 @@ fn evaluation_mode_reads_running_statistics_and_alpha_per_feature() {
         );
     }
     // the blocking form, and mismatched lengths
-    let y = ctx()
-        .run_dice_eval(&x, &[batch, features], &mean, &var, &alpha, 1e-9)
-        .unwrap();
+    let y = run_dice_eval(ctx(), &x, &[batch, features], &mean, &var, &alpha, 1e-9).unwrap();
     assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
-    let e = ctx()
-        .run_dice_eval(&x, &[batch, features], &mean[1..], &var, &alpha, 1e-9)
-        .unwrap_err();
+    let e = run_dice_eval(
+        ctx(),
+        &x,
+        &[batch, features],
+        &mean[1..],
+        &var,
+        &alpha,
+        1e-9,
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
-    assert!(ctx()
-        .run_dice_eval(&x, &[batch, features], &mean, &var, &alpha, -1.0)
-        .is_err());
+    assert!(run_dice_eval(ctx(), &x, &[batch, features], &mean, &var, &alpha, -1.0).is_err());
 }
 
 #[test]
@@ -192,10 +195,8 @@ fn evaluation_with_the_batch_statistics_matches_training() {
         var[f] = (col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / batch as f64) as f32;
     }
     let train: Activation = "dice(alpha=0.3)".parse().unwrap();
-    let t = ctx().run_shaped(&train, &x, &[batch, features]).unwrap();
-    let e = ctx()
-        .run_dice_eval(&x, &[batch, features], &mean, &var, &[0.3; 5], 1e-9)
-        .unwrap();
+    let t = ctx().call(&train, &[batch, features]).run(&x).unwrap();
+    let e = run_dice_eval(ctx(), &x, &[batch, features], &mean, &var, &[0.3; 5], 1e-9).unwrap();
     for (i, (a, b)) in t.iter().zip(&e).enumerate() {
         assert!(
             (a - b).abs() <= 1e-5 * a.abs().max(1e-6),
@@ -216,7 +217,8 @@ fn training_mode_takes_one_alpha_per_feature_from_a_buffer() {
     let buf = storage_buffer(ctx, &x);
     let r = BufferRegion::new(&buf);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_dice_train(
+    encode_dice_train(
+        ctx,
         &mut encoder,
         r,
         r,
@@ -235,14 +237,12 @@ fn training_mode_takes_one_alpha_per_feature_from_a_buffer() {
         rep.worst_index
     );
     // one alpha for all equals the spec form
-    let same = ctx
-        .run_dice_train(&x, &[batch, features], &[0.4; 7], 1e-9)
-        .unwrap();
+    let same = run_dice_train(ctx, &x, &[batch, features], &[0.4; 7], 1e-9).unwrap();
     let spec: Activation = "dice(alpha=0.4)".parse().unwrap();
-    let by_spec = ctx.run_shaped(&spec, &x, &[batch, features]).unwrap();
+    let by_spec = ctx.call(&spec, &[batch, features]).run(&x).unwrap();
     assert_eq!(same, by_spec);
     assert!(matches!(
-        ctx.run_dice_train(&x, &[batch, features], &alpha[1..], 1e-9),
+        run_dice_train(ctx, &x, &[batch, features], &alpha[1..], 1e-9),
         Err(Error::Shape { .. })
     ));
 }
@@ -256,7 +256,7 @@ fn large_batches_on_both_reduction_paths() {
         check(c, "dice(alpha=0.2)", &x, &[40_000, 3], false);
         check(c, "dice(alpha=0.6)", &x[..2048 * 5], &[2048, 5], true);
         let alpha = [0.1f32, 0.5, 0.9];
-        let y = c.run_dice_train(&x, &[40_000, 3], &alpha, 1e-9).unwrap();
+        let y = run_dice_train(c, &x, &[40_000, 3], &alpha, 1e-9).unwrap();
         let want = cpu::reference_dice_train(&x, &[40_000, 3], &alpha, 1e-9).unwrap();
         assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
     }
@@ -283,7 +283,7 @@ fn extremal_values_in_a_batch() {
         y[3 * specials.len() + 1] = f32::NAN;
         y[4 * specials.len() + 2] = f32::NEG_INFINITY;
         let a: Activation = "dice(alpha=0.3)".parse().unwrap();
-        let out = c.run_shaped(&a, &y, &[batch, specials.len()]).unwrap();
+        let out = c.call(&a, &[batch, specials.len()]).run(&y).unwrap();
         for (i, v) in out.iter().enumerate() {
             assert_eq!(v.is_nan(), i % specials.len() < 3, "element {i}: {v}");
         }
@@ -313,7 +313,7 @@ fn statistics_tiles_cover_every_width_and_slice() {
                 check(ctx, spec, &x, &shape, true);
             }
             let alpha: Vec<f32> = (0..shape[1]).map(|i| (i % 7) as f32 / 7.0).collect();
-            let y = ctx.run_dice_train(&x, &shape, &alpha, 1e-9).unwrap();
+            let y = run_dice_train(ctx, &x, &shape, &alpha, 1e-9).unwrap();
             let want = cpu::reference_dice_train(&x, &shape, &alpha, 1e-9).unwrap();
             let r = accuracy::compare_relative(&want, &y, 1e-5, 1e-12);
             assert!(r.within(1e-5), "{shape:?}: {:e}", r.max_error);
@@ -327,7 +327,7 @@ fn statistics_tiles_cover_every_width_and_slice() {
     let x = data(2 * 2100, 6, 3.0);
     check(&small, "dice(alpha=0.3)", &x, &[2, 2100], false);
     let alpha = vec![0.4f32; 2100];
-    let y = small.run_dice_train(&x, &[2, 2100], &alpha, 1e-9).unwrap();
+    let y = run_dice_train(&small, &x, &[2, 2100], &alpha, 1e-9).unwrap();
     let want = cpu::reference_dice_train(&x, &[2, 2100], &alpha, 1e-9).unwrap();
     assert!(accuracy::compare_relative(&want, &y, 1e-5, 1e-12).within(1e-5));
 }

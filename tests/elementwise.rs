@@ -177,7 +177,7 @@ fn every_op_covers_more_than_65535_workgroups() {
     // 65,535 x workgroup + 1 elements: one more than a one-element-per-invocation
     // dispatch could reach in one dimension.
     let ctx = ctx();
-    let n = 65_535 * ctx.workgroup_size() as usize + 1;
+    let n = 65_535 * ctx.facts().workgroup_size as usize + 1;
     let mut rng = Rng::new(7);
     let input: Vec<f32> = (0..n).map(|_| rng.uniform(-12.0, 12.0)).collect();
     for op in Op::elementwise_ops() {
@@ -235,14 +235,13 @@ fn run_at(
     let dst = poisoned_buffer(ctx, total);
     let out_buf = if same { &src } else { &dst };
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode(
-        &mut encoder,
-        a,
-        BufferRegion::at(&src, 4 * in_at as u64),
-        BufferRegion::at(out_buf, 4 * out_at as u64),
-        input.len() as u64,
-    )
-    .unwrap();
+    ctx.call(a, &[input.len()])
+        .encode(
+            &mut encoder,
+            BufferRegion::at(&src, 4 * in_at as u64),
+            BufferRegion::at(out_buf, 4 * out_at as u64),
+        )
+        .unwrap();
     ctx.queue().submit([encoder.finish()]);
     ctx.download(BufferRegion::new(out_buf), total as u64)
         .unwrap()
@@ -296,9 +295,9 @@ fn encode_in_place_and_on_disjoint_ranges_of_one_buffer() {
 fn convenience_api_matches_the_reference() {
     let ctx = ctx();
     let a: Activation = "mish".parse().unwrap();
-    assert!(ctx.run(&a, &[]).unwrap().is_empty());
+    assert!(ctx.call(&a, &[0]).run::<f32>(&[]).unwrap().is_empty());
     let input = normal_inputs(10_001);
-    let out = ctx.run(&a, &input).unwrap();
+    let out = ctx.call(&a, &[input.len()]).run(&input).unwrap();
     assert_within(&a, &input, &out, bound(&a), "run");
 }
 

@@ -15,14 +15,13 @@ fn check(ctx: &Context, spec: &str, input: &[f32], shape: &[usize]) {
     let src = storage_buffer(ctx, if input.is_empty() { &[0.0] } else { input });
     let dst = poisoned_buffer(ctx, out_len);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_shaped(
-        &mut encoder,
-        &a,
-        BufferRegion::new(&src),
-        BufferRegion::new(&dst),
-        shape,
-    )
-    .unwrap_or_else(|e| panic!("{spec} {shape:?}: {e}"));
+    ctx.call(&a, shape)
+        .encode(
+            &mut encoder,
+            BufferRegion::new(&src),
+            BufferRegion::new(&dst),
+        )
+        .unwrap_or_else(|e| panic!("{spec} {shape:?}: {e}"));
     ctx.queue().submit([encoder.finish()]);
     let y = ctx
         .download(BufferRegion::new(&dst), out_len as u64)
@@ -94,7 +93,8 @@ fn every_grouped_op_on_odd_shapes_and_every_axis() {
     }
     let maxout: Activation = "maxout(k=4)".parse().unwrap();
     let y = ctx
-        .run(&maxout, &[1.0, 5.0, 2.0, 3.0, -1.0, -2.0, -3.0, -0.5])
+        .call(&maxout, &[8])
+        .run(&[1.0, 5.0, 2.0, 3.0, -1.0, -2.0, -3.0, -0.5])
         .unwrap();
     assert_eq!(y, [5.0, -0.5]);
 }
@@ -137,7 +137,7 @@ fn extremal_values_and_nan_on(ctx: &Context) {
     ];
     for (spec, input, want) in cases {
         let a: Activation = spec.parse().unwrap();
-        let y = ctx.run(&a, &input).unwrap();
+        let y = ctx.call(&a, &[input.len()]).run(&input).unwrap();
         for (got, want) in y.iter().zip(want) {
             assert!(
                 (got.is_nan() && want.is_nan()) || *got == want,
@@ -177,37 +177,38 @@ fn bad_group_sizes_and_placements_are_errors() {
     let ctx = ctx();
     let x = vec![1.0f32; 30];
     let maxout4: Activation = "maxout(k=4)".parse().unwrap();
-    let e = ctx.run_shaped(&maxout4, &x, &[3, 10]).unwrap_err();
+    let e = ctx.call(&maxout4, &[3, 10]).run(&x).unwrap_err();
     assert!(e.to_string().contains("not a multiple of k = 4"), "{e}");
     assert!("maxout(k=0)".parse::<Activation>().is_err());
     assert!("maxout(k=2.5)".parse::<Activation>().is_err());
     assert!("maxout".parse::<Activation>().is_err(), "k is required");
     let glu: Activation = "glu".parse().unwrap();
-    assert!(ctx.run_shaped(&glu, &x, &[10, 3]).is_err());
+    assert!(ctx.call(&glu, &[10, 3]).run(&x).is_err());
     let mut out = vec![0.0; 30];
-    assert!(ctx.run_into(&maxout4, &x, &mut out).is_err());
+    assert!(ctx
+        .call(&maxout4, &[x.len()])
+        .run_into(&x, &mut out)
+        .is_err());
     // one buffer: disjoint ranges work (the input is read from a copy), overlap does not
     let buf = storage_buffer(ctx, &[&x[..], &[f32::from_bits(POISON_BITS); 15]].concat());
     let maxout2: Activation = "maxout(k=2)".parse().unwrap();
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_shaped(
-        &mut encoder,
-        &maxout2,
-        BufferRegion::new(&buf),
-        BufferRegion::at(&buf, 30 * 4),
-        &[30],
-    )
-    .unwrap();
+    ctx.call(&maxout2, &[30])
+        .encode(
+            &mut encoder,
+            BufferRegion::new(&buf),
+            BufferRegion::at(&buf, 30 * 4),
+        )
+        .unwrap();
     ctx.queue().submit([encoder.finish()]);
     let y = ctx.download(BufferRegion::at(&buf, 30 * 4), 15).unwrap();
     assert_eq!(y, vec![1.0; 15]);
     let e = ctx
-        .encode_shaped(
+        .call(&maxout2, &[30])
+        .encode(
             &mut ctx.device().create_command_encoder(&Default::default()),
-            &maxout2,
             BufferRegion::new(&buf),
             BufferRegion::at(&buf, 8),
-            &[30],
         )
         .unwrap_err();
     assert!(matches!(e, Error::Overlap { .. }), "{e}");
@@ -289,7 +290,7 @@ fn gated_units_over_every_axis_extremes_and_both_contexts() {
     }
     // the halves: swiglu of (a, b) = silu(a) b
     let a: Activation = "swiglu".parse().unwrap();
-    let y = ctx().run(&a, &[1.0, -2.0, 3.0, 0.5]).unwrap();
+    let y = ctx().call(&a, &[4]).run(&[1.0, -2.0, 3.0, 0.5]).unwrap();
     let silu = |v: f32| v / (1.0 + (-v).exp());
     assert!((y[0] - silu(1.0) * 3.0).abs() < 1e-6 && (y[1] - silu(-2.0) * 0.5).abs() < 1e-6);
 }

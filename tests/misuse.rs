@@ -14,13 +14,7 @@ use wgpu_activations::{Activation, BufferRegion, Context, ContextOptions, Error}
 /// A fresh context whose device counts the errors that reach its uncaptured handler.
 fn counted_context(options: ContextOptions) -> (Context, Arc<AtomicUsize>) {
     let ctx = Context::with_options(options).expect("a context");
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    ctx.device()
-        .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            eprintln!("uncaptured: {e}");
-            c.fetch_add(1, Ordering::SeqCst);
-        }));
+    let count = count_uncaptured(&ctx);
     (ctx, count)
 }
 
@@ -44,12 +38,10 @@ fn buffers_of_another_context_are_refused_not_aliased() {
     let theirs_out = poisoned_buffer(&other, 64);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let r = no_panic("foreign buffers", || {
-        ctx.encode(
+        ctx.call(&relu(), &[64]).encode(
             &mut encoder,
-            &relu(),
             BufferRegion::new(&theirs_in),
             BufferRegion::new(&theirs_out),
-            64,
         )
     });
     let err = r.expect_err("a foreign buffer must be an error");
@@ -103,13 +95,8 @@ fn an_encoder_of_another_context_is_reported_never_run() {
     let y = poisoned_buffer(&ctx, 64);
     let mut foreign = other.device().create_command_encoder(&Default::default());
     let r = no_panic("foreign encoder", || {
-        ctx.encode(
-            &mut foreign,
-            &relu(),
-            BufferRegion::new(&x),
-            BufferRegion::new(&y),
-            64,
-        )
+        ctx.call(&relu(), &[64])
+            .encode(&mut foreign, BufferRegion::new(&x), BufferRegion::new(&y))
     });
     no_panic("finish", || other.queue().submit([foreign.finish()]));
     other.wait().unwrap();
@@ -141,20 +128,20 @@ fn a_device_too_small_for_a_kernel_says_which_limit() {
         })
     });
     // what fits still works
-    let y = no_panic("relu", || small.run(&relu(), &[-1.0, 2.0])).unwrap();
+    let y = no_panic("relu", || small.call(&relu(), &[2]).run(&[-1.0, 2.0])).unwrap();
     assert_eq!(y, vec![0.0, 2.0]);
     let s: Activation = "softmax".parse().unwrap();
-    assert!(no_panic("softmax", || small.run(&s, &[1.0, 1.0])).is_ok());
+    assert!(no_panic("softmax", || small.call(&s, &[2]).run(&[1.0, 1.0])).is_ok());
     let x = vec![0.5f32; 8];
     let r = no_panic("dice train", || {
-        small.run_dice_train(&x, &[4, 2], &[0.25, 0.5], 1e-9)
+        run_dice_train(&small, &x, &[4, 2], &[0.25, 0.5], 1e-9)
     });
     assert!(r.is_ok(), "{r:?}");
     // what does not is an error naming the limit: dice's evaluation mode binds the input,
     // the output, and the running mean, variance and alpha
     let (m, v, a) = ([0.0f32; 2], [1.0f32; 2], [0.25f32; 2]);
     let r = no_panic("dice eval", || {
-        small.run_dice_eval(&x, &[4, 2], &m, &v, &a, 1e-9)
+        run_dice_eval(&small, &x, &[4, 2], &m, &v, &a, 1e-9)
     });
     let err = r.expect_err("dice's evaluation mode needs 5 storage buffers");
     assert!(
@@ -175,14 +162,18 @@ fn auxiliary_buffers_in_the_output_buffer_are_refused() {
     let at = |elements: u64| BufferRegion::at(&buf, elements * 4);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let e = no_panic("prelu", || {
-        ctx.encode_prelu(&mut encoder, at(0), at(16), at(40), 4, &[2, 4, 2])
+        ctx.call(&prelu_op(), &[2, 4, 2])
+            .params(Params::Prelu {
+                weight: ParamTensor::Buffer(at(40), 4),
+            })
+            .encode(&mut encoder, at(0), at(16))
     })
     .expect_err("weights in the output's buffer");
     assert!(
         matches!(e, Error::SharesOutputBuffer { role: "weights" }),
         "{e}"
     );
-    let stats = |mean, var, alpha| wgpu_activations::DiceEval {
+    let stats = |mean, var, alpha| DiceEval {
         mean,
         var,
         alpha,
@@ -195,18 +186,22 @@ fn auxiliary_buffers_in_the_output_buffer_are_refused() {
         (stats(o, o, at(50)), "alpha"),
     ] {
         let e = no_panic("dice eval", || {
-            ctx.encode_dice_eval(&mut encoder, at(0), at(32), s, &[4, 2])
+            encode_dice_eval(&ctx, &mut encoder, at(0), at(32), s, &[4, 2])
         })
         .expect_err("statistics in the output's buffer");
         assert!(e.to_string().contains(role), "{role}: {e}");
     }
     let e = no_panic("dice train", || {
-        ctx.encode_dice_train(&mut encoder, at(0), at(32), at(50), 1e-9, &[4, 2])
+        encode_dice_train(&ctx, &mut encoder, at(0), at(32), at(50), 1e-9, &[4, 2])
     })
     .expect_err("alpha in the output's buffer");
     assert!(e.to_string().contains("alpha"), "{e}");
     // the input's buffer is fine for the weights (both read-only)
-    ctx.encode_prelu(&mut encoder, at(0), o, at(40), 4, &[2, 4, 2])
+    ctx.call(&prelu_op(), &[2, 4, 2])
+        .params(Params::Prelu {
+            weight: ParamTensor::Buffer(at(40), 4),
+        })
+        .encode(&mut encoder, at(0), o)
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
     ctx.wait().unwrap();
@@ -220,9 +215,7 @@ fn a_grouped_op_in_place_says_it_cannot_run_in_place() {
     let r = BufferRegion::new(&buf);
     let a: Activation = "maxout(k=2)".parse().unwrap();
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let e = ctx
-        .encode_shaped(&mut encoder, &a, r, r, &[16])
-        .unwrap_err();
+    let e = ctx.call(&a, &[16]).encode(&mut encoder, r, r).unwrap_err();
     let text = e.to_string();
     assert!(text.contains("cannot run in place"), "{text}");
     assert!(!text.contains("identical ranges"), "{text}");
@@ -235,7 +228,7 @@ fn a_row_past_splits_loop_budget_takes_split_registers_on_auto() {
     // row still exceeds one storage binding here: that error says so, and does not
     // suggest Auto.
     let ctx = ctx();
-    if ctx.loop_budget().is_none() {
+    if ctx.facts().loop_budget.is_none() {
         eprintln!("skipping: this adapter has no loop budget");
         return;
     }
@@ -245,10 +238,14 @@ fn a_row_past_splits_loop_budget_takes_split_registers_on_auto() {
         return;
     }
     let view = wgpu_activations::RowView::new(&[n as usize], -1, n as usize).unwrap();
-    assert!(!ctx.serves(wgpu_activations::Strategy::Split, view));
-    assert!(ctx.serves(wgpu_activations::Strategy::SplitRegisters, view));
+    assert!(!serves(ctx, wgpu_activations::Strategy::Split, view));
+    assert!(serves(
+        ctx,
+        wgpu_activations::Strategy::SplitRegisters,
+        view
+    ));
     assert_eq!(
-        ctx.softmax_strategy(view),
+        auto_strategy(ctx, view),
         wgpu_activations::Strategy::SplitRegisters
     );
     let buf = ctx.device().create_buffer(&wgpu::BufferDescriptor {
@@ -261,14 +258,9 @@ fn a_row_past_splits_loop_budget_takes_split_registers_on_auto() {
     let softmax: Activation = "softmax".parse().unwrap();
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let e = ctx
-        .encode_rows(
-            &mut encoder,
-            &softmax,
-            r,
-            r,
-            &[n as usize],
-            wgpu_activations::Strategy::Auto,
-        )
+        .call(&softmax, &[n as usize])
+        .strategy(wgpu_activations::Strategy::Auto)
+        .encode(&mut encoder, r, r)
         .expect_err("one 300 MB row exceeds a 128 MiB binding");
     let text = e.to_string();
     assert!(!text.contains("use Strategy::Auto"), "{text}");
@@ -305,7 +297,7 @@ fn entry_points<'a>(
     let mut entries = backward_entry_points(ctx, aux, g, gw);
     entries.push((
         "encode_backward rrelu(training=true)",
-        Box::new(move |e, x, y, n| ctx.encode_backward(e, &rrelu, x, g, y, n as u64)),
+        Box::new(move |e, x, y, n| ctx.call(&rrelu, &[n]).encode_backward(e, x, g, y)),
     ));
     entries.extend(forward_entry_points(ctx, aux));
     entries
@@ -322,47 +314,45 @@ fn backward_entry_points<'a>(
     vec![
         (
             "encode_backward, misused saved tensor",
-            Box::new(move |e, x, y, n| ctx.encode_backward(e, &gelu, x, g, y, n as u64)),
+            Box::new(move |e, x, y, n| ctx.call(&gelu, &[n]).encode_backward(e, x, g, y)),
         ),
         (
             "encode_backward, misused grad_output",
-            Box::new(move |e, x, y, n| ctx.encode_backward(e, &gelu, g, x, y, n as u64)),
+            Box::new(move |e, x, y, n| ctx.call(&gelu, &[n]).encode_backward(e, g, x, y)),
         ),
         (
             "encode_backward_shaped softmax",
-            Box::new(move |e, x, y, n| {
-                ctx.encode_backward_shaped(e, &softmax, x, g, y, &[2, n / 2])
-            }),
+            Box::new(move |e, x, y, n| ctx.call(&softmax, &[2, n / 2]).encode_backward(e, x, g, y)),
         ),
         (
             "encode_backward_shaped maxout",
-            Box::new(move |e, x, y, n| ctx.encode_backward_shaped(e, &maxout, x, g, y, &[n])),
+            Box::new(move |e, x, y, n| ctx.call(&maxout, &[n]).encode_backward(e, x, g, y)),
         ),
         (
             "encode_prelu_backward",
             Box::new(move |e, x, y, n| {
-                let r = wgpu_activations::PreluGradRegions {
+                let r = PreluGradRegions {
                     x,
                     grad_output: g,
                     grad_input: y,
                     weight: aux,
                     grad_weight: gw,
                 };
-                ctx.encode_prelu_backward(e, r, 1, &[n])
+                encode_prelu_backward(ctx, e, r, 1, &[n])
             }),
         ),
         (
             "encode_dice_backward",
             Box::new(move |e, x, y, n| {
-                let r = wgpu_activations::DiceGrad {
+                let r = DiceGrad {
                     x,
                     grad_output: g,
                     grad_input: y,
                     alpha: aux,
                     grad_alpha: gw,
                 };
-                let stats = wgpu_activations::DiceStats::Batch { eps: 1e-9 };
-                ctx.encode_dice_backward(e, r, stats, &[n / 2, 2])
+                let stats = DiceStats::Batch { eps: 1e-9 };
+                encode_dice_backward(ctx, e, r, stats, &[n / 2, 2])
             }),
         ),
     ]
@@ -379,47 +369,55 @@ fn forward_entry_points<'a>(ctx: &'a Context, aux: BufferRegion<'a>) -> Vec<Entr
     vec![
         (
             "encode",
-            Box::new(move |e, x, y, n| ctx.encode(e, &gelu, x, y, n as u64)),
+            Box::new(move |e, x, y, n| ctx.call(&gelu, &[n]).encode(e, x, y)),
         ),
         (
             "encode_shaped softmax",
-            Box::new(move |e, x, y, n| ctx.encode_shaped(e, &softmax, x, y, &[2, n / 2])),
+            Box::new(move |e, x, y, n| ctx.call(&softmax, &[2, n / 2]).encode(e, x, y)),
         ),
         (
             "encode_rows",
             Box::new({
                 let softmax = spec("log_softmax");
                 move |e, x, y, n| {
-                    ctx.encode_rows(e, &softmax, x, y, &[n], wgpu_activations::Strategy::Auto)
+                    ctx.call(&softmax, &[n])
+                        .strategy(wgpu_activations::Strategy::Auto)
+                        .encode(e, x, y)
                 }
             }),
         ),
         (
             "encode_shaped maxout",
-            Box::new(move |e, x, y, n| ctx.encode_shaped(e, &maxout, x, y, &[n])),
+            Box::new(move |e, x, y, n| ctx.call(&maxout, &[n]).encode(e, x, y)),
         ),
         (
             "encode_shaped glu",
-            Box::new(move |e, x, y, n| ctx.encode_shaped(e, &glu, x, y, &[n])),
+            Box::new(move |e, x, y, n| ctx.call(&glu, &[n]).encode(e, x, y)),
         ),
         (
             "encode_prelu",
-            Box::new(move |e, x, y, n| ctx.encode_prelu(e, x, y, aux, 1, &[n])),
+            Box::new(move |e, x, y, n| {
+                ctx.call(&prelu_op(), &[n])
+                    .params(Params::Prelu {
+                        weight: ParamTensor::Buffer(aux, 1),
+                    })
+                    .encode(e, x, y)
+            }),
         ),
         (
             "encode_dice_train",
-            Box::new(move |e, x, y, n| ctx.encode_dice_train(e, x, y, aux, 1e-9, &[n / 2, 2])),
+            Box::new(move |e, x, y, n| encode_dice_train(ctx, e, x, y, aux, 1e-9, &[n / 2, 2])),
         ),
         (
             "encode_dice_eval",
             Box::new(move |e, x, y, n| {
-                let stats = wgpu_activations::DiceEval {
+                let stats = DiceEval {
                     mean: aux,
                     var: aux,
                     alpha: aux,
                     eps: 1e-9,
                 };
-                ctx.encode_dice_eval(e, x, y, stats, &[n / 2, 2])
+                encode_dice_eval(ctx, e, x, y, stats, &[n / 2, 2])
             }),
         ),
     ]

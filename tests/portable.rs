@@ -21,11 +21,11 @@ fn check(spec: &str, xs: &[f32]) {
 #[test]
 fn the_emulation_flushes_and_divides_by_a_flushed_reciprocal() {
     let ctx = relaxed_ctx();
-    assert!(ctx.emulates_relaxed_math() && ctx.flushes_subnormals());
+    assert!(ctx.facts().emulated_relaxed_math && ctx.facts().flushes_subnormals);
     // The emulation leaves fma alone: fused where the adapter fuses it.
-    assert_eq!(ctx.fused_fma(), common::ctx().fused_fma());
-    assert!(!common::ctx().emulates_relaxed_math());
-    let facts = ctx.adapter_facts();
+    assert_eq!(ctx.facts().fused_fma, common::ctx().facts().fused_fma);
+    assert!(!common::ctx().facts().emulated_relaxed_math);
+    let facts = ctx.facts().to_string();
     assert!(
         facts.contains("subnormals flushed: yes (emulated"),
         "{facts}"
@@ -159,7 +159,7 @@ fn grouped_extremes_survive_flushing() {
     ] {
         let a: Activation = spec.parse().unwrap();
         for (mode, ctx) in both_contexts() {
-            let y = ctx.run_shaped(&a, &x, &[8]).unwrap();
+            let y = ctx.call(&a, &[8]).run(&x).unwrap();
             assert_bits(&y, &want, &format!("{mode}{spec}"));
         }
     }
@@ -169,10 +169,10 @@ fn grouped_extremes_survive_flushing() {
     big[77] = -1e-45;
     for (mode, ctx) in both_contexts() {
         let a: Activation = "maxout(k=4096)".parse().unwrap();
-        assert_bits(&ctx.run_shaped(&a, &big, &[4096]).unwrap(), &[1e-40], mode);
+        assert_bits(&ctx.call(&a, &[4096]).run(&big).unwrap(), &[1e-40], mode);
         let a: Activation = "fold_min(k=4096)".parse().unwrap();
         let neg: Vec<f32> = big.iter().map(|x| -x).collect();
-        assert_bits(&ctx.run_shaped(&a, &neg, &[4096]).unwrap(), &[-1e-40], mode);
+        assert_bits(&ctx.call(&a, &[4096]).run(&neg).unwrap(), &[-1e-40], mode);
     }
 }
 
@@ -191,7 +191,7 @@ fn grouped_means_of_subnormals_are_rescued_and_signed() {
             .map(|v| v as f32)
             .collect();
         for (mode, ctx) in both_contexts() {
-            let y = ctx.run_shaped(&a, &x, &[8]).unwrap();
+            let y = ctx.call(&a, &[8]).run(&x).unwrap();
             for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
                 assert!(
                     accuracy::error_against(w, g) <= 2,
@@ -213,7 +213,7 @@ fn large_group_means_of_subnormals_are_rescued() {
     let a: Activation = "fold_mean(k=2048)".parse().unwrap();
     let want = cpu::reference_shaped_f64(&a, &x, &[2048]).unwrap()[0] as f32;
     for (mode, ctx) in both_contexts() {
-        let y = ctx.run_shaped(&a, &x, &[2048]).unwrap()[0];
+        let y = ctx.call(&a, &[2048]).run(&x).unwrap()[0];
         assert!(
             accuracy::error_against(want, y) <= 2,
             "{mode}: {y:e}, expected {want:e}"
@@ -234,7 +234,13 @@ fn nan_is_compared_as_nan_not_by_payload() {
         -1.0,
     ];
     for (mode, ctx) in both_contexts() {
-        let y = ctx.run_prelu(&x, &[3], &[0.25]).unwrap();
+        let y = ctx
+            .call(&prelu_op(), &[3])
+            .params(Params::Prelu {
+                weight: ParamTensor::Host(&[0.25]),
+            })
+            .run(&x)
+            .unwrap();
         assert_exact(&y, &cpu::reference_prelu(&x, &[3], &[0.25]).unwrap(), mode);
     }
 }

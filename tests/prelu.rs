@@ -41,15 +41,16 @@ fn gpu_prelu(
     let dst = poisoned_buffer(ctx, out_at + x.len());
     let wbuf = storage_buffer(ctx, &[vec![9.0; w_at], w.to_vec()].concat());
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_prelu(
-        &mut encoder,
-        BufferRegion::at(&src, in_at as u64 * 4),
-        BufferRegion::at(&dst, out_at as u64 * 4),
-        BufferRegion::at(&wbuf, w_at as u64 * 4),
-        w.len(),
-        shape,
-    )
-    .unwrap();
+    ctx.call(&prelu_op(), shape)
+        .params(Params::Prelu {
+            weight: ParamTensor::Buffer(BufferRegion::at(&wbuf, w_at as u64 * 4), w.len()),
+        })
+        .encode(
+            &mut encoder,
+            BufferRegion::at(&src, in_at as u64 * 4),
+            BufferRegion::at(&dst, out_at as u64 * 4),
+        )
+        .unwrap();
     ctx.queue().submit([encoder.finish()]);
     ctx.download(BufferRegion::at(&dst, out_at as u64 * 4), x.len() as u64)
         .unwrap()
@@ -88,8 +89,14 @@ fn per_channel_weights_on_every_rank() {
 fn the_spec_form_uses_one_weight() {
     let x = data(1000, 9);
     let a: Activation = "prelu(weight=0.3)".parse().unwrap();
-    let y = ctx().run(&a, &x).unwrap();
-    let want = ctx().run_prelu(&x, &[1000], &[0.3]).unwrap();
+    let y = ctx().call(&a, &[x.len()]).run(&x).unwrap();
+    let want = ctx()
+        .call(&prelu_op(), &[1000])
+        .params(Params::Prelu {
+            weight: ParamTensor::Host(&[0.3]),
+        })
+        .run(&x)
+        .unwrap();
     assert_eq!(bits(&y), bits(&want));
     assert_eq!(
         "prelu".parse::<Activation>().unwrap().param("weight"),
@@ -113,7 +120,11 @@ fn in_place_and_pieces_on_a_small_device() {
     let mut encoder = ctx().device().create_command_encoder(&Default::default());
     let r = BufferRegion::new(&buf);
     ctx()
-        .encode_prelu(&mut encoder, r, r, BufferRegion::new(&wbuf), 13, &shape)
+        .call(&prelu_op(), &shape)
+        .params(Params::Prelu {
+            weight: ParamTensor::Buffer(BufferRegion::new(&wbuf), 13),
+        })
+        .encode(&mut encoder, r, r)
         .unwrap();
     ctx().queue().submit([encoder.finish()]);
     let y = ctx().download(r, n as u64).unwrap();
@@ -125,22 +136,35 @@ fn weight_counts_must_match_the_channels() {
     let ctx = ctx();
     let x = vec![1.0f32; 24];
     for (shape, w) in [(vec![2usize, 3, 4], 2usize), (vec![24], 3), (vec![4, 6], 0)] {
-        let e = ctx.run_prelu(&x, &shape, &vec![0.5; w]).unwrap_err();
+        let e = ctx
+            .call(&prelu_op(), &shape)
+            .params(Params::Prelu {
+                weight: ParamTensor::Host(&vec![0.5; w]),
+            })
+            .run(&x)
+            .unwrap_err();
         assert!(matches!(e, Error::Shape { .. }), "{shape:?} {w}: {e}");
     }
-    let e = ctx.run_prelu(&x, &[5, 5], &[0.5]).unwrap_err();
+    let e = ctx
+        .call(&prelu_op(), &[5, 5])
+        .params(Params::Prelu {
+            weight: ParamTensor::Host(&[0.5]),
+        })
+        .run(&x)
+        .unwrap_err();
     assert!(e.to_string().contains("25 elements"), "{e}");
     // a weight buffer shorter than the count given
     let src = storage_buffer(ctx, &x);
     let wbuf = storage_buffer(ctx, &[0.5, 0.5]);
     let e = ctx
-        .encode_prelu(
+        .call(&prelu_op(), &[2, 3, 4])
+        .params(Params::Prelu {
+            weight: ParamTensor::Buffer(BufferRegion::new(&wbuf), 3),
+        })
+        .encode(
             &mut ctx.device().create_command_encoder(&Default::default()),
             BufferRegion::new(&src),
             BufferRegion::new(&src),
-            BufferRegion::new(&wbuf),
-            3,
-            &[2, 3, 4],
         )
         .unwrap_err();
     assert!(matches!(e, Error::BufferTooSmall { .. }), "{e}");

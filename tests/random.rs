@@ -23,14 +23,13 @@ fn gpu_at(ctx: &Context, a: &Activation, x: &[f32], in_at: usize, out_at: usize)
     let src = storage_buffer(ctx, &[vec![1.0; in_at], x.to_vec()].concat());
     let dst = poisoned_buffer(ctx, out_at + x.len());
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode(
-        &mut encoder,
-        a,
-        BufferRegion::at(&src, in_at as u64 * 4),
-        BufferRegion::at(&dst, out_at as u64 * 4),
-        x.len() as u64,
-    )
-    .unwrap();
+    ctx.call(a, &[x.len()])
+        .encode(
+            &mut encoder,
+            BufferRegion::at(&src, in_at as u64 * 4),
+            BufferRegion::at(&dst, out_at as u64 * 4),
+        )
+        .unwrap();
     ctx.queue().submit([encoder.finish()]);
     ctx.download(BufferRegion::at(&dst, out_at as u64 * 4), x.len() as u64)
         .unwrap()
@@ -65,7 +64,7 @@ fn the_gpu_draws_the_cpu_reference_bits_in_any_chunking() {
             (relaxed_ctx(), (2, 9)),
         ] {
             // The CPU mirrors this adapter's float model (whether it flushes subnormals).
-            let want = ctx.float_model().reference(&a, &x).unwrap();
+            let want = ctx.facts().float_model().reference(&a, &x).unwrap();
             let y = gpu_at(ctx, &a, &x, at.0, at.1);
             assert_eq!(bits(&y), bits(&want), "seed {seed} offsets {at:?}");
         }
@@ -76,21 +75,26 @@ fn the_gpu_draws_the_cpu_reference_bits_in_any_chunking() {
     let mut encoder = ctx().device().create_command_encoder(&Default::default());
     let r = BufferRegion::new(&buf);
     ctx()
-        .encode(&mut encoder, &a, r, r, x.len() as u64)
+        .call(&a, &[x.len()])
+        .encode(&mut encoder, r, r)
         .unwrap();
     ctx().queue().submit([encoder.finish()]);
     let y = ctx().download(r, x.len() as u64).unwrap();
-    let want = ctx().float_model().reference(&a, &x).unwrap();
+    let want = ctx().facts().float_model().reference(&a, &x).unwrap();
     assert_eq!(bits(&y), bits(&want), "in place");
-    assert_eq!(bits(&ctx().run(&a, &x).unwrap()), bits(&y), "run");
+    assert_eq!(
+        bits(&ctx().call(&a, &[x.len()]).run(&x).unwrap()),
+        bits(&y),
+        "run"
+    );
 }
 
 #[test]
 fn seeds_repeat_and_differ() {
     let x = vec![-1.0f32; 10_000];
-    let a = ctx().run(&rrelu(1), &x).unwrap();
-    let b = ctx().run(&rrelu(1), &x).unwrap();
-    let c = ctx().run(&rrelu(2), &x).unwrap();
+    let a = ctx().call(&rrelu(1), &[x.len()]).run(&x).unwrap();
+    let b = ctx().call(&rrelu(1), &[x.len()]).run(&x).unwrap();
+    let c = ctx().call(&rrelu(2), &[x.len()]).run(&x).unwrap();
     assert_eq!(bits(&a), bits(&b));
     let same = a.iter().zip(&c).filter(|(p, q)| p == q).count();
     assert!(
@@ -98,7 +102,7 @@ fn seeds_repeat_and_differ() {
         "seeds 1 and 2 agree on {same} of 10,000 elements"
     );
     // positive inputs pass through
-    let pos = ctx().run(&rrelu(3), &[0.0, 1.5, 1e30]).unwrap();
+    let pos = ctx().call(&rrelu(3), &[3]).run(&[0.0, 1.5, 1e30]).unwrap();
     assert_eq!(pos, [0.0, 1.5, 1e30]);
 }
 
@@ -107,7 +111,7 @@ fn slopes_are_uniform_in_lower_upper() {
     let n = 1 << 20;
     let x = vec![-1.0f32; n];
     let (lower, upper) = (0.1f64, 0.3f64);
-    let y = ctx().run(&rrelu(2024), &x).unwrap();
+    let y = ctx().call(&rrelu(2024), &[x.len()]).run(&x).unwrap();
     let slopes: Vec<f64> = y.iter().map(|&v| -f64::from(v)).collect();
     assert!(slopes
         .iter()
@@ -183,7 +187,7 @@ fn noisy_relu_draws_the_cpu_reference_bits() {
             (relaxed_ctx(), (0, 0)),
             (relaxed_ctx(), (4, 1)),
         ] {
-            let want = ctx.float_model().reference(&a, &x).unwrap();
+            let want = ctx.facts().float_model().reference(&a, &x).unwrap();
             let y = gpu_at(ctx, &a, &x, at.0, at.1);
             assert_eq!(
                 bits(&y),
@@ -193,7 +197,7 @@ fn noisy_relu_draws_the_cpu_reference_bits() {
         }
     }
     let z = noisy(1.0, 1);
-    let y = ctx().run(&z, &[f32::NAN, -1e30, 1e30]).unwrap();
+    let y = ctx().call(&z, &[3]).run(&[f32::NAN, -1e30, 1e30]).unwrap();
     assert!(y[0].is_nan());
     assert_eq!(&y[1..], &[0.0, 1e30]);
 }
@@ -204,7 +208,8 @@ fn noisy_relu_noise_is_normal() {
     let n = 1usize << 20;
     let std = 1.5f64;
     let y = ctx()
-        .run(&noisy(std as f32, 31), &vec![100.0f32; n])
+        .call(&noisy(std as f32, 31), &[(vec![100.0f32; n]).len()])
+        .run(&vec![100.0f32; n])
         .unwrap();
     let z: Vec<f64> = y.iter().map(|&v| (f64::from(v) - 100.0) / std).collect();
     let mean = z.iter().sum::<f64>() / n as f64;
@@ -231,7 +236,10 @@ fn noisy_relu_noise_is_normal() {
         "{above} vs {below}"
     );
     // and below 0 the output is clamped
-    let y = ctx().run(&noisy(1.0, 2), &vec![-100.0f32; 1000]).unwrap();
+    let y = ctx()
+        .call(&noisy(1.0, 2), &[(vec![-100.0f32; 1000]).len()])
+        .run(&vec![-100.0f32; 1000])
+        .unwrap();
     assert!(y.iter().all(|&v| v == 0.0));
     assert!(
         "noisy_relu".parse::<Activation>().is_err(),
@@ -259,13 +267,15 @@ fn the_four_draws_of_one_philox_call_are_uncorrelated() {
     let n = 1usize << 20;
     let calls = n / 4;
     let slopes: Vec<f64> = ctx()
-        .run(&rrelu(3), &vec![-1.0f32; n])
+        .call(&rrelu(3), &[(vec![-1.0f32; n]).len()])
+        .run(&vec![-1.0f32; n])
         .unwrap()
         .iter()
         .map(|&v| -f64::from(v))
         .collect();
     let normals: Vec<f64> = ctx()
-        .run(&noisy(1.0, 3), &vec![100.0f32; n])
+        .call(&noisy(1.0, 3), &[(vec![100.0f32; n]).len()])
+        .run(&vec![100.0f32; n])
         .unwrap()
         .iter()
         .map(|&v| f64::from(v) - 100.0)

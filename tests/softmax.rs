@@ -14,7 +14,7 @@ fn softmax_ops() -> Vec<Activation> {
 /// Both reduction paths where this adapter has subgroups (lavapipe has), else the tree.
 fn contexts() -> Vec<&'static Context> {
     // and the context that emulates a GPU's relaxed float semantics (with subgroups)
-    if ctx().subgroups() {
+    if ctx().facts().subgroups {
         vec![ctx(), tree_ctx(), relaxed_ctx()]
     } else {
         vec![ctx(), relaxed_ctx()]
@@ -29,7 +29,7 @@ fn strategies(ctx: &Context, shape: &[usize], dim: i64) -> Vec<Strategy> {
     let view = RowView::new(shape, dim, n).unwrap();
     Strategy::ALL
         .into_iter()
-        .filter(|&s| ctx.serves(s, view))
+        .filter(|&s| serves(ctx, s, view))
         .collect()
 }
 
@@ -55,7 +55,7 @@ fn check_all(input: &[f32], shape: &[usize], dim: i64, what: &str) {
             let a = with_dim(&a, dim);
             for s in strategies(ctx, shape, dim) {
                 let y = gpu_rows(ctx, &a, input, shape, s, false);
-                let tag = format!("{what}, {s:?}, subgroups {}", ctx.subgroups());
+                let tag = format!("{what}, {s:?}, subgroups {}", ctx.facts().subgroups);
                 assert_rows_close(&a, input, shape, &y, &tag);
             }
         }
@@ -109,21 +109,23 @@ fn more_rows_than_a_dispatch_dimension_holds() {
 #[test]
 fn long_rows_past_the_loop_budget_are_refused_not_truncated() {
     let ctx = ctx();
-    let Some(budget) = ctx.loop_budget() else {
+    let Some(budget) = ctx.facts().loop_budget else {
         return; // a GPU runs every iteration
     };
     let axis = budget as usize; // Lane needs two passes over the row
     let view = RowView::new(&[axis], -1, axis).unwrap();
-    assert!(!ctx.serves(Strategy::Lane, view));
+    assert!(!serves(ctx, Strategy::Lane, view));
     let x = logits(1, axis, 5);
     let softmax = Activation::example(Op::Softmax);
     let e = ctx
-        .run_rows(&softmax, &x, &[axis], Strategy::Lane)
+        .call(&softmax, &[axis])
+        .strategy(Strategy::Lane)
+        .run(&x)
         .unwrap_err();
     assert!(e.to_string().contains("loop iterations"), "{e}");
     // Auto picks another strategy
-    assert_ne!(ctx.softmax_strategy(view), Strategy::Lane);
-    let y = ctx.run_shaped(&softmax, &x, &[axis]).unwrap();
+    assert_ne!(auto_strategy(ctx, view), Strategy::Lane);
+    let y = ctx.call(&softmax, &[axis]).run(&x).unwrap();
     assert_rows_close(&softmax, &x, &[axis], &y, "auto past the budget");
 }
 
@@ -330,7 +332,7 @@ fn auto_picks_a_strategy_that_serves_the_shape() {
         let y = gpu_rows(ctx, &a, &x, &shape, Strategy::Auto, false);
         assert_rows_close(&a, &x, &shape, &y, "auto");
         let view = RowView::new(&shape, dim, n).unwrap();
-        assert_ne!(ctx.softmax_strategy(view), Strategy::Auto);
+        assert_ne!(auto_strategy(ctx, view), Strategy::Auto);
     }
 }
 
@@ -340,24 +342,25 @@ fn convenience_api_runs_the_family() {
     let x = logits(4, 6, 81);
     for a in softmax_ops() {
         // `run` normalises the slice as one row
-        let y = ctx.run(&a, &x).unwrap();
+        let y = ctx.call(&a, &[x.len()]).run(&x).unwrap();
         assert_rows_close(&a, &x, &[24], &y, "run");
         let a0 = with_dim(&a, 0);
-        let y = ctx.run_shaped(&a0, &x, &[4, 6]).unwrap();
+        let y = ctx.call(&a0, &[4, 6]).run(&x).unwrap();
         assert_rows_close(&a0, &x, &[4, 6], &y, "run_shaped");
         let mut out = vec![0.0; x.len()];
-        ctx.run_into(&a, &x, &mut out).unwrap();
+        ctx.call(&a, &[x.len()]).run_into(&x, &mut out).unwrap();
         assert_rows_close(&a, &x, &[24], &out, "run_into");
     }
     // an elementwise op through the shaped API ignores the shape
     let relu: Activation = "relu".parse().unwrap();
     assert_eq!(
-        ctx.run_shaped(&relu, &[-1.0, 2.0], &[2, 1]).unwrap(),
+        ctx.call(&relu, &[2, 1]).run(&[-1.0, 2.0]).unwrap(),
         [0.0, 2.0]
     );
-    assert!(ctx.run_shaped(&relu, &[-1.0, 2.0], &[3]).is_err());
+    assert!(ctx.call(&relu, &[3]).run(&[-1.0, 2.0]).is_err());
     assert!(ctx
-        .run(&Activation::example(Op::Softmax), &[])
+        .call(&Activation::example(Op::Softmax), &[0])
+        .run::<f32>(&[])
         .unwrap()
         .is_empty());
 }
@@ -371,16 +374,21 @@ fn bad_shapes_and_strategies_are_errors() {
         Err(Error::Shape { .. }) => {}
         other => panic!("expected a shape error, got {other:?}"),
     };
-    shape_err(ctx.run_shaped(&with_dim(&softmax, 2), &x, &[3, 4]));
-    shape_err(ctx.run_shaped(&with_dim(&softmax, -3), &x, &[3, 4]));
-    shape_err(ctx.run_shaped(&softmax, &x, &[5, 4]));
-    shape_err(ctx.run_shaped(&softmax, &x, &[usize::MAX, 2]));
-    let e = ctx.run(&with_dim(&softmax, 1), &x).unwrap_err();
+    shape_err(ctx.call(&with_dim(&softmax, 2), &[3, 4]).run(&x));
+    shape_err(ctx.call(&with_dim(&softmax, -3), &[3, 4]).run(&x));
+    shape_err(ctx.call(&softmax, &[5, 4]).run(&x));
+    shape_err(ctx.call(&softmax, &[usize::MAX, 2]).run(&x));
+    let e = ctx
+        .call(&with_dim(&softmax, 1), &[x.len()])
+        .run(&x)
+        .unwrap_err();
     assert!(e.to_string().contains("dim 1 is out of range"), "{e}");
     // resident rows are bounded
-    let long = vec![0.0f32; ctx.resident_capacity() + 1];
+    let long = vec![0.0f32; ctx.facts().resident_capacity + 1];
     let e = ctx
-        .run_rows(&softmax, &long, &[long.len()], Strategy::Resident)
+        .call(&softmax, &[long.len()])
+        .strategy(Strategy::Resident)
+        .run(&long)
         .unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     // dim must be an integer
@@ -389,13 +397,12 @@ fn bad_shapes_and_strategies_are_errors() {
     let buf = storage_buffer(ctx, &x);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     let e = ctx
-        .encode_rows(
+        .call(&"relu".parse().unwrap(), &[12])
+        .strategy(Strategy::Lane)
+        .encode(
             &mut encoder,
-            &"relu".parse().unwrap(),
             BufferRegion::new(&buf),
             BufferRegion::new(&buf),
-            &[12],
-            Strategy::Lane,
         )
         .unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
@@ -418,7 +425,8 @@ fn tensors_larger_than_a_binding_go_in_whole_slabs() {
     // one slab larger than a binding cannot be split
     let x = vec![0.0f32; 20_000];
     let e = ctx
-        .run_shaped(&Activation::example(Op::Softmax), &x, &[20_000])
+        .call(&Activation::example(Op::Softmax), &[20_000])
+        .run(&x)
         .unwrap_err();
     assert!(e.to_string().contains("binding limit"), "{e}");
 }
@@ -446,15 +454,14 @@ fn offsets_of_any_multiple_of_4_bytes() {
         for a in softmax_ops() {
             for s in strategies(ctx, &[rows, axis], -1) {
                 let mut encoder = ctx.device().create_command_encoder(&Default::default());
-                ctx.encode_rows(
-                    &mut encoder,
-                    &a,
-                    BufferRegion::at(&src, in_at * 4),
-                    BufferRegion::at(&dst, out_at * 4),
-                    &[rows, axis],
-                    s,
-                )
-                .unwrap();
+                ctx.call(&a, &[rows, axis])
+                    .strategy(s)
+                    .encode(
+                        &mut encoder,
+                        BufferRegion::at(&src, in_at * 4),
+                        BufferRegion::at(&dst, out_at * 4),
+                    )
+                    .unwrap();
                 ctx.queue().submit([encoder.finish()]);
                 let all = ctx
                     .download(BufferRegion::new(&dst), n as u64 + out_at + 4)
@@ -485,15 +492,14 @@ fn same_buffer_disjoint_ranges() {
         let buf = storage_buffer(ctx, &data);
         let a = Activation::example(Op::LogSoftmax);
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        ctx.encode_rows(
-            &mut encoder,
-            &a,
-            BufferRegion::new(&buf),
-            BufferRegion::at(&buf, n as u64 * 4),
-            &[rows, axis],
-            s,
-        )
-        .unwrap();
+        ctx.call(&a, &[rows, axis])
+            .strategy(s)
+            .encode(
+                &mut encoder,
+                BufferRegion::new(&buf),
+                BufferRegion::at(&buf, n as u64 * 4),
+            )
+            .unwrap();
         ctx.queue().submit([encoder.finish()]);
         let all = ctx.download(BufferRegion::new(&buf), 2 * n as u64).unwrap();
         assert_eq!(bits(&all[..n]), bits(&x), "{s:?}: the input changed");
@@ -547,7 +553,7 @@ fn one_subgroup_per_row_covers_every_row_and_lane_count() {
     // Rows fewer and more than a workgroup's subgroups, lengths below, at and past the
     // subgroup size, in place and not.
     let ctx = ctx();
-    if !ctx.subgroups() {
+    if !ctx.facts().subgroups {
         eprintln!("skipping: this adapter has no subgroups");
         return;
     }
@@ -561,7 +567,8 @@ fn one_subgroup_per_row_covers_every_row_and_lane_count() {
     ] {
         let x = logits(rows, axis, (rows * axis) as u64);
         let shape = [rows, axis];
-        assert!(ctx.serves(
+        assert!(serves(
+            ctx,
             Strategy::Subgroup,
             RowView::new(&shape, -1, rows * axis).unwrap()
         ));
@@ -577,10 +584,12 @@ fn one_subgroup_per_row_covers_every_row_and_lane_count() {
     }
     // no subgroups, no such strategy
     let view = RowView::new(&[4, 4], -1, 16).unwrap();
-    assert!(!tree_ctx().serves(Strategy::Subgroup, view));
+    assert!(!serves(tree_ctx(), Strategy::Subgroup, view));
     let softmax = Activation::example(Op::Softmax);
     let e = tree_ctx()
-        .run_rows(&softmax, &[0.0; 16], &[4, 4], Strategy::Subgroup)
+        .call(&softmax, &[4, 4])
+        .strategy(Strategy::Subgroup)
+        .run(&[0.0; 16])
         .unwrap_err();
     assert!(e.to_string().contains("Features::SUBGROUP"), "{e}");
 }
@@ -593,12 +602,12 @@ fn registers_holds_rows_at_every_segment_width() {
     // that leave a workgroup's last segments past the last row; in place and not.
     for ctx in contexts() {
         let mut widths = std::collections::BTreeSet::new();
-        let capacity = ctx.registers_capacity();
+        let capacity = ctx.facts().registers_capacity;
         for axis in [
             1usize, 3, 4, 8, 13, 16, 29, 32, 60, 61, 64, 100, 125, 128, 256, 260, 512, 1023, 1024,
             1028, 2048, 4095, capacity,
         ] {
-            let (lanes, _) = ctx.registers_shape(axis as u64).unwrap();
+            let (lanes, _) = registers_shape(ctx, axis as u64).unwrap();
             widths.insert(lanes);
             let rows = (20_000 / axis).clamp(3, 37);
             let x = logits(rows, axis, 7 * axis as u64);
@@ -608,15 +617,15 @@ fn registers_holds_rows_at_every_segment_width() {
                     let y = gpu_rows(ctx, &a, &x, &shape, Strategy::Registers, in_place);
                     let what = format!(
                         "registers, {lanes} lanes, subgroups {}, in place {in_place}",
-                        ctx.subgroups()
+                        ctx.facts().subgroups
                     );
                     assert_rows_close(&a, &x, &shape, &y, &what);
                 }
             }
         }
-        let wg = u64::from(ctx.workgroup_size());
+        let wg = u64::from(ctx.facts().workgroup_size);
         let mut want: Vec<u64> = std::iter::successors(Some(1u64), |l| Some(l * 2))
-            .take_while(|&l| l < wg && ctx.registers_shape(4 * 2 * l).map(|s| s.0) == Some(l))
+            .take_while(|&l| l < wg && registers_shape(ctx, 4 * 2 * l).map(|s| s.0) == Some(l))
             .collect();
         want.push(wg);
         assert!(want.len() > 2, "{want:?}");
@@ -626,15 +635,12 @@ fn registers_holds_rows_at_every_segment_width() {
         // One element past the capacity: refused, saying why.
         let long = capacity + 1;
         let view = RowView::new(&[long], -1, long).unwrap();
-        assert!(!ctx.serves(Strategy::Registers, view));
-        assert_eq!(ctx.registers_shape(long as u64), None);
+        assert!(!serves(ctx, Strategy::Registers, view));
+        assert_eq!(registers_shape(ctx, long as u64), None);
         let e = ctx
-            .run_rows(
-                &Activation::example(Op::Softmax),
-                &vec![0.0; long],
-                &[long],
-                Strategy::Registers,
-            )
+            .call(&Activation::example(Op::Softmax), &[long])
+            .strategy(Strategy::Registers)
+            .run(&vec![0.0; long])
             .unwrap_err();
         assert!(
             e.to_string()
@@ -656,7 +662,7 @@ fn registers_on_a_small_device() {
                 // (SplitRegisters' one chunk per short row would pass lavapipe's loop
                 // budget on 4 workgroups: refused, as tested elsewhere)
                 let view = RowView::new(&[rows, axis], -1, rows * axis).unwrap();
-                if s == Strategy::SplitRegisters && !small.serves(s, view) {
+                if s == Strategy::SplitRegisters && !serves(&small, s, view) {
                     continue;
                 }
                 let y = gpu_rows(&small, &a, &x, &[rows, axis], s, false);
@@ -672,7 +678,7 @@ fn split_registers_chunks_rows_past_what_a_workgroup_holds() {
     // one; vec4s (lengths of a multiple of 4) and single elements, in place and not, on
     // every context, and strided along dim 0.
     for ctx in contexts() {
-        let capacity = ctx.registers_capacity();
+        let capacity = ctx.facts().registers_capacity;
         for axis in [capacity, capacity + 1, capacity + 4, 3 * capacity + 12] {
             let x = logits(3, axis, axis as u64);
             for a in softmax_ops() {
@@ -715,7 +721,7 @@ fn registers_on_strided_axes() {
                     let y = gpu_rows(ctx, &a, &x, &shape, Strategy::Registers, in_place);
                     let what = format!(
                         "registers along dim 0, in place {in_place}, subgroups {}",
-                        ctx.subgroups()
+                        ctx.facts().subgroups
                     );
                     assert_rows_close(&a, &x, &shape, &y, &what);
                 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{both_contexts, ctx, Rng};
+use common::*;
 use half::{bf16, f16};
 use wgpu::util::DeviceExt;
 use wgpu_activations::{
@@ -98,7 +98,8 @@ fn encode_half<T: Half>(ctx: &Context, a: &Activation, x: &[T]) -> Vec<T> {
     let dst = padded_buffer(ctx, &vec![T::from_bits16(T::POISON); x.len()], 0, 0);
     let region = |b| BufferRegion::new(b).with_storage(T::STORAGE);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode(&mut encoder, a, region(&src), region(&dst), x.len() as u64)
+    ctx.call(a, &[x.len()])
+        .encode(&mut encoder, region(&src), region(&dst))
         .unwrap();
     ctx.queue().submit([encoder.finish()]);
     ctx.download_typed(region(&dst), x.len() as u64).unwrap()
@@ -124,7 +125,7 @@ fn assert_rounded<T: Half>(got: &[T], want_f32: &[f32], what: &str) {
 /// The f32 kernel on the halves widened: what the half kernel must round.
 fn f32_kernel<T: Half>(ctx: &Context, a: &Activation, x: &[T], shape: &[usize]) -> Vec<f32> {
     let wide: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
-    ctx.run_shaped(a, &wide, shape).unwrap()
+    ctx.call(a, shape).run(&wide).unwrap()
 }
 
 /// Panics unless every element of `got` is within 1 ULP of the type of the f64
@@ -255,7 +256,8 @@ fn forward_poisoned<T: Half>(ctx: &Context, a: &Activation, x: &[T], shape: &[us
     let dst = padded_buffer(ctx, &vec![T::from_bits16(T::POISON); out_len], 0, 0);
     let region = |b| BufferRegion::new(b).with_storage(T::STORAGE);
     submit(ctx, |e| {
-        ctx.encode_shaped(e, a, region(&src), region(&dst), shape)
+        ctx.call(a, shape)
+            .encode(e, region(&src), region(&dst))
             .unwrap()
     });
     ctx.download_typed(region(&dst), out_len as u64).unwrap()
@@ -273,7 +275,8 @@ fn backward_poisoned<T: Half>(
     let gx = padded_buffer(ctx, &vec![T::from_bits16(T::POISON); saved.len()], 0, 0);
     let region = |b| BufferRegion::new(b).with_storage(T::STORAGE);
     submit(ctx, |e| {
-        ctx.encode_backward_shaped(e, a, region(&s), region(&gb), region(&gx), shape)
+        ctx.call(a, shape)
+            .encode_backward(e, region(&s), region(&gb), region(&gx))
             .unwrap()
     });
     ctx.download_typed(region(&gx), saved.len() as u64).unwrap()
@@ -308,7 +311,7 @@ fn families<T: Half>() {
                     })
                     .collect();
                 let y = forward_poisoned(ctx, &a, &x, shape);
-                let y32 = ctx.run_shaped(&a, &widen(&x), shape).unwrap();
+                let y32 = ctx.call(&a, shape).run(&widen(&x)).unwrap();
                 assert_rounded(&y, &y32, &format!("{what}: forward"));
 
                 let out_len: usize = out_shape.iter().product();
@@ -328,7 +331,8 @@ fn families<T: Half>() {
                 };
                 let gx = backward_poisoned(ctx, &a, &saved, &g, shape);
                 let gx32 = ctx
-                    .run_backward_shaped(&a, &widen(&saved), &widen(&g), shape)
+                    .call(&a, shape)
+                    .run_backward(&widen(&saved), &widen(&g))
                     .unwrap();
                 assert_rounded(&gx, &gx32, &format!("{what}: backward"));
             }
@@ -362,7 +366,9 @@ fn softmax_strategies_in_half_storage() {
             .collect();
         for (name, ctx) in both_contexts() {
             let want = ctx
-                .run_rows(&softmax, &widen(&x), &shape, Strategy::Lane)
+                .call(&softmax, &shape)
+                .strategy(Strategy::Lane)
+                .run(&widen(&x))
                 .unwrap();
             let mut strategies = vec![
                 Strategy::Lane,
@@ -372,7 +378,7 @@ fn softmax_strategies_in_half_storage() {
                 Strategy::Registers,
                 Strategy::SplitRegisters,
             ];
-            if ctx.subgroups() {
+            if ctx.facts().subgroups {
                 strategies.push(Strategy::Subgroup);
             }
             for strategy in strategies {
@@ -384,7 +390,9 @@ fn softmax_strategies_in_half_storage() {
                     BufferRegion::at(&src, 2 * lead as u64).with_storage(Storage::F16),
                     BufferRegion::at(&dst, 2 * out_lead as u64).with_storage(Storage::F16),
                 );
-                ctx.encode_rows(&mut encoder, &softmax, input, output, &shape, strategy)
+                ctx.call(&softmax, &shape)
+                    .strategy(strategy)
+                    .encode(&mut encoder, input, output)
                     .unwrap();
                 ctx.queue().submit([encoder.finish()]);
                 let all: Vec<f16> = ctx
@@ -422,14 +430,14 @@ fn half_rows_accumulate_in_f32() {
     let ctx = ctx();
     let x = vec![f16::from_f32(60000.0); 65536];
     let softmax: Activation = "softmax".parse().unwrap();
-    let y = ctx.run_typed(&softmax, &x, &[65536]).unwrap();
+    let y = ctx.call(&softmax, &[65536]).run(&x).unwrap();
     assert!(
         y.iter().all(|&v| v == f16::from_f32(2.0f32.powi(-16))),
         "{:?}",
         &y[..4]
     );
     let log: Activation = "log_softmax".parse().unwrap();
-    let y = ctx.run_typed(&log, &x, &[65536]).unwrap();
+    let y = ctx.call(&log, &[65536]).run(&x).unwrap();
     let want = f16::from_f64(-(65536f64.ln()));
     assert!(y.iter().all(|&v| v == want), "{:?}", &y[..4]);
 }
@@ -469,16 +477,11 @@ fn odd_offsets_and_lengths_leave_neighbours_alone() {
                 padded_buffer(ctx, &poison, lead_out, 3),
             );
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
-            ctx.encode(
-                &mut encoder,
-                &gelu,
-                region(&src, lead_in),
-                region(&dst, lead_out),
-                len as u64,
-            )
-            .unwrap();
+            ctx.call(&gelu, &[len])
+                .encode(&mut encoder, region(&src, lead_in), region(&dst, lead_out))
+                .unwrap();
             ctx.queue().submit([encoder.finish()]);
-            let y32 = ctx.run(&gelu, &widen(&x)).unwrap();
+            let y32 = ctx.call(&gelu, &[widen(&x).len()]).run(&widen(&x)).unwrap();
             check(
                 read(&dst, lead_out),
                 lead_out,
@@ -489,7 +492,7 @@ fn odd_offsets_and_lengths_leave_neighbours_alone() {
             let buf = padded_buffer(ctx, &x, lead_in, 3);
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
             let r = region(&buf, lead_in);
-            ctx.encode(&mut encoder, &gelu, r, r, len as u64).unwrap();
+            ctx.call(&gelu, &[len]).encode(&mut encoder, r, r).unwrap();
             ctx.queue().submit([encoder.finish()]);
             check(
                 read(&buf, lead_in),
@@ -504,17 +507,14 @@ fn odd_offsets_and_lengths_leave_neighbours_alone() {
             );
             let mut encoder = ctx.device().create_command_encoder(&Default::default());
             let gr = region(&gb, lead_in);
-            ctx.encode_backward(
-                &mut encoder,
-                &gelu,
-                region(&s, lead_out),
-                gr,
-                gr,
-                len as u64,
-            )
-            .unwrap();
+            ctx.call(&gelu, &[len])
+                .encode_backward(&mut encoder, region(&s, lead_out), gr, gr)
+                .unwrap();
             ctx.queue().submit([encoder.finish()]);
-            let gx32 = ctx.run_backward(&gelu, &widen(&x), &widen(&g)).unwrap();
+            let gx32 = ctx
+                .call(&gelu, &[widen(&x).len()])
+                .run_backward(&widen(&x), &widen(&g))
+                .unwrap();
             check(
                 read(&gb, lead_in),
                 lead_in,
@@ -535,24 +535,33 @@ fn storage_misuse_is_an_error() {
     let b = padded_buffer(ctx, &[f16::ONE; 8], 0, 0);
     let half = |buf| BufferRegion::new(buf).with_storage(Storage::F16);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    let mixed = ctx.encode(&mut encoder, &relu, half(&a), BufferRegion::new(&b), 4);
+    let mixed = ctx
+        .call(&relu, &[4])
+        .encode(&mut encoder, half(&a), BufferRegion::new(&b));
     assert!(
         matches!(&mixed, Err(Error::Unsupported(m)) if m.contains("f16") && m.contains("f32")),
         "{mixed:?}"
     );
     let odd = BufferRegion::at(&a, 1).with_storage(Storage::F16);
-    let misaligned = ctx.encode(&mut encoder, &relu, odd, half(&b), 2);
+    let misaligned = ctx.call(&relu, &[2]).encode(&mut encoder, odd, half(&b));
     assert!(
         matches!(misaligned, Err(Error::Misaligned { offset: 1, .. })),
         "{misaligned:?}"
     );
     // 8 halves are 16 bytes: 9 from the start do not fit
-    let long = ctx.encode(&mut encoder, &relu, half(&a), half(&b), 9);
+    let long = ctx
+        .call(&relu, &[9])
+        .encode(&mut encoder, half(&a), half(&b));
     assert!(
         matches!(long, Err(Error::BufferTooSmall { .. })),
         "{long:?}"
     );
-    let prelu = ctx.encode_prelu(&mut encoder, half(&a), half(&b), half(&a), 1, &[8]);
+    let prelu = ctx
+        .call(&prelu_op(), &[8])
+        .params(Params::Prelu {
+            weight: ParamTensor::Buffer(half(&a), 1),
+        })
+        .encode(&mut encoder, half(&a), half(&b));
     assert!(
         matches!(&prelu, Err(Error::Unsupported(m)) if m.contains("weight")),
         "{prelu:?}"
@@ -600,21 +609,33 @@ fn parameter_tensors_stay_f32_beside_half_tensors() {
         let wb = f32_buffer(ctx, &w);
         // prelu forward and backward, 5 channels on dim 1
         submit(ctx, |e| {
-            ctx.encode_prelu(e, half(&xb), half(&out), BufferRegion::new(&wb), c, &shape)
+            ctx.call(&prelu_op(), &shape)
+                .params(Params::Prelu {
+                    weight: ParamTensor::Buffer(BufferRegion::new(&wb), c),
+                })
+                .encode(e, half(&xb), half(&out))
                 .unwrap()
         });
-        let want = ctx.run_prelu(&xw, &shape, &w).unwrap();
+        let want = ctx
+            .call(&prelu_op(), &shape)
+            .params(Params::Prelu {
+                weight: ParamTensor::Host(&w),
+            })
+            .run(&xw)
+            .unwrap();
         assert_rounded(&read(&out), &want, &format!("{name}prelu"));
         let gwb = common::poisoned_buffer(ctx, c);
-        let r = wgpu_activations::PreluGradRegions {
+        let r = PreluGradRegions {
             x: half(&xb),
             grad_output: half(&gb),
             grad_input: half(&out),
             weight: BufferRegion::new(&wb),
             grad_weight: BufferRegion::new(&gwb),
         };
-        submit(ctx, |e| ctx.encode_prelu_backward(e, r, c, &shape).unwrap());
-        let (gx, gwt) = ctx.run_prelu_backward(&xw, &gw, &shape, &w).unwrap();
+        submit(ctx, |e| {
+            encode_prelu_backward(ctx, e, r, c, &shape).unwrap()
+        });
+        let (gx, gwt) = run_prelu_backward(ctx, &xw, &gw, &shape, &w).unwrap();
         assert_rounded(&read(&out), &gx, &format!("{name}prelu backward"));
         let got_gw = ctx.download(BufferRegion::new(&gwb), c as u64).unwrap();
         common::assert_bits(&got_gw, &gwt, &format!("{name}prelu grad_weight"));
@@ -631,7 +652,8 @@ fn parameter_tensors_stay_f32_beside_half_tensors() {
         );
         let dice_shape = [shape[0], f];
         submit(ctx, |e| {
-            ctx.encode_dice_train(
+            encode_dice_train(
+                ctx,
                 e,
                 half(&xb),
                 half(&out),
@@ -641,25 +663,22 @@ fn parameter_tensors_stay_f32_beside_half_tensors() {
             )
             .unwrap()
         });
-        let want = ctx.run_dice_train(&xw, &dice_shape, &alpha, 1e-5).unwrap();
+        let want = run_dice_train(ctx, &xw, &dice_shape, &alpha, 1e-5).unwrap();
         assert_rounded(&read(&out), &want, &format!("{name}dice training"));
-        let eval = wgpu_activations::DiceEval {
+        let eval = DiceEval {
             mean: BufferRegion::new(&mb),
             var: BufferRegion::new(&vb),
             alpha: BufferRegion::new(&ab),
             eps: 1e-5,
         };
         submit(ctx, |e| {
-            ctx.encode_dice_eval(e, half(&xb), half(&out), eval, &dice_shape)
-                .unwrap()
+            encode_dice_eval(ctx, e, half(&xb), half(&out), eval, &dice_shape).unwrap()
         });
-        let want = ctx
-            .run_dice_eval(&xw, &dice_shape, &mean, &var, &alpha, 1e-5)
-            .unwrap();
+        let want = run_dice_eval(ctx, &xw, &dice_shape, &mean, &var, &alpha, 1e-5).unwrap();
         assert_rounded(&read(&out), &want, &format!("{name}dice evaluation"));
         for running in [None, Some((&mean[..], &var[..]))] {
             let gab = common::poisoned_buffer(ctx, f);
-            let r = wgpu_activations::DiceGrad {
+            let r = DiceGrad {
                 x: half(&xb),
                 grad_output: half(&gb),
                 grad_input: half(&out),
@@ -667,19 +686,18 @@ fn parameter_tensors_stay_f32_beside_half_tensors() {
                 grad_alpha: BufferRegion::new(&gab),
             };
             let stats = match running {
-                None => wgpu_activations::DiceStats::Batch { eps: 1e-5 },
-                Some(_) => wgpu_activations::DiceStats::Running {
+                None => DiceStats::Batch { eps: 1e-5 },
+                Some(_) => DiceStats::Running {
                     mean: BufferRegion::new(&mb),
                     var: BufferRegion::new(&vb),
                     eps: 1e-5,
                 },
             };
             submit(ctx, |e| {
-                ctx.encode_dice_backward(e, r, stats, &dice_shape).unwrap()
+                encode_dice_backward(ctx, e, r, stats, &dice_shape).unwrap()
             });
-            let (gx, ga) = ctx
-                .run_dice_backward(&xw, &gw, &dice_shape, &alpha, running, 1e-5)
-                .unwrap();
+            let (gx, ga) =
+                run_dice_backward(ctx, &xw, &gw, &dice_shape, &alpha, running, 1e-5).unwrap();
             let what = format!(
                 "{name}dice backward ({})",
                 if running.is_some() {
@@ -712,7 +730,10 @@ fn elementwise_backward<T: Half>() {
         for op in Op::elementwise_ops() {
             let a = Activation::example(op);
             let gx = backward_poisoned(ctx, &a, &x, &g, &[x.len()]);
-            let gx32 = ctx.run_backward(&a, &widen(&x), &widen(&g)).unwrap();
+            let gx32 = ctx
+                .call(&a, &[widen(&x).len()])
+                .run_backward(&widen(&x), &widen(&g))
+                .unwrap();
             assert_rounded(&gx, &gx32, &format!("{name}{a} backward in {}", T::STORAGE));
         }
     }
@@ -777,9 +798,10 @@ fn extremal_families<T: Half>() {
             let a = Activation::example(op);
             let what = format!("{name}{a} on extremal {}", T::STORAGE);
             let y = forward_poisoned(ctx, &a, &x, &shape);
-            assert_rounded(&y, &ctx.run_shaped(&a, &wide, &shape).unwrap(), &what);
+            assert_rounded(&y, &ctx.call(&a, &shape).run(&wide).unwrap(), &what);
             let reference: Vec<f64> = match op.random() {
                 Some(_) => ctx
+                    .facts()
                     .float_model()
                     .reference(&a, &wide)
                     .unwrap()
@@ -799,7 +821,8 @@ fn extremal_families<T: Half>() {
             };
             let gx = backward_poisoned(ctx, &a, &saved, &g, &shape);
             let gx32 = ctx
-                .run_backward_shaped(&a, &widen(&saved), &widen(&g), &shape)
+                .call(&a, &shape)
+                .run_backward(&widen(&saved), &widen(&g))
                 .unwrap();
             assert_rounded(&gx, &gx32, &format!("{what}: backward"));
         }
@@ -835,17 +858,24 @@ fn half_chunks_on_a_small_device() {
         let dst = padded_buffer(&small, &vec![f16::from_bits(POISON_F16); len], 3, 3);
         submit(&small, |e| {
             small
-                .encode(e, &gelu, region(&src, 1), region(&dst, 3), len as u64)
+                .call(&gelu, &[len])
+                .encode(e, region(&src, 1), region(&dst, 3))
                 .unwrap()
         });
         let got: Vec<f16> = small.download_typed(region(&dst, 3), len as u64).unwrap();
         assert_rounded(
             &got,
-            &ctx().run(&gelu, &widen(&x)).unwrap(),
+            &ctx()
+                .call(&gelu, &[widen(&x).len()])
+                .run(&widen(&x))
+                .unwrap(),
             &format!("{what}: forward"),
         );
-        let gx = small.run_backward_typed(&gelu, &x, &g, &[len]).unwrap();
-        let gx32 = ctx().run_backward(&gelu, &widen(&x), &widen(&g)).unwrap();
+        let gx = small.call(&gelu, &[len]).run_backward(&x, &g).unwrap();
+        let gx32 = ctx()
+            .call(&gelu, &[widen(&x).len()])
+            .run_backward(&widen(&x), &widen(&g))
+            .unwrap();
         assert_rounded(&gx, &gx32, &format!("{what}: backward"));
     }
     // several binding-sized pieces of whole rows and groups
@@ -856,8 +886,8 @@ fn half_chunks_on_a_small_device() {
         .collect();
     for spec in ["softmax", "log_softmax(dim=1)", "maxout(k=4)", "swiglu"] {
         let a: Activation = spec.parse().unwrap();
-        let y = small.run_typed(&a, &x, &shape).unwrap();
-        let y32 = ctx().run_shaped(&a, &widen(&x), &shape).unwrap();
+        let y = small.call(&a, &shape).run(&x).unwrap();
+        let y32 = ctx().call(&a, &shape).run(&widen(&x)).unwrap();
         assert_rounded(&y, &y32, &format!("{a} on the small device"));
     }
     // input and output in one buffer, 40,001 elements apart: the input is staged
@@ -871,12 +901,15 @@ fn half_chunks_on_a_small_device() {
         BufferRegion::at(&buf, 2 * 40_002).with_storage(Storage::F16),
     );
     submit(&small, |e| {
-        small.encode(e, &gelu, input, output, len as u64).unwrap()
+        small.call(&gelu, &[len]).encode(e, input, output).unwrap()
     });
     let got: Vec<f16> = small.download_typed(output, len as u64).unwrap();
     assert_rounded(
         &got,
-        &ctx().run(&gelu, &widen(&x)).unwrap(),
+        &ctx()
+            .call(&gelu, &[widen(&x).len()])
+            .run(&widen(&x))
+            .unwrap(),
         "a staged f16 input",
     );
     let kept: Vec<f16> = small.download_typed(input, len as u64).unwrap();
@@ -892,7 +925,7 @@ fn half_chunks_on_a_small_device() {
 /// lane-strategy f32 run rounded once.
 fn register_strategies<T: Half>() {
     for (name, ctx) in both_contexts() {
-        let long = 2 * ctx.registers_capacity() + 8;
+        let long = 2 * ctx.facts().registers_capacity + 8;
         for (rows, axis, dim, strategy) in [
             (6usize, 128usize, -1i64, Strategy::Registers),
             (5, 332, -1, Strategy::Registers),
@@ -917,7 +950,9 @@ fn register_strategies<T: Half>() {
                 })
                 .collect();
             let want = ctx
-                .run_rows(&softmax, &widen(&x), &shape, Strategy::Lane)
+                .call(&softmax, &shape)
+                .strategy(Strategy::Lane)
+                .run(&widen(&x))
                 .unwrap();
             for in_place in [false, true] {
                 let src = padded_buffer(ctx, &x, 4, 3);
@@ -928,15 +963,10 @@ fn register_strategies<T: Half>() {
                 let region =
                     |b, at: usize| BufferRegion::at(b, 2 * at as u64).with_storage(T::STORAGE);
                 submit(ctx, |e| {
-                    ctx.encode_rows(
-                        e,
-                        &softmax,
-                        region(&src, 4),
-                        region(out, lead),
-                        &shape,
-                        strategy,
-                    )
-                    .unwrap()
+                    ctx.call(&softmax, &shape)
+                        .strategy(strategy)
+                        .encode(e, region(&src, 4), region(out, lead))
+                        .unwrap()
                 });
                 let all: Vec<T> = ctx
                     .download_typed(

@@ -19,7 +19,7 @@ pub fn main(
         println!("|---|---|---|---|---|");
     } else {
         println!("adapter: {}", ctx.adapter_name());
-        println!("adapter facts: {}", ctx.adapter_facts());
+        println!("adapter facts: {}", ctx.facts());
         println!(
             "backward, elementwise ops: {} inputs (as the forward's sweep), grad_output 1",
             sweep.len()
@@ -64,7 +64,7 @@ fn measure(
             Saved::Output => cpu::reference(a, sweep),
         };
         let g = vec![1.0; saved.len()];
-        let got = ctx.run_backward(a, &saved, &g)?;
+        let got = ctx.call(a, &[saved.len()]).run_backward(&saved, &g)?;
         let p: Vec<f64> = a.params().iter().map(|&v| f64::from(v)).collect();
         let bound = op.backward().accuracy;
         let (mut worst, mut at, mut worst_abs) = (0u64, 0usize, 0.0f64);
@@ -99,8 +99,9 @@ fn measure(
     }
     if op.random().is_some() {
         let g: Vec<f32> = (0..sweep.len()).map(|i| 1.0 + (i % 7) as f32).collect();
-        let got = ctx.run_backward(a, sweep, &g)?;
+        let got = ctx.call(a, &[sweep.len()]).run_backward(sweep, &g)?;
         let want = ctx
+            .facts()
             .float_model()
             .backward_reference(a, sweep, &g)
             .expect("a random op");
@@ -121,7 +122,7 @@ fn measure(
         state ^= state << 17;
         scale * ((state >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
     };
-    let shapes: Vec<(Vec<usize>, i64)> = if op.info().is_statistical() {
+    let shapes: Vec<(Vec<usize>, i64)> = if op.info().is_dice() {
         vec![(vec![1024, 64], 0), (vec![3, 5, 7], 0)]
     } else if op.grouped().is_some() {
         vec![(vec![64, 1000], -1), (vec![30, 4, 100], 1)]
@@ -135,7 +136,7 @@ fn measure(
     };
     let mut worst = (0.0f64, String::new());
     for (shape, dim) in shapes {
-        let a = if op.info().is_statistical() {
+        let a = if op.info().is_dice() {
             *a
         } else {
             a.with("dim", dim as f32)?
@@ -151,7 +152,7 @@ fn measure(
                 .map(|v| v as f32)
                 .collect(),
         };
-        let got = ctx.run_backward_shaped(&a, &saved, &g, &shape)?;
+        let got = ctx.call(&a, &shape).run_backward(&saved, &g)?;
         let want = cpu::reference_backward_f64(&a, &saved, &g, &shape)?;
         let error = match op.backward().accuracy {
             Accuracy::Relative { .. } if op.softmax().is_some() => {

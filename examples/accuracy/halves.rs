@@ -14,7 +14,7 @@ fn measure<T: Element>(
     from_f64: impl Fn(f64) -> T,
 ) -> Result<(u32, usize), Box<dyn std::error::Error>> {
     let x: Vec<T> = (0..=u16::MAX).map(&from_bits).collect();
-    let y = ctx.run_typed(a, &x, &[x.len()])?;
+    let y = ctx.call(a, &[x.len()]).run(&x)?;
     let ordered = |v: T| {
         let b = bits(v);
         let m = i32::from(b & 0x7fff);

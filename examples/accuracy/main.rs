@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("|---|---|---|---|---|");
     } else {
         println!("adapter: {}", ctx.adapter_name());
-        println!("adapter facts: {}", ctx.adapter_facts());
+        println!("adapter facts: {}", ctx.facts());
         println!(
             "inputs: {} (every 997th f32 bit pattern of each sign, [-20, 20] step 2^-10, extremal values)",
             input.len()
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     for a in &activations {
-        let (ulp, worst) = if a.op().info().is_statistical() {
+        let (ulp, worst) = if a.op().info().is_dice() {
             let (err, worst) = dice_error(&ctx, a)?;
             (format!("{err:.1e} rel"), worst)
         } else if let Accuracy::Relative { rel, abs } = a.op().info().accuracy {
@@ -59,8 +59,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else if a.op().random().is_some() {
             // seeded per element index: the CPU, mirroring this adapter's float model
             // (whether it flushes subnormals), reproduces the GPU's bits (NaN as NaN)
-            let output = ctx.run(a, &input)?;
-            let expected = ctx.float_model().reference(a, &input).expect("a random op");
+            let output = ctx.call(a, &[input.len()]).run(&input)?;
+            let expected = ctx
+                .facts()
+                .float_model()
+                .reference(a, &input)
+                .expect("a random op");
             let differ = output
                 .iter()
                 .zip(&expected)
@@ -73,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else if let Some(k) = a.group_size() {
             // the sweep as one axis of groups
             let n = input.len() / k * k;
-            let output = ctx.run_shaped(a, &input[..n], &[n])?;
+            let output = ctx.call(a, &[n]).run(&input[..n])?;
             let expected = cpu::reference_shaped_f64(a, &input[..n], &[n])?;
             let (mut worst_ulp, mut at) = (0u64, 0usize);
             for (i, (&y, &r)) in output.iter().zip(&expected).enumerate() {
@@ -96,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             (ulp, worst)
         } else {
-            let output = ctx.run(a, &input)?;
+            let output = ctx.call(a, &[input.len()]).run(&input)?;
             let r = accuracy::compare(a, &input, &output);
             let ulp = if r.max_ulp == u64::MAX {
                 "NaN!".to_string()
@@ -185,7 +189,7 @@ fn softmax_error(
             .map(|i| uniform([1.0, 10.0, 100.0][(i / cols) % 3]))
             .collect();
         let a = a.with("dim", dim as f32)?;
-        let y = ctx.run_shaped(&a, &x, &shape)?;
+        let y = ctx.call(&a, &shape).run(&x)?;
         let r = cpu::reference_shaped_f64(&a, &x, &shape)?;
         let report = accuracy::compare_relative(&r, &y, rel, abs);
         if report.max_error >= worst.0 {
@@ -213,7 +217,7 @@ fn dice_error(ctx: &Context, a: &Activation) -> Result<(f64, String), Box<dyn st
         let x: Vec<f32> = (0..n)
             .map(|i| scale * (((i * 7919) % 1000) as f32 / 500.0 - 1.0))
             .collect();
-        let y = ctx.run_shaped(a, &x, &shape)?;
+        let y = ctx.call(a, &shape).run(&x)?;
         let r = cpu::reference_shaped_f64(a, &x, &shape)?;
         let report = accuracy::compare_relative(&r, &y, 1e-5, 1e-12);
         if report.max_error >= worst.0 {

@@ -154,7 +154,7 @@ fn element_errors(
     let run = |e: wgpu_activations::Error| Failure::Run(e.to_string());
     let magnitude = if op.softmax().is_some() {
         Some(cpu::backward_magnitude(a, saved, g, shape).map_err(run)?)
-    } else if op.info().is_statistical() {
+    } else if op.info().is_dice() {
         let features = saved.len() / shape.first().copied().unwrap_or(1).max(1);
         let alpha = vec![a.params()[0]; features];
         Some(

@@ -58,9 +58,9 @@ pub(super) fn forward(
     shape: &[usize],
 ) -> Result<Vec<f32>> {
     match dtype {
-        Storage::F32 => ctx.run_shaped(a, x, shape),
-        Storage::F16 => Ok(widen(ctx.run_typed(a, &typed::<f16>(x), shape)?)),
-        Storage::Bf16 => Ok(widen(ctx.run_typed(a, &typed::<bf16>(x), shape)?)),
+        Storage::F32 => ctx.call(a, shape).run(x),
+        Storage::F16 => Ok(widen(ctx.call(a, shape).run(&typed::<f16>(x))?)),
+        Storage::Bf16 => Ok(widen(ctx.call(a, shape).run(&typed::<bf16>(x))?)),
     }
 }
 
@@ -74,19 +74,15 @@ pub(super) fn backward(
     shape: &[usize],
 ) -> Result<Vec<f32>> {
     match dtype {
-        Storage::F32 => ctx.run_backward_shaped(a, saved, g, shape),
-        Storage::F16 => Ok(widen(ctx.run_backward_typed(
-            a,
-            &typed::<f16>(saved),
-            &typed::<f16>(g),
-            shape,
-        )?)),
-        Storage::Bf16 => Ok(widen(ctx.run_backward_typed(
-            a,
-            &typed::<bf16>(saved),
-            &typed::<bf16>(g),
-            shape,
-        )?)),
+        Storage::F32 => ctx.call(a, shape).run_backward(saved, g),
+        Storage::F16 => Ok(widen(
+            ctx.call(a, shape)
+                .run_backward(&typed::<f16>(saved), &typed::<f16>(g))?,
+        )),
+        Storage::Bf16 => Ok(widen(
+            ctx.call(a, shape)
+                .run_backward(&typed::<bf16>(saved), &typed::<bf16>(g))?,
+        )),
     }
 }
 

@@ -36,7 +36,7 @@ pub fn reference_backward_f64(
             Ok(softmax_backward(activation, kind, saved, grad_output, shape)?.0)
         }
         Kernel::Grouped(kind) => grouped_backward(activation, kind, saved, grad_output, shape),
-        Kernel::Statistical => {
+        Kernel::Dice => {
             let (_, features) = crate::shape::batch_features(shape, saved.len())?;
             let alpha = vec![activation.params()[0]; features];
             let eps = activation.params()[1];
@@ -136,25 +136,7 @@ fn grouped_backward(
     let xv = |i: usize| f64::from(x[i]);
     let mut out = vec![0.0; x.len()];
     if kind.is_gated() {
-        let gate = kind.gate();
-        for ((ia, ib), &gt) in view.half_pairs().zip(g) {
-            let (a, b, gt) = (xv(ia), xv(ib), f64::from(gt));
-            match gate {
-                // gate(a) b: the gate's backward of g b for a, g gate(a) for b
-                Some(op) => {
-                    let (_, f) = op.elementwise().expect("an elementwise gate");
-                    let (_, df) = op.elementwise_grad().expect("an elementwise gate");
-                    out[ia] = df(a, gt * b, &[]);
-                    // the gate rounded to f32, as in the forward
-                    out[ib] = gt * f64::from(f(a, &[]) as f32);
-                }
-                None => {
-                    out[ia] = gt * sigmoid64(b);
-                    out[ib] = gt * a * sigmoid64(b) * sigmoid64(-b);
-                }
-            }
-        }
-        return Ok(out);
+        return Ok(gated_backward(kind, view, x, g));
     }
     let groups = RowView {
         outer: view.outer * (view.axis / k),
@@ -187,6 +169,31 @@ fn grouped_backward(
         out[groups.index(r, best)] = gr;
     }
     Ok(out)
+}
+
+/// The backward of glu and the gated units over the halves (a, b) of the axis.
+fn gated_backward(kind: GroupKind, view: RowView, x: &[f32], g: &[f32]) -> Vec<f64> {
+    let xv = |i: usize| f64::from(x[i]);
+    let mut out = vec![0.0; x.len()];
+    let gate = kind.gate();
+    for ((ia, ib), &gt) in view.half_pairs().zip(g) {
+        let (a, b, gt) = (xv(ia), xv(ib), f64::from(gt));
+        match gate {
+            // gate(a) b: the gate's backward of g b for a, g gate(a) for b
+            Some(op) => {
+                let (_, f) = op.elementwise().expect("an elementwise gate");
+                let (_, df) = op.elementwise_grad().expect("an elementwise gate");
+                out[ia] = df(a, gt * b, &[]);
+                // the gate rounded to f32, as in the forward
+                out[ib] = gt * f64::from(f(a, &[]) as f32);
+            }
+            None => {
+                out[ia] = gt * sigmoid64(b);
+                out[ib] = gt * a * sigmoid64(b) * sigmoid64(-b);
+            }
+        }
+    }
+    out
 }
 
 /// PReLU's backward with 1 or C weights (C = dim 1 of `shape`): (grad_input,
@@ -225,7 +232,7 @@ pub fn reference_prelu_backward(
     Ok((gx, gw))
 }
 
-/// Dice's backward in f64 (see [`crate::Context::encode_dice_backward`]).
+/// Dice's backward in f64 (see [`crate::Params`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DiceBackward {
     /// grad_input.
@@ -237,6 +244,27 @@ pub struct DiceBackward {
     pub magnitude: Vec<f64>,
     /// Per feature, the sum of |g x (1 - p)| (grad_alpha's bound is relative to it).
     pub alpha_magnitude: Vec<f64>,
+}
+
+/// One feature's column of dice's backward: (x, g, z, p, q) per batch row, `z` the
+/// standardised x, `p = sigmoid(z)` and `q = g x (1 - a) p (1 - p)`.
+fn dice_column(
+    x: &[f32],
+    grad_output: &[f32],
+    (f, features, batch): (usize, usize, usize),
+    (mean, s, a): (f64, f64, f64),
+) -> Vec<(f64, f64, f64, f64, f64)> {
+    (0..batch)
+        .map(|b| {
+            let (xv, g) = (
+                f64::from(x[b * features + f]),
+                f64::from(grad_output[b * features + f]),
+            );
+            let z = (xv - mean) / s;
+            let (p, pm) = (sigmoid64(z), sigmoid64(-z));
+            (xv, g, z, p, g * xv * (1.0 - a) * p * pm)
+        })
+        .collect()
 }
 
 /// Dice's backward: x and grad_output of `shape` (batch on dim 0), one alpha per feature,
@@ -257,7 +285,7 @@ pub fn reference_dice_backward(
     running: Option<(&[f32], &[f32])>,
     eps: f32,
 ) -> Result<DiceBackward> {
-    crate::shape::check_alpha_len(shape, x.len(), alpha)?;
+    crate::shape::check_per_feature(shape, x.len(), &[(crate::shape::ALPHAS, alpha.len())])?;
     crate::shape::check_grad_len(x.len(), grad_output.len(), x.len())?;
     let (batch, features) = crate::shape::batch_features(shape, x.len())?;
     let stats = super::batch_stats(x, batch, features);
@@ -275,17 +303,7 @@ pub fn reference_dice_backward(
         };
         let s = (var + f64::from(eps)).sqrt();
         let a = f64::from(alpha[f]);
-        let column: Vec<(f64, f64, f64, f64, f64)> = (0..batch)
-            .map(|b| {
-                let (xv, g) = (
-                    f64::from(x[b * features + f]),
-                    f64::from(grad_output[b * features + f]),
-                );
-                let z = (xv - mean) / s;
-                let (p, pm) = (sigmoid64(z), sigmoid64(-z));
-                (xv, g, z, p, g * xv * (1.0 - a) * p * pm)
-            })
-            .collect();
+        let column = dice_column(x, grad_output, (f, features, batch), (mean, s, a));
         let (mut q1, mut q2, mut aq1, mut aq2) = (0.0, 0.0, 0.0, 0.0);
         for &(_, _, z, _, q) in &column {
             q1 += q / n;

@@ -69,7 +69,7 @@ pub fn reference_shaped_f64(
     }
     let kind = match op.info().kernel {
         Kernel::Grouped(kind) => return grouped(activation, kind, input, shape),
-        Kernel::Statistical => return dice(activation, input, shape),
+        Kernel::Dice => return dice(activation, input, shape),
         Kernel::Random(kind) => {
             crate::shape::check_len(shape, input.len())?;
             let p = activation.params();
@@ -164,7 +164,7 @@ pub fn reference_dice_train(
     alpha: &[f32],
     eps: f32,
 ) -> Result<Vec<f64>> {
-    crate::shape::check_alpha_len(shape, input.len(), alpha)?;
+    crate::shape::check_per_feature(shape, input.len(), &[(crate::shape::ALPHAS, alpha.len())])?;
     let (batch, features) = crate::shape::batch_features(shape, input.len())?;
     let stats = batch_stats(input, batch, features);
     Ok(input
@@ -207,7 +207,13 @@ pub fn reference_dice_eval(
     alpha: &[f32],
     eps: f32,
 ) -> Result<Vec<f64>> {
-    crate::shape::check_eval_lengths(shape, input.len(), [mean, var, alpha])?;
+    let names = crate::shape::RUNNING;
+    let lens = [
+        (names[0], mean.len()),
+        (names[1], var.len()),
+        (names[2], alpha.len()),
+    ];
+    crate::shape::check_per_feature(shape, input.len(), &lens)?;
     let (_, features) = crate::shape::batch_features(shape, input.len())?;
     Ok(input
         .iter()

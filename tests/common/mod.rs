@@ -35,7 +35,10 @@ pub fn relaxed_ctx() -> &'static Context {
             ..Default::default()
         })
         .expect("a context with emulated relaxed semantics");
-        assert!(ctx.flushes_subnormals(), "the relaxed mode must flush");
+        assert!(
+            ctx.facts().flushes_subnormals,
+            "the relaxed mode must flush"
+        );
         ctx
     })
 }
@@ -71,14 +74,13 @@ pub fn gpu_apply(ctx: &Context, a: &Activation, input: &[f32]) -> Vec<f32> {
     let src = storage_buffer(ctx, if input.is_empty() { &[0.0] } else { input });
     let dst = poisoned_buffer(ctx, input.len());
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode(
-        &mut encoder,
-        a,
-        BufferRegion::new(&src),
-        BufferRegion::new(&dst),
-        input.len() as u64,
-    )
-    .unwrap();
+    ctx.call(a, &[input.len()])
+        .encode(
+            &mut encoder,
+            BufferRegion::new(&src),
+            BufferRegion::new(&dst),
+        )
+        .unwrap();
     ctx.queue().submit([encoder.finish()]);
     ctx.download(BufferRegion::new(&dst), input.len() as u64)
         .unwrap()
@@ -231,15 +233,14 @@ pub fn gpu_rows(
     };
     let out = dst.as_ref().unwrap_or(&src);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    ctx.encode_rows(
-        &mut encoder,
-        a,
-        BufferRegion::new(&src),
-        BufferRegion::new(out),
-        shape,
-        strategy,
-    )
-    .unwrap_or_else(|e| panic!("{a} {shape:?} {strategy:?}: {e}"));
+    ctx.call(a, shape)
+        .strategy(strategy)
+        .encode(
+            &mut encoder,
+            BufferRegion::new(&src),
+            BufferRegion::new(out),
+        )
+        .unwrap_or_else(|e| panic!("{a} {shape:?} {strategy:?}: {e}"));
     ctx.queue().submit([encoder.finish()]);
     ctx.download(BufferRegion::new(out), input.len() as u64)
         .unwrap()
@@ -302,7 +303,255 @@ pub fn tree_ctx() -> &'static Context {
             ..Default::default()
         })
         .expect("a context without optional features");
-        assert!(!ctx.subgroups());
+        assert!(!ctx.facts().subgroups);
         ctx
     })
+}
+
+pub use wgpu_activations::{Direction, ParamTensor, Params, Storage};
+
+/// Counts the errors that reach `ctx`'s device's uncaptured-error handler (printing each).
+pub fn count_uncaptured(ctx: &Context) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    ctx.device()
+        .on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            eprintln!("uncaptured: {e}");
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+    count
+}
+
+/// PReLU's spec (its one weight is replaced by the call's weight tensor).
+pub fn prelu_op() -> Activation {
+    Activation::example(Op::Prelu)
+}
+
+/// A softmax-family call on rows of `view` (a tensor [outer, axis, inner] along dim 1).
+fn rows_call(ctx: &Context, view: wgpu_activations::RowView) -> wgpu_activations::Call<'_> {
+    let softmax: Activation = "softmax(dim=1)".parse().unwrap();
+    ctx.call(&softmax, &[view.outer, view.axis, view.inner])
+}
+
+/// Whether `strategy` serves the forward of f32 rows of `view` on `ctx`.
+pub fn serves(ctx: &Context, strategy: Strategy, view: wgpu_activations::RowView) -> bool {
+    rows_call(ctx, view)
+        .strategy(strategy)
+        .row_plan(Direction::Forward, Storage::F32)
+        .is_ok()
+}
+
+/// What `Auto` runs for the forward of f32 rows of `view` on `ctx`.
+pub fn auto_strategy(ctx: &Context, view: wgpu_activations::RowView) -> Strategy {
+    rows_call(ctx, view)
+        .row_plan(Direction::Forward, Storage::F32)
+        .unwrap()
+        .strategy
+}
+
+/// How `Strategy::Registers` holds contiguous rows of `axis`: (invocations per row, vec4s
+/// each), or `None` past its capacity.
+pub fn registers_shape(ctx: &Context, axis: u64) -> Option<(u64, u64)> {
+    let view = wgpu_activations::RowView::new(&[1, axis as usize], -1, axis as usize).unwrap();
+    rows_call(ctx, view)
+        .strategy(Strategy::Registers)
+        .row_plan(Direction::Forward, Storage::F32)
+        .ok()
+        .map(|p| (p.lanes, p.vec4s_per_lane))
+}
+
+/// Where PReLU's backward reads and writes.
+#[derive(Clone, Copy, Debug)]
+pub struct PreluGradRegions<'a> {
+    pub x: BufferRegion<'a>,
+    pub grad_output: BufferRegion<'a>,
+    pub grad_input: BufferRegion<'a>,
+    pub weight: BufferRegion<'a>,
+    pub grad_weight: BufferRegion<'a>,
+}
+
+/// PReLU's backward with `weights` weights from `r.weight` on a tensor of `shape`.
+pub fn encode_prelu_backward(
+    ctx: &Context,
+    encoder: &mut wgpu::CommandEncoder,
+    r: PreluGradRegions<'_>,
+    weights: usize,
+    shape: &[usize],
+) -> Result<(), wgpu_activations::Error> {
+    let weight = ParamTensor::Buffer(r.weight, weights);
+    ctx.call(&prelu_op(), shape)
+        .params(Params::Prelu { weight })
+        .param_grad(r.grad_weight)
+        .encode_backward(encoder, r.x, r.grad_output, r.grad_input)
+}
+
+/// PReLU's backward on slices: (grad_input, grad_weight).
+pub fn run_prelu_backward(
+    ctx: &Context,
+    x: &[f32],
+    g: &[f32],
+    shape: &[usize],
+    weight: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>), wgpu_activations::Error> {
+    ctx.call(&prelu_op(), shape)
+        .params(Params::Prelu {
+            weight: weight.into(),
+        })
+        .run_gradients(x, g)
+}
+
+/// Dice's spec with alpha 0 (replaced by the call's alpha tensor) and `eps`.
+pub fn dice_op(eps: f32) -> Result<Activation, wgpu_activations::Error> {
+    Activation::from_params(Op::Dice, &[0.0, eps])
+}
+
+/// The features of a dice tensor of `shape` (every dim but the batch's).
+fn features(shape: &[usize]) -> usize {
+    shape.iter().skip(1).product()
+}
+
+/// Dice's evaluation-mode statistics in the caller's buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct DiceEval<'a> {
+    pub mean: BufferRegion<'a>,
+    pub var: BufferRegion<'a>,
+    pub alpha: BufferRegion<'a>,
+    pub eps: f32,
+}
+
+/// Dice in training mode with one alpha per feature from `alpha`.
+pub fn encode_dice_train(
+    ctx: &Context,
+    encoder: &mut wgpu::CommandEncoder,
+    input: BufferRegion<'_>,
+    output: BufferRegion<'_>,
+    alpha: BufferRegion<'_>,
+    eps: f32,
+    shape: &[usize],
+) -> Result<(), wgpu_activations::Error> {
+    let alpha = ParamTensor::Buffer(alpha, features(shape));
+    ctx.call(&dice_op(eps)?, shape)
+        .params(Params::DiceTrain { alpha })
+        .encode(encoder, input, output)
+}
+
+/// Dice in evaluation mode.
+pub fn encode_dice_eval(
+    ctx: &Context,
+    encoder: &mut wgpu::CommandEncoder,
+    input: BufferRegion<'_>,
+    output: BufferRegion<'_>,
+    s: DiceEval<'_>,
+    shape: &[usize],
+) -> Result<(), wgpu_activations::Error> {
+    let f = features(shape);
+    let [mean, var, alpha] = [s.mean, s.var, s.alpha].map(|r| ParamTensor::Buffer(r, f));
+    ctx.call(&dice_op(s.eps)?, shape)
+        .params(Params::DiceEval { mean, var, alpha })
+        .encode(encoder, input, output)
+}
+
+/// Dice in training mode on slices.
+pub fn run_dice_train(
+    ctx: &Context,
+    x: &[f32],
+    shape: &[usize],
+    alpha: &[f32],
+    eps: f32,
+) -> Result<Vec<f32>, wgpu_activations::Error> {
+    ctx.call(&dice_op(eps)?, shape)
+        .params(Params::DiceTrain {
+            alpha: alpha.into(),
+        })
+        .run(x)
+}
+
+/// Dice in evaluation mode on slices.
+pub fn run_dice_eval(
+    ctx: &Context,
+    x: &[f32],
+    shape: &[usize],
+    mean: &[f32],
+    var: &[f32],
+    alpha: &[f32],
+    eps: f32,
+) -> Result<Vec<f32>, wgpu_activations::Error> {
+    let params = Params::DiceEval {
+        mean: mean.into(),
+        var: var.into(),
+        alpha: alpha.into(),
+    };
+    ctx.call(&dice_op(eps)?, shape).params(params).run(x)
+}
+
+/// Where dice's backward reads and writes.
+#[derive(Clone, Copy, Debug)]
+pub struct DiceGrad<'a> {
+    pub x: BufferRegion<'a>,
+    pub grad_output: BufferRegion<'a>,
+    pub grad_input: BufferRegion<'a>,
+    pub alpha: BufferRegion<'a>,
+    pub grad_alpha: BufferRegion<'a>,
+}
+
+/// Which statistics dice's forward used.
+#[derive(Clone, Copy, Debug)]
+pub enum DiceStats<'a> {
+    Batch {
+        eps: f32,
+    },
+    Running {
+        mean: BufferRegion<'a>,
+        var: BufferRegion<'a>,
+        eps: f32,
+    },
+}
+
+/// Dice's backward with one alpha per feature, writing grad_alpha.
+pub fn encode_dice_backward(
+    ctx: &Context,
+    encoder: &mut wgpu::CommandEncoder,
+    r: DiceGrad<'_>,
+    stats: DiceStats<'_>,
+    shape: &[usize],
+) -> Result<(), wgpu_activations::Error> {
+    let f = features(shape);
+    let alpha = ParamTensor::Buffer(r.alpha, f);
+    let (eps, params) = match stats {
+        DiceStats::Batch { eps } => (eps, Params::DiceTrain { alpha }),
+        DiceStats::Running { mean, var, eps } => {
+            let [mean, var] = [mean, var].map(|m| ParamTensor::Buffer(m, f));
+            (eps, Params::DiceEval { mean, var, alpha })
+        }
+    };
+    ctx.call(&dice_op(eps)?, shape)
+        .params(params)
+        .param_grad(r.grad_alpha)
+        .encode_backward(encoder, r.x, r.grad_output, r.grad_input)
+}
+
+/// Dice's backward on slices: (grad_input, grad_alpha), with the running (mean,
+/// variance) of evaluation mode or the batch statistics.
+pub fn run_dice_backward(
+    ctx: &Context,
+    x: &[f32],
+    g: &[f32],
+    shape: &[usize],
+    alpha: &[f32],
+    running: Option<(&[f32], &[f32])>,
+    eps: f32,
+) -> Result<(Vec<f32>, Vec<f32>), wgpu_activations::Error> {
+    let alpha = alpha.into();
+    let params = match running {
+        None => Params::DiceTrain { alpha },
+        Some((mean, var)) => Params::DiceEval {
+            mean: mean.into(),
+            var: var.into(),
+            alpha,
+        },
+    };
+    ctx.call(&dice_op(eps)?, shape)
+        .params(params)
+        .run_gradients(x, g)
 }

@@ -26,10 +26,13 @@
 //! were computed). Not emulated: fused multiply-add contraction (lavapipe's `fma` is not
 //! fused, so it cannot be emulated there) and other reassociations.
 
+mod remap;
+
 use naga::{
-    Arena, BinaryOperator, Block, Expression, Function, Handle, Literal, MathFunction, Module,
-    Range, ScalarKind, Span, Statement, TypeInner, UnaryOperator, UniqueArena, VectorSize,
+    Arena, BinaryOperator, Expression, Function, Handle, Literal, MathFunction, Module, ScalarKind,
+    Span, TypeInner, UnaryOperator, UniqueArena, VectorSize,
 };
+use remap::{remap_block, remap_expression};
 
 /// The smallest normal f32, 2^-126.
 const MIN_NORMAL: f32 = f32::MIN_POSITIVE;
@@ -136,21 +139,20 @@ fn rewrite(
                 left: l, right: r, ..
             },
         ) if shape(left).is_some() || shape(right).is_some() => {
-            let (sl, sr) = (shape(left), shape(right));
-            let scalar = shape(h) == Some(None);
-            if let Some(v) = scalar
+            let distributed = (shape(h) == Some(None))
                 .then(|| distribute(b, old, globals, map, op, left, right))
-                .flatten()
-            {
-                v
-            } else if is_arithmetic(op) {
-                let v = b.arithmetic(op, (l, sl), (r, sr));
-                b.flush(v, shape(h))
-            } else {
-                // comparisons
-                let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
-                b.binary(op, fl, fr)
-            }
+                .flatten();
+            distributed.unwrap_or_else(|| {
+                let (sl, sr) = (shape(left), shape(right));
+                if is_arithmetic(op) {
+                    let v = b.arithmetic(op, (l, sl), (r, sr));
+                    b.flush(v, shape(h))
+                } else {
+                    // comparisons
+                    let (fl, fr) = (b.flush(l, sl), b.flush(r, sr));
+                    b.binary(op, fl, fr)
+                }
+            })
         }
         (
             &Expression::Unary {
@@ -165,35 +167,32 @@ fn rewrite(
                 expr: fx,
             })
         }
-        (
-            &Expression::Math {
-                fun,
-                arg,
-                arg1,
-                arg2,
-                arg3,
-            },
-            Expression::Math {
-                arg: a0,
-                arg1: a1,
-                arg2: a2,
-                arg3: a3,
-                ..
-            },
-        ) => {
+        (&Expression::Math { fun, .. }, new @ Expression::Math { .. }) => {
+            let (old_args, new_args) = (math_args(expr), math_args(&new));
             let arg_shape = |o: Option<Handle<Expression>>| o.and_then(shape);
-            let v = b.math(
-                fun,
-                (a0, shape(arg)),
-                [
-                    (a1, arg_shape(arg1)),
-                    (a2, arg_shape(arg2)),
-                    (a3, arg_shape(arg3)),
-                ],
+            let first = (
+                new_args[0].expect("a math function's argument"),
+                arg_shape(old_args[0]),
             );
+            let rest = [1, 2, 3].map(|i| (new_args[i], arg_shape(old_args[i])));
+            let v = b.math(fun, first, rest);
             b.flush(v, shape(h))
         }
         (_, e) => b.push(e),
+    }
+}
+
+/// A math expression's arguments (`None` past its last).
+fn math_args(e: &Expression) -> [Option<Handle<Expression>>; 4] {
+    match *e {
+        Expression::Math {
+            arg,
+            arg1,
+            arg2,
+            arg3,
+            ..
+        } => [Some(arg), arg1, arg2, arg3],
+        _ => [None; 4],
     }
 }
 
@@ -387,220 +386,4 @@ impl Builder<'_> {
             reject: flushed,
         })
     }
-}
-
-/// Maps the expression handles inside `e` with `f`; an error for expression kinds this
-/// crate's shaders do not use (images, ray queries, cooperative matrices).
-fn remap_expression(
-    e: &mut Expression,
-    f: impl Fn(Handle<Expression>) -> Handle<Expression>,
-) -> Result<(), String> {
-    let m = |h: &mut Handle<Expression>| *h = f(*h);
-    match e {
-        Expression::Literal(_)
-        | Expression::Constant(_)
-        | Expression::Override(_)
-        | Expression::ZeroValue(_)
-        | Expression::FunctionArgument(_)
-        | Expression::GlobalVariable(_)
-        | Expression::LocalVariable(_)
-        | Expression::CallResult(_)
-        | Expression::AtomicResult { .. }
-        | Expression::WorkGroupUniformLoadResult { .. }
-        | Expression::SubgroupBallotResult
-        | Expression::SubgroupOperationResult { .. } => {}
-        Expression::Compose { components, .. } => components.iter_mut().for_each(m),
-        Expression::Access { base, index } => {
-            m(base);
-            m(index);
-        }
-        Expression::AccessIndex { base, .. } => m(base),
-        Expression::Splat { value, .. } => m(value),
-        Expression::Swizzle { vector, .. } => m(vector),
-        Expression::Load { pointer } => m(pointer),
-        Expression::Unary { expr, .. }
-        | Expression::As { expr, .. }
-        | Expression::ArrayLength(expr) => m(expr),
-        Expression::Relational { argument, .. } => m(argument),
-        Expression::Binary { left, right, .. } => {
-            m(left);
-            m(right);
-        }
-        Expression::Select {
-            condition,
-            accept,
-            reject,
-        } => {
-            m(condition);
-            m(accept);
-            m(reject);
-        }
-        Expression::Math {
-            arg,
-            arg1,
-            arg2,
-            arg3,
-            ..
-        } => {
-            m(arg);
-            arg1.iter_mut()
-                .chain(arg2.iter_mut())
-                .chain(arg3.iter_mut())
-                .for_each(m);
-        }
-        other => return Err(format!("relaxed mode: unsupported expression {other:?}")),
-    }
-    Ok(())
-}
-
-/// The body with every expression handle mapped, `Emit` ranges widened to the expressions
-/// inserted for them and split around the literals (which naga requires outside `Emit`).
-fn remap_block(
-    block: Block,
-    map: &[Handle<Expression>],
-    first: &[Handle<Expression>],
-    arena: &Arena<Expression>,
-) -> Result<Block, String> {
-    let m = |h: &mut Handle<Expression>| *h = map[h.index()];
-    let mut out = Block::with_capacity(block.len());
-    for (mut stmt, span) in block.span_into_iter() {
-        match &mut stmt {
-            Statement::Emit(range) => {
-                if let Some((lo, hi)) = range.first_and_last() {
-                    let (lo, hi) = (first[lo.index()], map[hi.index()]);
-                    push_emits(&mut out, arena, lo, hi, span);
-                }
-                continue;
-            }
-            Statement::Block(inner) => {
-                *inner = remap_block(std::mem::take(inner), map, first, arena)?;
-            }
-            Statement::If {
-                condition,
-                accept,
-                reject,
-            } => {
-                m(condition);
-                *accept = remap_block(std::mem::take(accept), map, first, arena)?;
-                *reject = remap_block(std::mem::take(reject), map, first, arena)?;
-            }
-            Statement::Switch { selector, cases } => {
-                m(selector);
-                for case in cases.iter_mut() {
-                    case.body = remap_block(std::mem::take(&mut case.body), map, first, arena)?;
-                }
-            }
-            Statement::Loop {
-                body,
-                continuing,
-                break_if,
-            } => {
-                *body = remap_block(std::mem::take(body), map, first, arena)?;
-                *continuing = remap_block(std::mem::take(continuing), map, first, arena)?;
-                break_if.iter_mut().for_each(m);
-            }
-            leaf => remap_leaf(leaf, map)?,
-        }
-        out.push(stmt, span);
-    }
-    Ok(out)
-}
-
-/// `Emit` statements for the new expressions `lo..=hi` (an old `Emit`'s range widened
-/// to the expressions inserted for it), split around the literals, which naga requires
-/// outside `Emit`.
-fn push_emits(
-    out: &mut Block,
-    arena: &Arena<Expression>,
-    lo: Handle<Expression>,
-    hi: Handle<Expression>,
-    span: Span,
-) {
-    let mut run: Option<(Handle<Expression>, Handle<Expression>)> = None;
-    for (h, e) in arena
-        .iter()
-        .skip(lo.index())
-        .take(hi.index() + 1 - lo.index())
-    {
-        if e.needs_pre_emit() {
-            if let Some((a, z)) = run.take() {
-                out.push(Statement::Emit(Range::new_from_bounds(a, z)), span);
-            }
-        } else {
-            run = Some((run.map_or(h, |(a, _)| a), h));
-        }
-    }
-    if let Some((a, z)) = run {
-        out.push(Statement::Emit(Range::new_from_bounds(a, z)), span);
-    }
-}
-
-/// Maps the expression handles of a statement that holds no block; an error for the
-/// statements this crate's shaders do not use (images, ray queries, ...).
-fn remap_leaf(stmt: &mut Statement, map: &[Handle<Expression>]) -> Result<(), String> {
-    let m = |h: &mut Handle<Expression>| *h = map[h.index()];
-    match stmt {
-        Statement::Break
-        | Statement::Continue
-        | Statement::Kill
-        | Statement::ControlBarrier(_)
-        | Statement::MemoryBarrier(_) => {}
-        Statement::Return { value } => value.iter_mut().for_each(m),
-        Statement::Store { pointer, value } => {
-            m(pointer);
-            m(value);
-        }
-        Statement::Atomic {
-            pointer,
-            value,
-            result,
-            fun,
-        } => {
-            m(pointer);
-            m(value);
-            result.iter_mut().for_each(m);
-            if let naga::AtomicFunction::Exchange { compare: Some(c) } = fun {
-                m(c);
-            }
-        }
-        Statement::WorkGroupUniformLoad { pointer, result } => {
-            m(pointer);
-            m(result);
-        }
-        Statement::Call {
-            arguments, result, ..
-        } => {
-            arguments.iter_mut().for_each(m);
-            result.iter_mut().for_each(m);
-        }
-        Statement::SubgroupBallot { result, predicate } => {
-            m(result);
-            predicate.iter_mut().for_each(m);
-        }
-        Statement::SubgroupGather {
-            mode,
-            argument,
-            result,
-        } => {
-            m(argument);
-            m(result);
-            match mode {
-                naga::GatherMode::Broadcast(i)
-                | naga::GatherMode::Shuffle(i)
-                | naga::GatherMode::ShuffleDown(i)
-                | naga::GatherMode::ShuffleUp(i)
-                | naga::GatherMode::ShuffleXor(i)
-                | naga::GatherMode::QuadBroadcast(i) => m(i),
-                naga::GatherMode::BroadcastFirst | naga::GatherMode::QuadSwap(_) => {}
-            }
-        }
-        Statement::SubgroupCollectiveOperation {
-            argument, result, ..
-        } => {
-            m(argument);
-            m(result);
-        }
-        other => return Err(format!("relaxed mode: unsupported statement {other:?}")),
-    }
-    Ok(())
 }

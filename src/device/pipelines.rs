@@ -1,0 +1,266 @@
+//! The pipeline cache: each (op, entry point, layout, storage type) compiled once per
+//! context, shared across threads, and wgpu's own pipeline cache persisted to a file.
+//!
+//! Lookups take a read lock; a miss takes the compile lock, checks again (another thread
+//! may have compiled the same key meanwhile), compiles, and publishes. Compilation runs in
+//! a wgpu error scope, so a shader or pipeline error comes back as [`Error::Wgpu`] instead
+//! of reaching the device's uncaptured-error handler.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::layout::Layout;
+use super::wgsl::{with_builtin_f16, ModuleSpec};
+use crate::families::Entry;
+use crate::op::Op;
+use crate::{Context, Direction, Error, Result, Storage};
+
+/// What distinguishes one compiled pipeline from another. Parameters are not part of it:
+/// they travel in a uniform buffer, so changing `alpha` compiles nothing. (The family and
+/// direction are the entry's module's; the strategy is the entry.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PipelineKey {
+    pub(crate) op: Op,
+    pub(crate) entry: Entry,
+    pub(crate) layout: Layout,
+    pub(crate) storage: Storage,
+}
+
+impl PipelineKey {
+    pub(crate) fn new(op: Op, entry: Entry, layout: Layout, storage: Storage) -> Self {
+        PipelineKey {
+            op,
+            entry,
+            layout,
+            storage,
+        }
+    }
+}
+
+/// One shader module per (op, module, layout, storage): the entry points of a module
+/// share it.
+type ModuleKey = (Op, &'static str, Layout, Storage);
+
+/// Hit and miss counts since the context was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups served from the cache.
+    pub hits: u64,
+    /// Lookups that compiled a pipeline (each key misses exactly once).
+    pub misses: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    pipelines: RwLock<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    /// Held while compiling; guards the shader modules, which only compiles touch.
+    compile: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl PipelineCache {
+    fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The pipeline for `key`, compiling it with `build` on the first request.
+    fn get_or_compile(
+        &self,
+        key: PipelineKey,
+        build: impl FnOnce(&mut HashMap<ModuleKey, wgpu::ShaderModule>) -> Result<wgpu::ComputePipeline>,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.read(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(p);
+        }
+        let poisoned = || Error::Poisoned("compiling a pipeline");
+        let mut modules = self.compile.lock().map_err(|_| poisoned())?;
+        if let Some(p) = self.read(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(p);
+        }
+        let pipeline = Arc::new(build(&mut modules)?);
+        self.pipelines
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(key, pipeline.clone());
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(pipeline)
+    }
+
+    fn read(&self, key: PipelineKey) -> Option<Arc<wgpu::ComputePipeline>> {
+        self.pipelines.read().ok()?.get(&key).cloned()
+    }
+}
+
+impl Context {
+    /// Pipeline cache hits and misses so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Compiles every pipeline the given ops (all ops when `ops` is empty) can need in
+    /// each of `directions` on tensors of `storage`, so the first real call pays no
+    /// compile time.
+    ///
+    /// ```no_run
+    /// use wgpu_activations::{Direction, Op, Storage};
+    /// let ctx = wgpu_activations::Context::new()?;
+    /// ctx.warm_up(&[Op::Gelu, Op::Softmax], &[Direction::Forward], Storage::F32)?;
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn warm_up(&self, ops: &[Op], directions: &[Direction], storage: Storage) -> Result<()> {
+        let ops = if ops.is_empty() { Op::ALL } else { ops };
+        for &op in ops {
+            for &direction in directions {
+                for (layout, entry) in crate::families::pipelines(op, direction, self.subgroups()) {
+                    self.pipeline(PipelineKey::new(op, entry, layout, storage))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What a module of `key`'s is assembled for on this context.
+    pub(crate) fn module_spec(&self, key: &PipelineKey) -> ModuleSpec {
+        ModuleSpec {
+            op: key.op,
+            layout: key.layout,
+            storage: key.storage,
+            subgroups: self.subgroups(),
+            workgroup_size: self.workgroup_size(),
+            register_vec4s: self.register_vec4s(),
+        }
+    }
+
+    /// The pipeline of `key`, compiled on first use.
+    pub(crate) fn pipeline(&self, key: PipelineKey) -> Result<Arc<wgpu::ComputePipeline>> {
+        if key.entry.subgroups && !self.subgroups() {
+            return Err(Error::MissingFeature {
+                missing: wgpu::Features::SUBGROUP,
+                available: self.device().features(),
+            });
+        }
+        let label = key.op.name();
+        let hw_f16 = key.storage == Storage::F16 && self.hardware_f16_conversions();
+        self.cache.get_or_compile(key, |modules| {
+            self.scoped(|| {
+                let module_key = (key.op, key.entry.module.name, key.layout, key.storage);
+                let module = match modules.entry(module_key) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let source = (key.entry.module.source)(&self.module_spec(&key));
+                        let source = if hw_f16 {
+                            with_builtin_f16(source)
+                        } else {
+                            source
+                        };
+                        e.insert(self.shader_module(label, &source)?)
+                    }
+                };
+                let layout = self.layouts().pipeline(key.layout, key.entry.group1);
+                let layout = layout.as_ref().map_err(|why| {
+                    Error::Unsupported(format!("{} on this device: {why}", key.op.name()))
+                })?;
+                Ok(self
+                    .device()
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(label),
+                        layout: Some(layout),
+                        module,
+                        entry_point: Some(key.entry.name),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &[("FUSED_FMA", if self.fused_fma { 1.0 } else { 0.0 })],
+                            ..Default::default()
+                        },
+                        cache: self.pipeline_cache.as_ref().map(|(c, _)| c),
+                    }))
+            })?
+        })
+    }
+
+    /// A shader module from WGSL, compiled under emulated relaxed semantics in that test
+    /// mode (where a source the pass cannot take is an error, never silently unrelaxed).
+    pub(crate) fn shader_module(&self, label: &str, source: &str) -> Result<wgpu::ShaderModule> {
+        let source = if self.relaxed {
+            let mut module = super::wgsl::parse(source)?;
+            super::relaxed::relax(&mut module).map_err(|message| Error::Wgpu {
+                message,
+                source: None,
+            })?;
+            wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module))
+        } else {
+            wgpu::ShaderSource::Wgsl(source.into())
+        };
+        Ok(self
+            .device()
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source,
+            }))
+    }
+
+    /// Loads (or starts) the pipeline cache at `path`, before any pipeline is compiled.
+    pub(super) fn open_pipeline_cache(&mut self, path: std::path::PathBuf) -> Result<()> {
+        if !self
+            .device()
+            .features()
+            .contains(wgpu::Features::PIPELINE_CACHE)
+        {
+            return Ok(());
+        }
+        let data = match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "read the pipeline cache",
+                    path,
+                    source,
+                })
+            }
+        };
+        let cache = self.scoped(|| {
+            // SAFETY: wgpu requires `data` to come from `PipelineCache::get_data`; the file
+            // is one `save_pipeline_cache` wrote (the documented contract of the option),
+            // and wgpu checks its header against this adapter and falls back to an empty
+            // cache when it does not match (`fallback: true`).
+            unsafe {
+                self.device()
+                    .create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                        label: Some("wgpu-activations"),
+                        data: data.as_deref(),
+                        fallback: true,
+                    })
+            }
+        })?;
+        // The probes compiled before the cache existed; nothing else has.
+        self.pipeline_cache = Some((cache, path));
+        Ok(())
+    }
+
+    /// Whether this context compiles through a wgpu pipeline cache.
+    pub fn has_pipeline_cache(&self) -> bool {
+        self.pipeline_cache.is_some()
+    }
+
+    /// Writes the pipeline cache to the file named in
+    /// [`ContextOptions::pipeline_cache`](crate::ContextOptions::pipeline_cache) (whole or
+    /// not at all: through a temporary file and a rename). Returns whether anything was
+    /// written (nothing without a cache, or when the driver gives no data).
+    pub fn save_pipeline_cache(&self) -> Result<bool> {
+        let Some((cache, path)) = &self.pipeline_cache else {
+            return Ok(false);
+        };
+        let Some(data) = cache.get_data() else {
+            return Ok(false);
+        };
+        crate::files::write_whole(path, &data)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,161 @@
+//! The checks of a call's regions, written once: usage, alignment and extent of each,
+//! one storage type for the main tensors, the overlaps wgpu would not catch (or would
+//! report past this crate's error scopes), and where parameter tensors may lie.
+
+use crate::{BufferRegion, Error, Result};
+
+/// A region of `len` elements that a kernel binds: `STORAGE` usage, an offset that is a
+/// multiple of the element size, and room for `len` elements in whole words.
+pub(crate) fn region(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
+    usage(role, region.buffer, wgpu::BufferUsages::STORAGE)?;
+    aligned(role, region)?;
+    extent(role, region, len)
+}
+
+/// An error unless the region's offset is a multiple of its element size.
+pub(crate) fn aligned(role: &'static str, region: BufferRegion<'_>) -> Result<()> {
+    if !region.offset.is_multiple_of(region.storage.bytes()) {
+        return Err(Error::Misaligned {
+            role,
+            offset: region.offset,
+            element: region.storage.bytes(),
+        });
+    }
+    Ok(())
+}
+
+/// An error unless `buffer` (the call's `role`) was created with `needed` usage.
+pub(crate) fn usage(
+    role: &'static str,
+    buffer: &wgpu::Buffer,
+    needed: wgpu::BufferUsages,
+) -> Result<()> {
+    let actual = buffer.usage();
+    if !actual.contains(needed) {
+        return Err(Error::MissingUsage {
+            role,
+            missing: needed,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// `len` elements from the region's offset, in whole words (a half tensor's last word is
+/// bound and copied whole), must fit its buffer (an overflowing length never fits).
+pub(crate) fn extent(role: &'static str, region: BufferRegion<'_>, len: u64) -> Result<()> {
+    let size = region.buffer.size();
+    let needed = len
+        .checked_mul(region.storage.bytes())
+        .and_then(|b| b.checked_add(region.offset))
+        .and_then(|end| end.checked_next_multiple_of(4));
+    match needed {
+        Some(needed) if needed <= size => Ok(()),
+        needed => Err(Error::BufferTooSmall {
+            role,
+            offset: region.offset,
+            len,
+            needed: needed.unwrap_or(u64::MAX),
+            size,
+        }),
+    }
+}
+
+/// The bytes `a` covers with `a_len` elements and `b` with `b_len`, when they share a
+/// buffer and overlap.
+fn overlap(
+    a: BufferRegion<'_>,
+    a_len: u64,
+    b: BufferRegion<'_>,
+    b_len: u64,
+) -> Option<(std::ops::Range<u64>, std::ops::Range<u64>)> {
+    let (x, y) = (
+        a.offset..a.offset + a.bytes(a_len),
+        b.offset..b.offset + b.bytes(b_len),
+    );
+    (a.buffer == b.buffer && x.start < y.end && y.start < x.end).then_some((x, y))
+}
+
+/// An error if two ranges of one length in one buffer overlap without being the same
+/// range (in place is allowed; a partial overlap would read what was written).
+pub(crate) fn in_place(
+    [first, second]: [&'static str; 2],
+    a: BufferRegion<'_>,
+    b: BufferRegion<'_>,
+    len: u64,
+) -> Result<()> {
+    match overlap(a, len, b, len) {
+        Some((input, output)) if a.offset != b.offset => Err(Error::Overlap {
+            first,
+            second,
+            input,
+            output,
+            hint: "use identical ranges for in place, or disjoint ones",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// An error if `a` (`a_len` elements) and `b` (`b_len`) overlap at all: two written
+/// tensors, or an input whose length differs from the output's (`hint` says what to do).
+pub(crate) fn apart(
+    [first, second]: [&'static str; 2],
+    (a, a_len): (BufferRegion<'_>, u64),
+    (b, b_len): (BufferRegion<'_>, u64),
+    hint: &'static str,
+) -> Result<()> {
+    match overlap(a, a_len, b, b_len) {
+        Some((input, output)) => Err(Error::Overlap {
+            first,
+            second,
+            input,
+            output,
+            hint,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A parameter tensor of `len` elements read while the kernel writes `output` (prelu's
+/// weights, dice's alpha and statistics): f32, a valid region, not in the output's buffer
+/// (wgpu refuses one dispatch that binds a buffer both read-only and writable, whatever
+/// the ranges, and would report it to the device's handler at submit).
+pub(crate) fn parameter(
+    role: &'static str,
+    param: BufferRegion<'_>,
+    len: u64,
+    output: BufferRegion<'_>,
+) -> Result<()> {
+    crate::region::require_f32(role, param)?;
+    region(role, param, len)?;
+    if param.buffer == output.buffer {
+        return Err(Error::SharesOutputBuffer { role });
+    }
+    Ok(())
+}
+
+/// Where a written parameter gradient (prelu's grad_weight, dice's grad_alpha, `len`
+/// elements) may lie: f32, in none of the buffers the kernels read (`read`, through
+/// read-only bindings while it is written), and apart from grad_input's `out_len`.
+pub(crate) fn written_apart(
+    role: &'static str,
+    grad: BufferRegion<'_>,
+    len: u64,
+    read: &[(&str, BufferRegion<'_>)],
+    grad_input: (BufferRegion<'_>, u64),
+) -> Result<()> {
+    crate::region::require_f32(role, grad)?;
+    region(role, grad, len)?;
+    if let Some((other, _)) = read.iter().find(|(_, r)| r.buffer == grad.buffer) {
+        return Err(Error::Unsupported(format!(
+            "{role} shares a buffer with the {other}, which the kernels read through a \
+             read-only binding while writing {role}: put {role} in a buffer of its own"
+        )));
+    }
+    apart(
+        [role, "grad_input"],
+        (grad, len),
+        grad_input,
+        "both are written: give them disjoint ranges",
+    )
+}
