@@ -114,6 +114,29 @@ fn mul_rescued(x: f32, c: f32) -> f32 {
     return select(plain, scale2(big, -64), abs(big) >= 2.168404344971009e-19);
 }
 
+// x + b correctly rounded on every adapter, subnormal operands and sums included, where a
+// flushing adapter would zero them: above 2^-102 a subnormal operand is less than half an
+// ULP of the other, so the plain sum is right (and normal); below, both are added at 2^64
+// scale (from their bits, exactly: the sum of two f32 values is a multiple of 2^-149), and
+// a subnormal sum is built from its bits, which no flush reaches. Callers pass the result
+// on by bits (`keep_bits`), not through arithmetic that would flush it.
+fn add_rescued(x: f32, b: f32) -> f32 {
+    let plain = x + b;
+    let small = max(bitcast<u32>(x) & 0x7fffffffu, bitcast<u32>(b) & 0x7fffffffu) < 0x0c800000u;
+    if (!small) {
+        return plain;
+    }
+    let t = up64(x) + up64(b);
+    let bits = bitcast<u32>(t);
+    let e = (bits >> 23u) & 0xffu;
+    if (e >= 65u) {
+        return scale2(t, -64);
+    }
+    // t = 1.m 2^(e - 127), so the sum t 2^-64 has subnormal mantissa 1.m 2^(e - 42)
+    let f = ((bits & 0x007fffffu) | 0x00800000u) >> min(65u - e, 31u);
+    return bitcast<f32>((bits & 0x80000000u) | select(f, 0u, e == 0u));
+}
+
 // 2^k for k in [-126, 127], built from its bits.
 fn pow2i(k: i32) -> f32 {
     return bitcast<f32>(u32(k + 127) << 23u);

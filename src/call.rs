@@ -71,6 +71,18 @@ pub enum Params<'a> {
         /// alpha.
         alpha: ParamTensor<'a>,
     },
+    /// A bias fused before any elementwise op, `y = f(x + bias)`, as a GEMM epilogue:
+    /// one value per index of axis `dim` (`-1`, the last, after `x @ W + b`; `1` for
+    /// NCHW), in the tensors' storage type (host values are rounded to it once). A
+    /// forward may also write the pre-activation `x + bias` ([`Call::aux_output`]); a
+    /// backward from it (or from y, for sigmoid and tanh) writes grad_input and the
+    /// bias's gradient, the sum of grad_input over every axis but `dim`.
+    Bias {
+        /// The bias.
+        bias: ParamTensor<'a>,
+        /// The axis it runs along (negative counts from the end).
+        dim: i64,
+    },
 }
 
 impl<'a> Params<'a> {
@@ -79,7 +91,13 @@ impl<'a> Params<'a> {
             Params::Prelu { weight } => vec![weight],
             Params::DiceTrain { alpha } => vec![alpha],
             Params::DiceEval { mean, var, alpha } => vec![mean, var, alpha],
+            Params::Bias { bias, .. } => vec![bias],
         }
+    }
+
+    /// Whether the tensors are held in the call's storage type (a bias), rather than f32.
+    fn in_call_storage(&self) -> bool {
+        matches!(self, Params::Bias { .. })
     }
 
     /// The length of the tensor a backward call writes the gradient of (the weights, or
@@ -118,6 +136,7 @@ pub struct Call<'a> {
     strategy: Strategy,
     params: Option<Params<'a>>,
     param_grad: Option<BufferRegion<'a>>,
+    aux: Option<BufferRegion<'a>>,
 }
 
 impl Context {
@@ -132,6 +151,7 @@ impl Context {
             strategy: Strategy::Auto,
             params: None,
             param_grad: None,
+            aux: None,
         }
     }
 }
@@ -158,6 +178,14 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// Where a forward with [`Params::Bias`] also writes the pre-activation `x + bias`
+    /// (cuBLASLt's `_AUX`), for the backward of the ops that read x: the tensor's shape
+    /// and storage type, in a buffer the kernel does not read, apart from the output.
+    pub fn aux_output(mut self, region: BufferRegion<'a>) -> Self {
+        self.aux = Some(region);
+        self
+    }
+
     /// Records `output = f(input)` into the caller's encoder; nothing is submitted or
     /// read back. `input` and `output` may be the same region (in place) or disjoint
     /// regions of one buffer (a grouped op, whose output is shorter, only disjoint). Both
@@ -169,7 +197,9 @@ impl<'a> Call<'a> {
         input: BufferRegion<'_>,
         output: BufferRegion<'_>,
     ) -> Result<()> {
-        self.record(encoder, crate::Direction::Forward, vec![input, output])
+        let mut tensors = vec![input, output];
+        tensors.extend(self.aux);
+        self.record(encoder, crate::Direction::Forward, tensors)
     }
 
     /// Records the backward: `grad_input` from `saved` (the forward's input x, or its
@@ -195,10 +225,17 @@ impl<'a> Call<'a> {
         tensors: Vec<BufferRegion<'_>>,
     ) -> Result<()> {
         let host = self.params.map(|p| p.tensors()).unwrap_or_default();
+        let storage = match self.params {
+            Some(p) if p.in_call_storage() => tensors[0].storage,
+            _ => Storage::F32,
+        };
         let uploads = host
             .iter()
             .map(|t| match t {
-                ParamTensor::Host(values) => self.ctx.upload("parameter tensor", values).map(Some),
+                ParamTensor::Host(values) => self
+                    .ctx
+                    .upload_as("parameter tensor", values, storage)
+                    .map(Some),
                 ParamTensor::Buffer(..) => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -211,7 +248,7 @@ impl<'a> Call<'a> {
                     len: *len as u64,
                 },
                 (ParamTensor::Host(values), Some(buffer)) => ParamRegion {
-                    region: BufferRegion::new(buffer),
+                    region: BufferRegion::new(buffer).with_storage(storage),
                     len: values.len() as u64,
                 },
                 (ParamTensor::Host(_), None) => unreachable!("host values are uploaded"),
@@ -221,7 +258,15 @@ impl<'a> Call<'a> {
             Params::Prelu { .. } => ParamArgs::Prelu(regions[0]),
             Params::DiceTrain { .. } => ParamArgs::DiceTrain(regions[0]),
             Params::DiceEval { .. } => ParamArgs::DiceEval([regions[0], regions[1], regions[2]]),
+            Params::Bias { dim, .. } => ParamArgs::Bias {
+                bias: regions[0],
+                dim,
+            },
         });
+        let outputs = match direction {
+            crate::Direction::Forward => tensors.len() - 1,
+            crate::Direction::Backward => 1,
+        };
         let args = CallArgs {
             activation: self.activation,
             shape: &self.shape,
@@ -230,6 +275,7 @@ impl<'a> Call<'a> {
             params,
             param_grad: self.param_grad,
             tensors,
+            outputs,
         };
         exec::encode(self.ctx, encoder, &args)
     }
@@ -342,23 +388,29 @@ impl<'a> Call<'a> {
             return Ok((out, Vec::new()));
         }
         let grad_len = self.params.map_or(0, |p| p.grad_len());
+        let storage = match self.params {
+            Some(p) if p.in_call_storage() => T::STORAGE,
+            _ => Storage::F32,
+        };
+        let zeros = vec![0.0; grad_len];
         let grads = self
             .params
-            .map(|_| self.ctx.upload("parameter gradient", &vec![0.0; grad_len]))
+            .map(|_| self.ctx.upload_as("parameter gradient", &zeros, storage))
             .transpose()?;
+        let grad_region = |buffer| BufferRegion::new(buffer).with_storage(storage);
         let mut call = self.clone();
         if let Some(buffer) = &grads {
-            call.param_grad = Some(BufferRegion::new(buffer));
+            call.param_grad = Some(grad_region(buffer));
         }
         let gx = self.ctx.run_with_inputs(
             &[saved, grad_output],
             saved.len(),
             |encoder, inputs, gx| call.encode_backward(encoder, inputs[0], inputs[1], gx),
         )?;
-        let gp = match grads {
-            Some(buffer) if !saved.is_empty() && grad_len > 0 => self
-                .ctx
-                .download(BufferRegion::new(&buffer), grad_len as u64)?,
+        let gp = match &grads {
+            Some(buffer) if !saved.is_empty() && grad_len > 0 => {
+                self.ctx.download(grad_region(buffer), grad_len as u64)?
+            }
             _ => vec![0.0; grad_len],
         };
         Ok((gx, gp))

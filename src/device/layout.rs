@@ -14,6 +14,8 @@ pub(crate) enum Binding {
     Dst,
     /// Binding 3, read-only: the second input with a binding of its own.
     Aux,
+    /// Binding 4, read-write: a second output (a fused epilogue's pre-activation).
+    Extra,
 }
 
 impl Binding {
@@ -23,6 +25,7 @@ impl Binding {
             Binding::Src => 0,
             Binding::Dst => 1,
             Binding::Aux => 3,
+            Binding::Extra => 4,
         }
     }
 
@@ -32,6 +35,7 @@ impl Binding {
             Binding::Src => "src",
             Binding::Dst => "dst",
             Binding::Aux => "aux",
+            Binding::Extra => "extra",
         }
     }
 }
@@ -42,6 +46,8 @@ impl Binding {
 pub(crate) enum Layout {
     /// One input, through its own binding (`Src`) or the output's (`Dst`, in place).
     One(Binding),
+    /// One input as `One`, and a second output through `Extra`.
+    OneAndExtra(Binding),
     /// A backward's two inputs: the saved tensor's binding and grad_output's.
     Two(Binding, Binding),
 }
@@ -49,6 +55,12 @@ pub(crate) enum Layout {
 impl Layout {
     /// A forward's layouts: the input through its own binding, or in place.
     pub(crate) const FORWARD: [Layout; 2] = [Layout::One(Binding::Src), Layout::One(Binding::Dst)];
+
+    /// The forward's layouts with a second output.
+    pub(crate) const FORWARD_AND_EXTRA: [Layout; 2] = [
+        Layout::OneAndExtra(Binding::Src),
+        Layout::OneAndExtra(Binding::Dst),
+    ];
 
     /// Every backward layout: grad_input's buffer shared by neither input, by grad_output
     /// (in place on it), by the saved tensor, or by both.
@@ -62,29 +74,36 @@ impl Layout {
     /// The inputs' bindings, in order.
     pub(crate) fn inputs(self) -> Vec<Binding> {
         match self {
-            Layout::One(b) => vec![b],
+            Layout::One(b) | Layout::OneAndExtra(b) => vec![b],
             Layout::Two(a, b) => vec![a, b],
         }
     }
 
-    /// The layout of inputs read through `bindings` (one or two).
-    pub(crate) fn of(bindings: &[Binding]) -> Layout {
-        match *bindings {
-            [a] => Layout::One(a),
-            [a, b] => Layout::Two(a, b),
-            _ => unreachable!("a kernel reads one or two tensors, not {}", bindings.len()),
+    /// The layout of inputs read through `bindings` (one or two), with a second output or
+    /// not.
+    pub(crate) fn of(bindings: &[Binding], extra: bool) -> Layout {
+        match (bindings, extra) {
+            (&[a], false) => Layout::One(a),
+            (&[a], true) => Layout::OneAndExtra(a),
+            (&[a, b], false) => Layout::Two(a, b),
+            _ => unreachable!("a kernel reads one or two tensors and writes one or two"),
         }
+    }
+
+    /// Whether the layout has a second output.
+    pub(crate) fn has_extra(self) -> bool {
+        matches!(self, Layout::OneAndExtra(_))
     }
 
     /// The storage bindings of group 0.
     pub(crate) fn group0(self) -> Group0 {
         let inputs = self.inputs();
-        if inputs.contains(&Binding::Aux) {
-            Group0::TwoInputs
-        } else if inputs.contains(&Binding::Src) {
-            Group0::Separate
-        } else {
-            Group0::InPlace
+        match (self.has_extra(), inputs.contains(&Binding::Src)) {
+            (true, true) => Group0::SeparateExtra,
+            (true, false) => Group0::InPlaceExtra,
+            _ if inputs.contains(&Binding::Aux) => Group0::TwoInputs,
+            (false, true) => Group0::Separate,
+            (false, false) => Group0::InPlace,
         }
     }
 }
@@ -98,6 +117,10 @@ pub(crate) enum Group0 {
     InPlace,
     /// `src`, `dst`, the uniforms and `aux`.
     TwoInputs,
+    /// `src`, `dst`, the uniforms and `extra` (a second output).
+    SeparateExtra,
+    /// `dst`, the uniforms and `extra`.
+    InPlaceExtra,
 }
 
 /// One binding of a bind-group layout: a storage buffer read-only or read-write, or a
@@ -110,7 +133,13 @@ pub(crate) enum Slot {
 }
 
 impl Group0 {
-    pub(crate) const ALL: [Group0; 3] = [Group0::Separate, Group0::InPlace, Group0::TwoInputs];
+    pub(crate) const ALL: [Group0; 5] = [
+        Group0::Separate,
+        Group0::InPlace,
+        Group0::TwoInputs,
+        Group0::SeparateExtra,
+        Group0::InPlaceExtra,
+    ];
 
     /// The group's bindings, and a label for its layout.
     pub(crate) fn slots(self) -> (&'static str, &'static [Slot]) {
@@ -119,6 +148,14 @@ impl Group0 {
             Group0::Separate => ("input and output", &[Read(0), Write(1), Uniform(2)]),
             Group0::InPlace => ("input in the output", &[Write(1), Uniform(2)]),
             Group0::TwoInputs => ("two inputs", &[Read(0), Write(1), Uniform(2), Read(3)]),
+            Group0::SeparateExtra => (
+                "input and two outputs",
+                &[Read(0), Write(1), Uniform(2), Write(4)],
+            ),
+            Group0::InPlaceExtra => (
+                "input in the output, and a second output",
+                &[Write(1), Uniform(2), Write(4)],
+            ),
         }
     }
 }
@@ -142,10 +179,14 @@ pub(crate) enum Group1 {
     /// Dice's backward: per-feature sums, alpha, grad_alpha, and the running mean and
     /// variance (evaluation mode).
     DiceGrad,
+    /// A fused bias + activation's bias (in the tensors' storage type).
+    Bias,
+    /// Its backward: per-(piece, slice, column) partial sums and grad_bias.
+    BiasGrad,
 }
 
 impl Group1 {
-    pub(crate) const ALL: [Group1; 7] = [
+    pub(crate) const ALL: [Group1; 9] = [
         Group1::None,
         Group1::Partials,
         Group1::Weights,
@@ -153,6 +194,8 @@ impl Group1 {
         Group1::DiceAlpha,
         Group1::PreluGrad,
         Group1::DiceGrad,
+        Group1::Bias,
+        Group1::BiasGrad,
     ];
 
     /// The group's bindings, and a label for its layout (`None` has no group 1).
@@ -172,6 +215,8 @@ impl Group1 {
                 "dice backward",
                 &[Write(0), Read(1), Write(2), Read(3), Read(4)],
             ),
+            Group1::Bias => ("bias", &[Read(0)]),
+            Group1::BiasGrad => ("bias backward", &[Write(0), Write(1)]),
         }
     }
 }

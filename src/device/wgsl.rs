@@ -103,10 +103,21 @@ impl Prelude {
             Storage::F16 => prelude.line(F16_CONVERSIONS),
             Storage::Bf16 => prelude.line(BF16_CONVERSIONS),
         };
-        prelude
+        let prelude = prelude
             .tensor(Binding::Src, false)
-            .tensor(Binding::Dst, true)
-            .storage_library()
+            .tensor(Binding::Dst, true);
+        match spec.layout.has_extra() {
+            true => prelude.tensor(Binding::Extra, true),
+            false => prelude,
+        }
+        .storage_library()
+    }
+
+    /// A parameter tensor of group 1 held in the module's storage type (the bias of a
+    /// fused bias + activation, and its gradient), at `binding`, with the accessors
+    /// [`Prelude::tensor`] gives a tensor of group 0.
+    pub(crate) fn param_tensor(self, name: &str, binding: u32, writable: bool) -> Self {
+        self.declare(name, (1, binding), writable)
     }
 
     /// The declarations of tensor binding `b` and its accessors, which every kernel goes
@@ -116,11 +127,15 @@ impl Prelude {
     /// operations on its half of the word (an invocation writing the other half, in this
     /// tensor or a neighbour's, is never overwritten); four aligned ones as two whole words.
     fn tensor(self, b: Binding, writable: bool) -> Self {
-        let (name, binding) = (b.wgsl(), b.number());
+        self.declare(b.wgsl(), (0, b.number()), writable)
+    }
+
+    /// [`Prelude::tensor`] for any `(group, binding)`.
+    fn declare(self, name: &str, (group, binding): (u32, u32), writable: bool) -> Self {
         let access = if writable { "read_write" } else { "read" };
         let var = |alias: &str, ty: &str| {
             format!(
-                "@group(0) @binding({binding}) var<storage, {access}> {name}{alias}: array<{ty}>;"
+                "@group({group}) @binding({binding}) var<storage, {access}> {name}{alias}: array<{ty}>;"
             )
         };
         // An entry point may use one view of a binding: a writable half tensor's single
@@ -256,7 +271,7 @@ impl Prelude {
 /// The binding a forward's one input is read through.
 pub(crate) fn forward_binding(layout: Layout) -> Binding {
     match layout {
-        Layout::One(b) => b,
+        Layout::One(b) | Layout::OneAndExtra(b) => b,
         Layout::Two(..) => unreachable!("a forward kernel reads one input"),
     }
 }
@@ -296,27 +311,38 @@ pub(crate) fn parse(source: &str) -> Result<naga::Module> {
 /// fills.
 pub fn validate_all(workgroup_size: u32) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
-    for spec in crate::families::every_module(workgroup_size) {
-        let (module, source) = spec;
-        if !seen.insert(source.clone()) {
-            continue;
-        }
-        let with_spec = |e: Error| match e {
-            Error::Shader { report, source } => Error::Shader {
-                report: format!("{module}: {report}"),
-                source,
-            },
-            other => other,
-        };
-        let parsed = validate_wgsl(&source)
-            .and_then(|()| parse(&source))
-            .map_err(with_spec)?;
-        if module.spec.storage == Storage::F16 {
-            let caps = naga::valid::Capabilities::SUBGROUP
-                | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-            validate_with(&with_builtin_f16(source.clone()), caps).map_err(with_spec)?;
-        }
-        module.check_uniforms(&parsed).map_err(with_spec)?;
+    let modules: Vec<_> = crate::families::every_module(workgroup_size)
+        .filter(|(_, source)| seen.insert(source.clone()))
+        .collect();
+    // naga validates on the CPU: across the cores
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = modules.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = modules
+            .chunks(share)
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(validate_module)))
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
+}
+
+/// One module of [`validate_all`]: naga's validation (with f16's builtin conversions too)
+/// and its uniform block against its family's struct.
+fn validate_module((module, source): &(crate::families::ModuleInstance, String)) -> Result<()> {
+    let with_spec = |e: Error| match e {
+        Error::Shader { report, source } => Error::Shader {
+            report: format!("{module}: {report}"),
+            source,
+        },
+        other => other,
+    };
+    let parsed = validate_with(source, naga::valid::Capabilities::SUBGROUP).map_err(with_spec)?;
+    if module.spec.storage == Storage::F16 {
+        let caps = naga::valid::Capabilities::SUBGROUP
+            | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        validate_with(&with_builtin_f16(source.clone()), caps).map_err(with_spec)?;
     }
-    Ok(())
+    module.check_uniforms(&parsed).map_err(with_spec)
 }

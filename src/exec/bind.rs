@@ -70,10 +70,10 @@ impl Context {
         u64::from(self.limits().min_storage_buffer_offset_alignment).max(16)
     }
 
-    /// The element offset of an f32 parameter tensor inside its bound window (what its
-    /// kernel adds to every index).
+    /// The element offset of a parameter tensor inside its bound window (what its kernel
+    /// adds to every index).
     pub(crate) fn param_offset(&self, region: BufferRegion<'_>) -> u32 {
-        ((region.offset % self.binding_alignment()) / 4) as u32
+        ((region.offset % self.binding_alignment()) / region.storage.bytes()) as u32
     }
 
     /// The bind group of `key`'s storage bindings (and its uniforms at binding 2, in a

@@ -127,6 +127,16 @@ pub(crate) fn parameter(
     output: BufferRegion<'_>,
 ) -> Result<()> {
     crate::region::require_f32(role, param)?;
+    parameter_in_call_storage(role, param, len, output)
+}
+
+/// [`parameter`] for a tensor held in the call's storage type (a bias).
+pub(crate) fn parameter_in_call_storage(
+    role: &'static str,
+    param: BufferRegion<'_>,
+    len: u64,
+    output: BufferRegion<'_>,
+) -> Result<()> {
     region(role, param, len)?;
     if param.buffer == output.buffer {
         return Err(Error::SharesOutputBuffer { role });
@@ -134,9 +144,9 @@ pub(crate) fn parameter(
     Ok(())
 }
 
-/// Where a written parameter gradient (prelu's grad_weight, dice's grad_alpha, `len`
-/// elements) may lie: f32, in none of the buffers the kernels read (`read`, through
-/// read-only bindings while it is written), and apart from grad_input's `out_len`.
+/// Where a written parameter gradient (prelu's grad_weight, dice's grad_alpha, a bias's
+/// gradient; `len` elements) may lie: in none of the buffers the kernels read (`read`,
+/// through read-only bindings while it is written), and apart from grad_input's `out_len`.
 pub(crate) fn written_apart(
     role: &'static str,
     grad: BufferRegion<'_>,
@@ -144,7 +154,6 @@ pub(crate) fn written_apart(
     read: &[(&str, BufferRegion<'_>)],
     grad_input: (BufferRegion<'_>, u64),
 ) -> Result<()> {
-    crate::region::require_f32(role, grad)?;
     region(role, grad, len)?;
     if let Some((other, _)) = read.iter().find(|(_, r)| r.buffer == grad.buffer) {
         return Err(Error::Unsupported(format!(

@@ -67,11 +67,35 @@ impl Context {
     /// A `STORAGE | COPY_SRC` buffer holding `data` (at least one element: wgpu binds no
     /// empty buffer), for the convenience API's parameter tensors and their gradients.
     pub(crate) fn upload(&self, label: &str, data: &[f32]) -> Result<wgpu::Buffer> {
+        self.upload_as(label, data, Storage::F32)
+    }
+
+    /// [`Context::upload`] of `data` rounded once to `storage` (to nearest even), in whole
+    /// words.
+    pub(crate) fn upload_as(
+        &self,
+        label: &str,
+        data: &[f32],
+        storage: Storage,
+    ) -> Result<wgpu::Buffer> {
+        let data = if data.is_empty() { &[0.0][..] } else { data };
+        let mut bytes: Vec<u8> = match storage {
+            Storage::F32 => bytemuck::cast_slice(data).to_vec(),
+            Storage::F16 => data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+            Storage::Bf16 => data
+                .iter()
+                .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                .collect(),
+        };
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
         self.scoped(|| {
             self.device()
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
-                    contents: bytemuck::cast_slice(if data.is_empty() { &[0.0] } else { data }),
+                    contents: &bytes,
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 })
         })

@@ -43,6 +43,11 @@ pub(crate) enum ParamArgs<'a> {
     Prelu(ParamRegion<'a>),
     DiceTrain(ParamRegion<'a>),
     DiceEval([ParamRegion<'a>; 3]),
+    /// A bias (in the tensors' storage type) along `dim`.
+    Bias {
+        bias: ParamRegion<'a>,
+        dim: i64,
+    },
 }
 
 /// One call, as the public API hands it to the executor.
@@ -55,22 +60,30 @@ pub(crate) struct CallArgs<'a> {
     /// Where the backward writes the parameter tensor's gradient.
     pub(crate) param_grad: Option<BufferRegion<'a>>,
     /// The forward's input and output, or the backward's saved tensor, grad_output and
-    /// grad_input.
+    /// grad_input; then a second output where the call has one (the forward's
+    /// pre-activation, `Call::aux_output`).
     pub(crate) tensors: Vec<BufferRegion<'a>>,
+    /// How many of `tensors` are written: 1, or 2 with the second output.
+    pub(crate) outputs: usize,
 }
 
 impl<'a> CallArgs<'a> {
     /// The main tensors' names, in order.
     pub(crate) fn roles(&self) -> &'static [&'static str] {
         match self.direction {
-            Direction::Forward => &["input", "output"],
+            Direction::Forward => &["input", "output", "aux output"],
             Direction::Backward => &["saved", "grad_output", "grad_input"],
         }
     }
 
+    /// How many of the tensors are read.
+    pub(crate) fn inputs(&self) -> usize {
+        self.tensors.len() - self.outputs
+    }
+
     /// The tensor written: the output, or grad_input.
     pub(crate) fn output(&self) -> BufferRegion<'a> {
-        self.tensors[self.tensors.len() - 1]
+        self.tensors[self.inputs()]
     }
 }
 
@@ -231,7 +244,7 @@ impl<'c, 'a> Planner<'c, 'a> {
             check::region(role, t, len)?;
         }
         let storage = storage_of(roles, tensors)?;
-        let out = tensors.len() - 1;
+        let out = self.call.inputs();
         for i in 0..out {
             let names = [roles[i], roles[out]];
             if cut.per_unit[i] == cut.per_unit[out] {
@@ -241,7 +254,9 @@ impl<'c, 'a> Planner<'c, 'a> {
                 check::apart(names, a, b, cut.shorter_hint)?;
             }
         }
+        self.check_extra_outputs(&lens)?;
         let (bindings, room) = self.bindings(&cut, storage)?;
+        self.check_extra_beside_inputs(&bindings)?;
         let widest = cut.per_unit.iter().copied().max().unwrap_or(1).max(1);
         let per_piece = room / widest;
         if per_piece == 0 && cut.units > 0 {
@@ -253,7 +268,7 @@ impl<'c, 'a> Planner<'c, 'a> {
             )));
         }
         let staged = self.stage(&bindings, &lens)?;
-        let layout = Layout::of(&bindings);
+        let layout = Layout::of(&bindings, self.call.outputs > 1);
         let pieces = self.cut_pieces(&cut, &bindings, &staged, per_piece);
         self.cutting = Some(Cutting {
             layout,
@@ -262,6 +277,41 @@ impl<'c, 'a> Planner<'c, 'a> {
             pieces,
             staged: staged.into_iter().flatten().collect(),
         });
+        Ok(())
+    }
+
+    /// A second output may overlap neither the output nor an input.
+    fn check_extra_outputs(&self, lens: &[u64]) -> Result<()> {
+        let (tensors, roles, out) = (&self.call.tensors, self.call.roles(), self.call.inputs());
+        for e in out + 1..tensors.len() {
+            for i in 0..=out {
+                let hint = "every output is written, and an input is read while it is: give \
+                            them disjoint ranges";
+                let (a, b) = ((tensors[e], lens[e]), (tensors[i], lens[i]));
+                check::apart([roles[e], roles[i]], a, b, hint)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A second output may not share a buffer with an input read through a read-only
+    /// binding (wgpu refuses one dispatch that binds a buffer read-only and writable).
+    fn check_extra_beside_inputs(&self, bindings: &[Binding]) -> Result<()> {
+        let (tensors, roles, out) = (&self.call.tensors, self.call.roles(), self.call.inputs());
+        for e in out + 1..tensors.len() {
+            let read_only = (0..out).find(|&i| {
+                bindings[i] != Binding::Dst
+                    && tensors[i].buffer == tensors[e].buffer
+                    && tensors[i].buffer != tensors[out].buffer
+            });
+            if let Some(i) = read_only {
+                return Err(Error::Unsupported(format!(
+                    "the {} shares a buffer with the {}, which the kernel reads through a \
+                     read-only binding while writing the {}: put it in a buffer of its own",
+                    roles[e], roles[i], roles[e]
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -279,7 +329,7 @@ impl<'c, 'a> Planner<'c, 'a> {
     /// always is.
     fn bindings(&self, cut: &Cut, storage: Storage) -> Result<(Vec<Binding>, u64)> {
         let tensors = &self.call.tensors;
-        let out = tensors.len() - 1;
+        let out = self.call.inputs();
         let (align, max_binding) = (self.ctx.binding_alignment(), self.max_binding());
         // whole 16-byte blocks: both the vec4 path and the tail stay aligned
         let per_16 = 16 / storage.bytes();
@@ -320,7 +370,7 @@ impl<'c, 'a> Planner<'c, 'a> {
     /// output's buffer (created now; recorded with the launch).
     fn stage(&self, bindings: &[Binding], lens: &[u64]) -> Result<Vec<Option<Staged>>> {
         let tensors = &self.call.tensors;
-        let out = tensors[tensors.len() - 1];
+        let out = self.call.output();
         let mut staged = Vec::new();
         for (i, &b) in bindings.iter().enumerate() {
             let t = tensors[i];
@@ -374,10 +424,13 @@ impl<'c, 'a> Planner<'c, 'a> {
                 _ => t,
             })
             .collect();
+        let extra = std::iter::repeat_n(Binding::Extra, self.call.outputs - 1);
         let numbers: Vec<u32> = bindings
             .iter()
-            .map(|b| b.number())
-            .chain([Binding::Dst.number()])
+            .copied()
+            .chain([Binding::Dst])
+            .chain(extra)
+            .map(Binding::number)
             .collect();
         crate::exec::pieces(cut.units, per_piece)
             .map(|(first, units)| {

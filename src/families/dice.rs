@@ -106,7 +106,7 @@ pub(super) const FAMILY: Family = Family {
             )
     },
     plan,
-    forward: Compiled::forward(&[
+    forward: &[Compiled::forward(&[
         APPLY,
         EVAL,
         APPLY_ALPHA,
@@ -118,9 +118,10 @@ pub(super) const FAMILY: Family = Family {
         STATS_ALPHA[1],
         STATS_ALPHA[2],
         STATS_ALPHA[3],
-    ]),
-    backward: Compiled::backward(&[COLUMN, COLUMN_WG, GRAD_APPLY]),
+    ])],
+    backward: &[Compiled::backward(&[COLUMN, COLUMN_WG, GRAD_APPLY])],
     strategies: false,
+    extra_output: false,
 };
 
 fn backward_source(spec: &ModuleSpec) -> String {
@@ -313,6 +314,7 @@ fn backward_params<'a>(
     }
     if let Some(ga) = p.call.param_grad {
         read.extend([("x", x), ("grad_output", g)]);
+        crate::region::require_f32("grad_alpha", ga)?;
         check::written_apart("grad_alpha", ga, f, &read, (gx, len))?;
     }
     let tensor = |r: Option<BufferRegion<'a>>, scratch: Group1Binding<'a>| {

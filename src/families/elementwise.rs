@@ -54,18 +54,39 @@ const GRAD_SCALAR: Entry = Entry::new(&BACKWARD, "grad_scalar", Group1::None);
 pub(super) const FAMILY: Family = Family {
     serves: |op, params| op.elementwise().is_some() && params.is_none(),
     plan,
-    forward: Compiled::forward(&[VEC4, SCALAR]),
-    backward: Compiled::backward(&[GRAD_VEC4, GRAD_SCALAR]),
+    forward: &[Compiled::forward(&[VEC4, SCALAR])],
+    backward: &[Compiled::backward(&[GRAD_VEC4, GRAD_SCALAR])],
     strategies: false,
+    extra_output: false,
 };
+
+/// The forward of the op whose WGSL function is `wgsl` on `x` with the parameters `p`: the
+/// function with NaN passed through (the kernels' and the exports' one expression).
+pub(crate) fn forward_call(wgsl: &str, x: &str, p: &str) -> String {
+    format!("pass_nan({x}, {wgsl}({x}, {p}))")
+}
+
+/// The backward of the op whose WGSL derivative is `wgsl`: grad_input from `saved` and
+/// `grad` with the parameters `p`.
+pub(crate) fn backward_call(wgsl: &str, saved: &str, grad: &str, p: &str) -> String {
+    format!("{wgsl}({saved}, {grad}, {p})")
+}
 
 /// The forward module for `spec.op`: its `act_*` function with NaN passed through.
 fn forward_source(spec: &ModuleSpec) -> String {
+    apply_prelude(spec).assemble(&[ELEMENTWISE_WGSL])
+}
+
+/// The prelude of a module applying `spec.op` per element (this family's, and the fused
+/// bias's): `apply(x)` with the parameters of the uniform block `params`, and `load4(j)`,
+/// `load1(j)` reading the input through its binding.
+pub(crate) fn apply_prelude(spec: &ModuleSpec) -> Prelude {
     let (wgsl, _) = spec.op.elementwise().expect("an elementwise op");
     let binding = forward_binding(spec.layout).wgsl();
     Prelude::new(spec)
         .line(&format!(
-            "fn apply(x: f32) -> f32 {{ return pass_nan(x, {wgsl}(x, params.p)); }}"
+            "fn apply(x: f32) -> f32 {{ return {}; }}",
+            forward_call(wgsl, "x", "params.p")
         ))
         .line(&format!(
             "fn load4(j: u32) -> vec4<f32> {{ return {binding}_load4(j); }}"
@@ -73,19 +94,26 @@ fn forward_source(spec: &ModuleSpec) -> String {
         .line(&format!(
             "fn load1(j: u32) -> f32 {{ return {binding}_load(j); }}"
         ))
-        .assemble(&[ELEMENTWISE_WGSL])
+}
+
+/// The prelude of a module applying `spec.op`'s derivative per element: `grad_apply(s,
+/// g)` with the parameters of the uniform block named `uniforms`, and the two inputs
+/// through the bindings the layout names.
+pub(crate) fn grad_apply_prelude(spec: &ModuleSpec, uniforms: &str) -> Prelude {
+    let (wgsl, _) = spec.op.elementwise_grad().expect("an elementwise op");
+    Prelude::new(spec)
+        .line(&format!(
+            "fn grad_apply(s: f32, g: f32) -> f32 {{ return {}; }}",
+            backward_call(wgsl, "s", "g", &format!("{uniforms}.p"))
+        ))
+        .backward_inputs(spec.layout, "")
 }
 
 /// The backward module for `spec.op`: its `grad_*` function, its inputs read through the
 /// bindings the layout names.
 fn backward_source(spec: &ModuleSpec) -> String {
-    let (wgsl, _) = spec.op.elementwise_grad().expect("an elementwise op");
-    Prelude::new(spec)
-        .line(&format!(
-            "fn grad_apply(s: f32, g: f32) -> f32 {{ return {wgsl}(s, g, params.p); }}"
-        ))
+    grad_apply_prelude(spec, "params")
         .backward_inputs(spec.layout, "4")
-        .backward_inputs(spec.layout, "")
         .assemble(&[GRADIENTS_WGSL, BACKWARD_WGSL])
 }
 

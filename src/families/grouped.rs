@@ -57,15 +57,16 @@ const GRAD_WORKGROUP: Entry = Entry::new(&BACKWARD, "grouped_grad_workgroup", Gr
 pub(super) const FAMILY: Family = Family {
     serves: |op, params| op.grouped().is_some() && params.is_none(),
     plan,
-    forward: Compiled {
+    forward: &[Compiled {
         layouts: &[Layout::One(Binding::Src)],
         entries: &[LANE, WORKGROUP],
-    },
-    backward: Compiled {
+    }],
+    backward: &[Compiled {
         layouts: &[Layout::BACKWARD[0], Layout::BACKWARD[2]],
         entries: &[GRAD_LANE, GRAD_WORKGROUP],
-    },
+    }],
     strategies: false,
+    extra_output: false,
 };
 
 /// The grouped kernels' ids (every kind's and this module's) and the gated units' gate:

@@ -122,8 +122,10 @@ macro_rules! uniforms {
     };
 }
 
+mod bias;
 mod dice;
 mod elementwise;
+mod export;
 mod grouped;
 mod prelu;
 mod random;
@@ -201,6 +203,7 @@ pub(crate) enum ParamKind {
     Prelu,
     DiceTrain,
     DiceEval,
+    Bias,
 }
 
 impl ParamKind {
@@ -209,6 +212,7 @@ impl ParamKind {
             ParamArgs::Prelu(_) => ParamKind::Prelu,
             ParamArgs::DiceTrain(_) => ParamKind::DiceTrain,
             ParamArgs::DiceEval(_) => ParamKind::DiceEval,
+            ParamArgs::Bias { .. } => ParamKind::Bias,
         })
     }
 }
@@ -220,15 +224,18 @@ pub(crate) struct Family {
     pub(crate) plan: PlanFn,
     /// The pipelines it compiles in each direction (an entry point that needs subgroups
     /// only where the device has them).
-    pub(crate) forward: Compiled,
-    pub(crate) backward: Compiled,
+    pub(crate) forward: &'static [Compiled],
+    pub(crate) backward: &'static [Compiled],
     /// Whether a call may choose its [`Strategy`].
     pub(crate) strategies: bool,
+    /// Whether a forward call may write a second output (`Call::aux_output`).
+    pub(crate) extra_output: bool,
 }
 
 /// Every family: the one list a new family joins.
 pub(crate) const FAMILIES: &[Family] = &[
     elementwise::FAMILY,
+    bias::FAMILY,
     prelu::FAMILY,
     softmax::FAMILY,
     grouped::FAMILY,
@@ -248,11 +255,19 @@ pub(crate) fn family(call: &CallArgs<'_>) -> Result<&'static Family> {
                 Some(kind) => format!(
                     "`{}` takes no {kind:?} parameter tensors; {}",
                     call.activation,
-                    "Params::Prelu goes with prelu, Params::DiceTrain and Params::DiceEval with dice"
+                    "Params::Prelu goes with prelu, Params::DiceTrain and Params::DiceEval with \
+                     dice, Params::Bias with the elementwise ops"
                 ),
                 None => format!("no kernel family runs `{}`", call.activation),
             })
         })?;
+    if call.outputs > 1 && !family.extra_output {
+        return Err(Error::Unsupported(format!(
+            "an aux output holds the pre-activation of a fused bias + activation \
+             (Params::Bias); `{}` without a bias has none",
+            call.activation
+        )));
+    }
     if call.strategy != Strategy::Auto && !family.strategies {
         return Err(Error::Unsupported(format!(
             "a strategy chooses how the softmax family's rows map onto the GPU; `{}` has none \
@@ -276,15 +291,16 @@ pub(crate) fn pipelines(op: Op, direction: Direction, subgroups: bool) -> Vec<(L
         Some(ParamKind::Prelu),
         Some(ParamKind::DiceTrain),
         Some(ParamKind::DiceEval),
+        Some(ParamKind::Bias),
     ];
     FAMILIES
         .iter()
         .filter(|f| kinds.iter().any(|&k| (f.serves)(op, k)))
-        .flat_map(|f| {
-            let c = match direction {
-                Direction::Forward => &f.forward,
-                Direction::Backward => &f.backward,
-            };
+        .flat_map(|f| match direction {
+            Direction::Forward => f.forward,
+            Direction::Backward => f.backward,
+        })
+        .flat_map(|c| {
             let entries = c.entries.iter().filter(move |e| subgroups || !e.subgroups);
             c.layouts
                 .iter()

@@ -72,9 +72,10 @@ const GRAD_WEIGHT: Entry = Entry::new(&BACKWARD, "prelu_grad_weight", Group1::Pr
 pub(super) const FAMILY: Family = Family {
     serves: |op, params| op == Op::Prelu && params == Some(ParamKind::Prelu),
     plan,
-    forward: Compiled::forward(&[MAIN]),
-    backward: Compiled::backward(&[GRAD, GRAD_WEIGHT]),
+    forward: &[Compiled::forward(&[MAIN])],
+    backward: &[Compiled::backward(&[GRAD, GRAD_WEIGHT])],
     strategies: false,
+    extra_output: false,
 };
 
 fn backward_source(spec: &ModuleSpec) -> String {
@@ -159,6 +160,7 @@ fn check_backward<'a>(p: &Planner<'_, 'a>) -> Result<(ParamRegion<'a>, u64, u64,
     check::parameter("weights", w.region, w.len, gx)?;
     if let Some(gw) = p.call.param_grad {
         let read = [("weights", w.region), ("x", x), ("grad_output", g)];
+        crate::region::require_f32("grad_weight", gw)?;
         check::written_apart("grad_weight", gw, w.len, &read, (gx, len))?;
     }
     match w.len {

@@ -41,9 +41,10 @@ const GRAD: Entry = Entry::new(&BACKWARD, "random_grad", Group1::None);
 pub(super) const FAMILY: Family = Family {
     serves: |op, params| op.random().is_some() && params.is_none(),
     plan,
-    forward: Compiled::forward(&[MAIN]),
-    backward: Compiled::backward(&[GRAD]),
+    forward: &[Compiled::forward(&[MAIN])],
+    backward: &[Compiled::backward(&[GRAD])],
     strategies: false,
+    extra_output: false,
 };
 
 /// The random kernels' ids: every kind's and this module's.

@@ -107,7 +107,7 @@ const GRAD_SPLIT: [Entry; 2] = [
 pub(super) const FAMILY: Family = Family {
     serves: |op, params| op.softmax().is_some() && params.is_none(),
     plan,
-    forward: Compiled::forward(&[
+    forward: &[Compiled::forward(&[
         LANE,
         WORKGROUP,
         RESIDENT,
@@ -120,15 +120,16 @@ pub(super) const FAMILY: Family = Family {
         SPLIT_REGISTERS[1][0],
         SPLIT_REGISTERS[1][1],
         SUBGROUP,
-    ]),
-    backward: Compiled::backward(&[
+    ])],
+    backward: &[Compiled::backward(&[
         GRAD_LANE,
         GRAD_WORKGROUP,
         GRAD_SPLIT[0],
         GRAD_SPLIT[1],
         GRAD_SUBGROUP,
-    ]),
+    ])],
     strategies: true,
+    extra_output: false,
 };
 
 /// The entry points a strategy runs, in order (Split: statistics, then the write); `vec4`
