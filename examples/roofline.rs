@@ -46,11 +46,17 @@
 //! - Cold start first (stderr, or a `"cold_start"` JSON line): creating the context, the
 //!   first result, and compiling every pipeline, with `--pipeline-cache FILE` loading and
 //!   saving wgpu's pipeline cache there.
+//! - `--bias N`: times each elementwise op fused after a bias (`Params::Bias`, along the
+//!   last axis of an (elements / N, N) tensor) beside the two-kernel path on the same
+//!   tensor: the bias added by the fused identity, then the op in place (`... + bias [two
+//!   kernels]`); the JSON line of the fused one adds `two_kernel_seconds` and
+//!   `fused_speedup` (two kernels' time over the fused one's).
 
 use std::time::{Duration, Instant};
 
 use wgpu_activations::{
-    Activation, BufferRegion, Context, ContextOptions, Direction, Op, Storage, Strategy,
+    Activation, BufferRegion, Context, ContextOptions, Direction, Op, ParamTensor, Params, Storage,
+    Strategy,
 };
 
 struct Args {
@@ -68,6 +74,8 @@ struct Args {
     dtypes: Vec<Storage>,
     /// PyTorch's figures (torch_bench.py's JSON lines).
     torch: Vec<TorchFigure>,
+    /// Time the fused bias + activation, the bias this long.
+    bias: Option<u64>,
 }
 
 /// One line of torch_bench.py's output.
@@ -120,7 +128,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "roofline: {msg}\nusage: roofline [--ops SPEC,SPEC,...] [--elements N[,N...]] \
          [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--backward] \
-         [--pipeline-cache FILE] [--dtype f32,f16,bf16] [--torch FILE]"
+         [--pipeline-cache FILE] [--dtype f32,f16,bf16] [--torch FILE] [--bias N]"
     );
     std::process::exit(2)
 }
@@ -150,6 +158,7 @@ fn parse_args() -> Args {
         backward: false,
         dtypes: vec![Storage::F32],
         torch: Vec::new(),
+        bias: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -175,6 +184,7 @@ fn parse_args() -> Args {
             }
             "--pipeline-cache" => args.pipeline_cache = Some(value().into()),
             "--torch" => args.torch = read_torch(&value()),
+            "--bias" => args.bias = Some(numbers("--bias", &value())[0]),
             "--strategy" => {
                 args.strategies = value()
                     .split(',')
@@ -503,8 +513,49 @@ fn main() {
                 );
             }
         };
+        let bias_buffer = make("roofline bias", args.bias.unwrap_or(1));
         for a in &args.ops {
             let spec = a.to_string();
+            if let Some(len) = args.bias {
+                let fusable = a.op().elementwise().is_some() && a.op().random().is_none();
+                if !fusable || n % len != 0 {
+                    continue;
+                }
+                let shape = [(n / len) as usize, len as usize];
+                let bias = Params::Bias {
+                    bias: ParamTensor::Buffer(region(&bias_buffer), len as usize),
+                    dim: -1,
+                };
+                let identity = Activation::example(Op::Identity);
+                let fused = timer.median(args.samples, &|e| {
+                    let (x, y) = (region(&src), region(&dst));
+                    let call = ctx.call(a, &shape).params(bias);
+                    call.encode(e, x, y).expect("the fused bias encodes")
+                });
+                let two = timer.median(args.samples, &|e| {
+                    let (x, y) = (region(&src), region(&dst));
+                    let add = ctx.call(&identity, &shape).params(bias);
+                    add.encode(e, x, y).expect("the bias adds");
+                    ctx.call(a, &shape).encode(e, y, y).expect("the op encodes")
+                });
+                if args.json {
+                    println!(
+                        "{{\"op\": \"{spec} + bias\", \"elements\": {n}, \"bias\": {len}, \
+                         \"seconds\": {fused:e}, \"two_kernel_seconds\": {two:e}, \
+                         \"fused_speedup\": {:.4}, \"identity_seconds\": {identity_seconds:e}, \
+                         \"identity_ratio\": {:.4}, \"dtype\": \"{dtype}\", \"method\": \"{}\", \
+                         \"adapter\": \"{}\"}}",
+                        two / fused,
+                        identity_seconds / fused,
+                        timer.method(),
+                        adapter.replace('"', "'")
+                    );
+                } else {
+                    report(&format!("{spec} + bias"), None, fused, None);
+                    report(&format!("{spec} + bias [two kernels]"), None, two, None);
+                }
+                continue;
+            }
             // softmax: one tensor per row length; others: one axis of n (dice: a batch of
             // n / 256 with 256 features)
             let shapes: Vec<(Option<u64>, Vec<usize>)> = if a.op().softmax().is_some() {

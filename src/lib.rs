@@ -51,6 +51,8 @@ pub mod guide {
     pub mod softmax {}
     #[doc = include_str!("../docs/gradients.md")]
     pub mod gradients {}
+    #[doc = include_str!("../docs/fusion.md")]
+    pub mod fusion {}
     #[doc = include_str!("../docs/storage.md")]
     pub mod storage {}
     #[doc = include_str!("../docs/numerics.md")]

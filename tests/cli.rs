@@ -456,3 +456,84 @@ fn roofline_reports_its_floors_and_pytorch_figures() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bias_fuses_before_the_op_and_a_wrong_length_is_a_usage_error() {
+    let (x, b, y) = (
+        scratch("bias-x.f32"),
+        scratch("bias-b.f32"),
+        scratch("bias-y.f32"),
+    );
+    write_f32s(&x, &[1.0, 2.0, 3.0, -4.0, -5.0, -6.0]);
+    write_f32s(&b, &[0.5, -1.0, 2.0]);
+    let (x_s, b_s, y_s) = (
+        x.to_str().unwrap(),
+        b.to_str().unwrap(),
+        y.to_str().unwrap(),
+    );
+    let out = run(&[
+        "relu", "--bias", b_s, "--shape", "2,3", "--input", x_s, "--output", y_s,
+    ]);
+    assert_eq!(status_and_line(&out).0, 0);
+    // relu(x + b) with b along the last axis
+    assert_eq!(read_f32s(&y), [1.5, 1.0, 5.0, 0.0, 0.0, 0.0]);
+    for (args, says) in [
+        (
+            &["relu", "--bias", b_s, "--shape", "3,2", "--input", x_s][..],
+            "the bias holds 3 values",
+        ),
+        (
+            &["softmax", "--bias", b_s, "--shape", "2,3", "--input", x_s][..],
+            "elementwise",
+        ),
+        (
+            &["gelu", "--bias", b_s, "--backward"][..],
+            "--bias is for the forward",
+        ),
+    ] {
+        let (code, err) = status_and_line(&run(args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn wgsl_prints_the_forward_and_backward_functions() {
+    let out = run(&["--wgsl", "leaky_relu(negative_slope=0.2)"]);
+    assert_eq!(status_and_line(&out).0, 0);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for f in [
+        "fn leaky_relu(",
+        "fn leaky_relu_init(",
+        "fn leaky_relu_backward(",
+        "fn leaky_relu_backward_init(",
+    ] {
+        assert!(text.contains(f), "{f} missing");
+    }
+    wgpu_activations::shader::validate_wgsl(&text).unwrap();
+    let (code, err) = status_and_line(&run(&["--wgsl", "softmax"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rows"), "{err}");
+    let (code, err) = status_and_line(&run(&["--wgsl", "gelu", "--shape", "4"]));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn the_fused_matmul_example_gives_the_crate_kernels_bits() {
+    for spec in ["gelu", "silu"] {
+        let out = example("fused_matmul")
+            .args(["--size", "64", "--samples", "1", "--spec", spec])
+            .output()
+            .expect("fused_matmul runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{spec}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("crate's fused bias") && text.contains(": true"),
+            "{text}"
+        );
+    }
+}

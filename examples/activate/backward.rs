@@ -45,7 +45,7 @@ pub(super) fn run(
     }
     let ctx = Context::new().map_err(|e| Failure::Run(e.to_string()))?;
     let run = |e: wgpu_activations::Error| Failure::Run(e.to_string());
-    let y = dtype::forward(&ctx, args.dtype, activation, x, shape).map_err(run)?;
+    let y = dtype::forward(&ctx, args.dtype, activation, x, shape, None).map_err(run)?;
     let saved = match op.backward().saved {
         Saved::Input => x.to_vec(),
         Saved::Output => y.clone(),

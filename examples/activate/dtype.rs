@@ -3,7 +3,7 @@
 //! it (the f32 bounds say nothing about a result rounded to 11 or 8 bits).
 
 use half::{bf16, f16};
-use wgpu_activations::{Activation, Context, Element, Result, Storage};
+use wgpu_activations::{Activation, Context, Element, Params, Result, Storage};
 
 /// The values of a raw little-endian file of `dtype` elements, widened to f32 (exact).
 pub(super) fn decode(bytes: &[u8], dtype: Storage) -> std::result::Result<Vec<f32>, String> {
@@ -49,18 +49,28 @@ fn widen<T: Element>(values: Vec<T>) -> Vec<f32> {
     values.into_iter().map(Element::to_f32).collect()
 }
 
-/// The forward on the GPU in `dtype` storage.
+/// The forward on the GPU in `dtype` storage, with a bias along the last axis fused
+/// before the op where one is given.
 pub(super) fn forward(
     ctx: &Context,
     dtype: Storage,
     a: &Activation,
     x: &[f32],
     shape: &[usize],
+    bias: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
+    let call = ctx.call(a, shape);
+    let call = match bias {
+        Some(b) => call.params(Params::Bias {
+            bias: b.into(),
+            dim: -1,
+        }),
+        None => call,
+    };
     match dtype {
-        Storage::F32 => ctx.call(a, shape).run(x),
-        Storage::F16 => Ok(widen(ctx.call(a, shape).run(&typed::<f16>(x))?)),
-        Storage::Bf16 => Ok(widen(ctx.call(a, shape).run(&typed::<bf16>(x))?)),
+        Storage::F32 => call.run(x),
+        Storage::F16 => Ok(widen(call.run(&typed::<f16>(x))?)),
+        Storage::Bf16 => Ok(widen(call.run(&typed::<bf16>(x))?)),
     }
 }
 

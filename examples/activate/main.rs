@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --release --example activate -- SPEC [--shape D0,D1,...] [--input FILE] [--output FILE] [--dtype T]
 //! cargo run --release --example activate -- SPEC --backward [--shape ...] [--input X --grad-output G] [--output GX] [--dtype T]
+//! cargo run --release --example activate -- SPEC --bias FILE --shape M,N [--input FILE] [--output FILE] [--dtype T]
+//! cargo run --release --example activate -- --wgsl SPEC
 //! ```
 //!
 //! - No `--input`: activates a small sample buffer and prints the input, the GPU output,
@@ -26,6 +28,13 @@
 //!   backward reads y (sigmoid, tanh, the softmax family) get it from the GPU forward
 //!   first. Without files: x, y = f(x), and grad_input for a sample grad_output (1 for the
 //!   elementwise ops, so it is f'(x)) beside the CPU reference.
+//! - `--bias FILE`: the fused bias + activation, `f(x + bias)`, the bias along the last
+//!   axis of `--shape` (raw values of `--dtype`, one per index of that axis); the
+//!   reference is the op of the sums. A bias of another length, or with `--backward`, is a
+//!   usage error.
+//! - `--wgsl`: prints the op's forward and backward as WGSL functions for the user's own
+//!   kernels (`NAME` and `NAME_backward`, with their `_init`), specialised for this
+//!   adapter (`Context::wgsl_function`); an op that is not elementwise is a usage error.
 //! - `--help`: this usage on stdout, exit 0. Any error: one line on stderr and a non-zero
 //!   exit status (2 for usage, 1 otherwise), never a panic (also when stdout is closed).
 
@@ -39,7 +48,9 @@ use wgpu_activations::{accuracy, cpu, Accuracy, Activation, Context, Storage};
 const USAGE: &str = "usage: activate SPEC [--shape D0,D1,...] [--input FILE] [--output FILE] \
      [--dtype f32|f16|bf16]  (e.g. activate 'gelu(approximate=tanh)')\n       \
      activate SPEC --backward [--shape D0,D1,...] [--input X --grad-output G] [--output GX] \
-     [--dtype f32|f16|bf16]";
+     [--dtype f32|f16|bf16]\n       \
+     activate SPEC --bias FILE --shape D0,...,N [--input FILE] [--output FILE] [--dtype ...]\n       \
+     activate --wgsl SPEC";
 
 const SAMPLE: [f32; 13] = [
     -10.0, -8.0, -4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0,
@@ -53,6 +64,8 @@ struct Args {
     backward: bool,
     grad_output: Option<PathBuf>,
     dtype: Storage,
+    bias: Option<PathBuf>,
+    wgsl: bool,
 }
 
 enum Failure {
@@ -81,6 +94,7 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
     let mut spec = None;
     let (mut shape, mut input, mut output, mut grad_output) = (None, None, None, None);
     let mut backward = false;
+    let (mut bias, mut wgsl) = (None, false);
     let mut dtype = Storage::F32;
     while let Some(raw) = args.next() {
         let arg = raw.to_str().map(str::to_string);
@@ -120,6 +134,8 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
             "--output" => output = Some(path("--output")?),
             "--grad-output" => grad_output = Some(path("--grad-output")?),
             "--backward" => backward = true,
+            "--bias" => bias = Some(path("--bias")?),
+            "--wgsl" => wgsl = true,
             "--dtype" => {
                 dtype = value("--dtype")?
                     .parse()
@@ -135,6 +151,15 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
     if grad_output.is_some() && !backward {
         return Err(usage("--grad-output is for --backward".to_string()));
     }
+    if bias.is_some() && backward {
+        return Err(usage("--bias is for the forward".to_string()));
+    }
+    let files = input.is_some() || output.is_some() || bias.is_some() || backward;
+    if wgsl && (files || shape.is_some()) {
+        return Err(usage(
+            "--wgsl prints the functions; it takes no files or shape".to_string(),
+        ));
+    }
     if backward && input.is_some() != grad_output.is_some() {
         return Err(usage(
             "--backward takes both --input (x) and --grad-output, or neither (a sample)"
@@ -149,6 +174,8 @@ fn parse_args(args: impl Iterator<Item = OsString>) -> Result<Args, Failure> {
         backward,
         grad_output,
         dtype,
+        bias,
+        wgsl,
     })
 }
 
@@ -236,6 +263,9 @@ fn run(args: Args) -> Result<(), Failure> {
         .spec
         .parse()
         .map_err(|e| Failure::Usage(format!("{e}")))?;
+    if args.wgsl {
+        return print_wgsl(&activation);
+    }
     let input = match &args.input {
         Some(path) => read_values(path, args.dtype)?,
         // A grouped op's sample is a whole number of groups.
@@ -264,15 +294,35 @@ fn run(args: Args) -> Result<(), Failure> {
             input.len()
         )));
     }
+    let bias = match &args.bias {
+        Some(path) => Some(read_bias(path, &activation, &shape, args.dtype)?),
+        None => None,
+    };
+    // The reference of the fused path is the op of the sums, rounded once to f32.
+    let pre = match &bias {
+        Some(b) => input
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| x + b[i % b.len()])
+            .collect(),
+        None => input.clone(),
+    };
     // A `dim` outside the shape is a usage error, caught before any GPU work.
-    let reference = cpu::reference_shaped_f64(&activation, &input, &shape)
+    let reference = cpu::reference_shaped_f64(&activation, &pre, &shape)
         .map_err(|e| Failure::Usage(e.to_string()))?;
     if args.backward {
         return backward::run(&args, &activation, &input, &shape);
     }
     let ctx = Context::new().map_err(|e| Failure::Run(e.to_string()))?;
-    let output = dtype::forward(&ctx, args.dtype, &activation, &input, &shape)
-        .map_err(|e| Failure::Run(e.to_string()))?;
+    let output = dtype::forward(
+        &ctx,
+        args.dtype,
+        &activation,
+        &input,
+        &shape,
+        bias.as_deref(),
+    )
+    .map_err(|e| Failure::Run(e.to_string()))?;
     if let Some(path) = &args.output {
         write_values(path, &output, args.dtype)?;
     }
@@ -305,7 +355,7 @@ fn run(args: Args) -> Result<(), Failure> {
                 }
                 // indexed ops: the reference of element i, not of its value alone
                 None if grouped || random => grouped_ulp(*y, reference[i]).to_string(),
-                None => accuracy::element_error(&activation, input[i], *y).to_string(),
+                None => accuracy::element_error(&activation, pre[i], *y).to_string(),
             };
             let r = reference[i] as f32;
             let lead = if grouped {
@@ -359,7 +409,7 @@ fn run(args: Args) -> Result<(), Failure> {
             );
         }
         None => {
-            let report = accuracy::compare(&activation, &input, &output);
+            let report = accuracy::compare(&activation, &pre, &output);
             let worst = if report.max_ulp == u64::MAX {
                 "NaN mismatch".to_string()
             } else {
@@ -374,6 +424,43 @@ fn run(args: Args) -> Result<(), Failure> {
             );
         }
     }
+    Ok(())
+}
+
+/// The bias of `--bias`: one value per index of the shape's last axis, of an op a bias may
+/// precede.
+fn read_bias(
+    path: &Path,
+    a: &Activation,
+    shape: &[usize],
+    dtype: Storage,
+) -> Result<Vec<f32>, Failure> {
+    if a.op().elementwise().is_none() || a.op().random().is_some() {
+        return Err(Failure::Usage(format!(
+            "--bias goes with the elementwise ops; `{a}` is not one\n{USAGE}"
+        )));
+    }
+    let bias = read_values(path, dtype)?;
+    let last = shape.last().copied().unwrap_or(1);
+    if bias.len() != last {
+        return Err(Failure::Usage(format!(
+            "the bias holds {} values and the last axis of the shape {shape:?} has {last}: \
+             one per index of it\n{USAGE}",
+            bias.len()
+        )));
+    }
+    Ok(bias)
+}
+
+/// `--wgsl`: the op's forward and backward as exported WGSL functions for this adapter.
+fn print_wgsl(a: &Activation) -> Result<(), Failure> {
+    let ctx = Context::new().map_err(|e| Failure::Run(e.to_string()))?;
+    let name = a.op().name();
+    let backward = format!("{name}_backward");
+    let usage = |e: wgpu_activations::Error| Failure::Usage(format!("{e}\n{USAGE}"));
+    let forward = ctx.wgsl_function(a, name).map_err(usage)?;
+    let backward = ctx.wgsl_backward_function(a, &backward).map_err(usage)?;
+    say!("{forward}\n{backward}");
     Ok(())
 }
 
