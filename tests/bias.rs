@@ -207,22 +207,35 @@ fn pieces_on_a_small_device_keep_the_bits() {
 /// reference of f(x + bias) (NaN for NaN; a zero of its sign where the true result is
 /// below f32's normal range on a flushing adapter).
 fn half_case<T: Element>(ctx: &Context, to_half: fn(f32) -> T, from_f64: fn(f64) -> T) {
-    let shape = [64, 16];
+    for (shape, dim) in [(vec![64, 16], -1), (vec![4, 16, 4, 4], 1)] {
+        half_forward(ctx, &shape, dim, to_half, from_f64);
+        half_backward(ctx, &shape, dim, to_half);
+    }
+}
+
+fn half_forward<T: Element>(
+    ctx: &Context,
+    shape: &[usize],
+    dim: i64,
+    to_half: fn(f32) -> T,
+    from_f64: fn(f64) -> T,
+) {
     let x: Vec<T> = inputs(1024, 9).into_iter().map(to_half).collect();
     let b: Vec<f32> = biases(16, 10)
         .iter()
         .map(|&v| to_half(v).to_f32())
         .collect();
     for a in ops() {
-        let call = ctx.call(&a, &shape).params(Params::Bias {
+        let call = ctx.call(&a, shape).params(Params::Bias {
             bias: b[..].into(),
-            dim: -1,
+            dim,
         });
         let y: Vec<T> = call.run(&x).unwrap();
         let (_, f) = a.op().elementwise().unwrap();
         let params: Vec<f64> = a.params().iter().map(|&p| f64::from(p)).collect();
         for (i, (&xi, &yi)) in x.iter().zip(&y).enumerate() {
-            let r = f(f64::from(xi.to_f32()) + f64::from(b[i % 16]), &params);
+            let bias = f64::from(b[channel(shape, dim, i)]);
+            let r = f(f64::from(xi.to_f32()) + bias, &params);
             let want = from_f64(r);
             let (got, w) = (yi.to_f32(), want.to_f32());
             let flushed = r != 0.0
@@ -237,6 +250,43 @@ fn half_case<T: Element>(ctx: &Context, to_half: fn(f32) -> T, from_f64: fn(f64)
             assert!(
                 ok,
                 "{a} {}: element {i}: {got:e} vs {w:e} ({r:e})",
+                T::STORAGE
+            );
+        }
+    }
+}
+
+/// The half backward: grad_input as the crate's elementwise backward gives it, and the
+/// bias's gradient the f32 sum of grad_input rounded once (within the halves' rounding of
+/// the terms summed here).
+fn half_backward<T: Element>(ctx: &Context, shape: &[usize], dim: i64, to_half: fn(f32) -> T) {
+    let clamp = |v: f32| to_half(v.clamp(-6.0, 6.0));
+    let s: Vec<T> = inputs(1024, 11).into_iter().map(clamp).collect();
+    let g: Vec<T> = inputs(1024, 12).into_iter().map(clamp).collect();
+    let b = vec![0.0f32; 16];
+    for spec in ["gelu", "tanh"] {
+        let a: wgpu_activations::Activation = spec.parse().unwrap();
+        let call = ctx.call(&a, shape).params(Params::Bias {
+            bias: b[..].into(),
+            dim,
+        });
+        let (gx, gb) = call.run_gradients(&s, &g).unwrap();
+        let want: Vec<T> = ctx.call(&a, &[s.len()]).run_backward(&s, &g).unwrap();
+        let bits = |v: &[T]| v.iter().map(|x| x.to_f32().to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&gx), bits(&want), "{spec} {}: grad_input", T::STORAGE);
+        let (mut sum, mut magnitude) = (vec![0.0f64; 16], vec![0.0f64; 16]);
+        for (i, v) in gx.iter().enumerate() {
+            let v = f64::from(v.to_f32());
+            sum[channel(shape, dim, i)] += v;
+            magnitude[channel(shape, dim, i)] += v.abs();
+        }
+        for k in 0..16 {
+            let (got, w) = (f64::from(gb[k]), sum[k]);
+            let close = (got - w).abs() <= magnitude[k] / 256.0;
+            let ok = got == w || (got.is_nan() && w.is_nan()) || close;
+            assert!(
+                ok,
+                "{spec} {}: grad_bias[{k}] = {got:e}, sum {w:e}",
                 T::STORAGE
             );
         }
@@ -322,6 +372,11 @@ fn misuse_is_refused_with_a_message() {
     assert!(matches!(e, Error::Overlap { .. }), "{e}");
     let e = encode(aux(at(&other, 20)), at(&other, 0), at(&data, 0)).unwrap_err();
     assert!(e.to_string().contains("read-only"), "{e}");
+    let e = encode(aux(at(&data, 4)), at(&data, 0), at(&data, 40)).unwrap_err();
+    assert!(
+        matches!(e, Error::Overlap { .. }),
+        "aux over the input: {e}"
+    );
     // an aux output without a bias
     let e = encode(
         ctx.call(&gelu, &[16]).aux_output(at(&other, 0)),
