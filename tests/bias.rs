@@ -263,7 +263,7 @@ fn half_backward<T: Element>(ctx: &Context, shape: &[usize], dim: i64, to_half: 
     let clamp = |v: f32| to_half(v.clamp(-6.0, 6.0));
     let s: Vec<T> = inputs(1024, 11).into_iter().map(clamp).collect();
     let g: Vec<T> = inputs(1024, 12).into_iter().map(clamp).collect();
-    let b = vec![0.0f32; 16];
+    let b = [0.0f32; 16];
     for spec in ["gelu", "tanh"] {
         let a: wgpu_activations::Activation = spec.parse().unwrap();
         let call = ctx.call(&a, shape).params(Params::Bias {
