@@ -7,7 +7,7 @@
 //! ```text
 //! cargo run --release --example roofline -- [--ops SPEC,SPEC,...] [--elements N[,N...]]
 //!     [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--pipeline-cache FILE]
-//!     [--backward] [--dtype T[,T...]] [--torch FILE]
+//!     [--backward] [--dtype T[,T...]] [--torch FILE] [--bias N] [--tune] [--tuning-file FILE]
 //! ```
 //!
 //! - `--ops`: the specs to measure (default: every op). Commas inside a spec's parentheses
@@ -51,12 +51,17 @@
 //!   tensor: the bias added by the fused identity, then the op in place (`... + bias [two
 //!   kernels]`); the JSON line of the fused one adds `two_kernel_seconds` and
 //!   `fused_speedup` (two kernels' time over the fused one's).
+//! - `--tune`: tunes each softmax-family shape on this adapter (`Context::tune`, forward,
+//!   and backward with `--backward`) before timing it, so that the `auto` line, labelled
+//!   `[auto: S]` with the strategy it ran, sits beside every strategy `--strategy` names
+//!   (`--strategy auto,lane,subgroup,...`); the tuned table is printed last (stderr, or
+//!   `"tuned"` JSON lines). `--tuning-file FILE` reads and writes the choices there.
 
 use std::time::{Duration, Instant};
 
 use wgpu_activations::{
-    Activation, BufferRegion, Context, ContextOptions, Direction, Op, ParamTensor, Params, Storage,
-    Strategy,
+    Activation, BufferRegion, Context, ContextOptions, Direction, Op, ParamTensor, Params,
+    Stopwatch, Storage, Strategy, TuningOptions,
 };
 
 struct Args {
@@ -76,6 +81,10 @@ struct Args {
     torch: Vec<TorchFigure>,
     /// Time the fused bias + activation, the bias this long.
     bias: Option<u64>,
+    /// Tune each softmax-family shape before timing it.
+    tune: bool,
+    /// The tuning file (read at start, written after each tuning).
+    tuning_file: Option<std::path::PathBuf>,
 }
 
 /// One line of torch_bench.py's output.
@@ -128,7 +137,8 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "roofline: {msg}\nusage: roofline [--ops SPEC,SPEC,...] [--elements N[,N...]] \
          [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--backward] \
-         [--pipeline-cache FILE] [--dtype f32,f16,bf16] [--torch FILE] [--bias N]"
+         [--pipeline-cache FILE] [--dtype f32,f16,bf16] [--torch FILE] [--bias N] [--tune] \
+         [--tuning-file FILE]"
     );
     std::process::exit(2)
 }
@@ -159,6 +169,8 @@ fn parse_args() -> Args {
         dtypes: vec![Storage::F32],
         torch: Vec::new(),
         bias: None,
+        tune: false,
+        tuning_file: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -185,6 +197,8 @@ fn parse_args() -> Args {
             "--pipeline-cache" => args.pipeline_cache = Some(value().into()),
             "--torch" => args.torch = read_torch(&value()),
             "--bias" => args.bias = Some(numbers("--bias", &value())[0]),
+            "--tune" => args.tune = true,
+            "--tuning-file" => args.tuning_file = Some(value().into()),
             "--strategy" => {
                 args.strategies = value()
                     .split(',')
@@ -205,90 +219,27 @@ fn parse_args() -> Args {
     args
 }
 
-/// Times `record` (which records one repetition of the work) on the GPU.
-struct Timer<'a> {
-    ctx: &'a Context,
-    queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
-}
+/// Times `record` (which records one repetition of the work) on the GPU, with the
+/// crate's stopwatch.
+struct Timer<'a>(Stopwatch<'a>);
 
 impl<'a> Timer<'a> {
     fn new(ctx: &'a Context) -> Self {
-        let queries = ctx
-            .device()
-            .features()
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
-            .then(|| {
-                let set = ctx.device().create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("roofline"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: 2,
-                });
-                let resolve = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("roofline resolve"),
-                    size: 16,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                });
-                let read = ctx.device().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("roofline read"),
-                    size: 16,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                (set, resolve, read)
-            });
-        Timer { ctx, queries }
+        Timer(Stopwatch::new(ctx))
     }
 
     fn method(&self) -> &'static str {
-        if self.queries.is_some() {
-            "timestamp"
-        } else {
-            "wall"
-        }
+        self.0.method()
     }
 
     /// One sample: `reps` repetitions in one submission; seconds per repetition.
     fn sample(&self, reps: u32, record: &dyn Fn(&mut wgpu::CommandEncoder)) -> f64 {
-        let device = self.ctx.device();
-        let mut encoder = device.create_command_encoder(&Default::default());
-        let stamp = |encoder: &mut wgpu::CommandEncoder, index: u32| {
-            if let Some((set, _, _)) = &self.queries {
-                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("timestamp"),
-                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                        query_set: set,
-                        beginning_of_pass_write_index: Some(index),
-                        end_of_pass_write_index: None,
-                    }),
-                });
-            }
-        };
-        stamp(&mut encoder, 0);
-        for _ in 0..reps {
-            record(&mut encoder);
-        }
-        stamp(&mut encoder, 1);
-        if let Some((set, resolve, read)) = &self.queries {
-            encoder.resolve_query_set(set, 0..2, resolve, 0);
-            encoder.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
-        }
-        let start = Instant::now();
-        self.ctx.queue().submit([encoder.finish()]);
-        self.ctx.wait().expect("the GPU finished");
-        let wall = start.elapsed().as_secs_f64();
-        let Some((_, _, read)) = &self.queries else {
-            return wall / f64::from(reps);
-        };
-        read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-        self.ctx.wait().expect("the readback finished");
-        let ticks: Vec<u64> = {
-            let view = read.slice(..).get_mapped_range().expect("mapped");
-            bytemuck::cast_slice(&view).to_vec()
-        };
-        read.unmap();
-        let period = f64::from(self.ctx.queue().get_timestamp_period());
-        ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9 / f64::from(reps)
+        self.0
+            .time(reps, &mut |e| {
+                record(e);
+                Ok(())
+            })
+            .expect("the GPU ran the work")
     }
 
     /// The median of `samples` samples, each repeating the work for about 20 ms.
@@ -308,6 +259,10 @@ fn main() {
     let cold = Instant::now();
     let ctx = Context::with_options(ContextOptions {
         pipeline_cache: args.pipeline_cache.clone(),
+        tuning: TuningOptions {
+            file: args.tuning_file.clone(),
+            on_first_use: false,
+        },
         ..Default::default()
     })
     .unwrap_or_else(|e| {
@@ -582,6 +537,9 @@ fn main() {
                 &[Strategy::Auto]
             };
             for (row, shape) in shapes {
+                if args.tune {
+                    tune(&ctx, a, &shape, args.backward, dtype);
+                }
                 for &strategy in strategies {
                     let encode = |e: &mut wgpu::CommandEncoder| {
                         let (x, y) = (region(&src), region(&dst));
@@ -600,7 +558,10 @@ fn main() {
                     let t = timer.median(args.samples, &|e| {
                         encode(e).expect("the op encoded once already")
                     });
-                    let label = if strategy == Strategy::Auto {
+                    let label = if strategy == Strategy::Auto && args.tune {
+                        let plan = ctx.call(a, &shape).row_plan(Direction::Forward, dtype);
+                        format!("{spec} [auto: {:?}]", plan.expect("it ran").strategy)
+                    } else if strategy == Strategy::Auto {
                         spec.clone()
                     } else {
                         format!("{spec} [{strategy:?}]")
@@ -627,10 +588,19 @@ fn main() {
                     let tb = timer.median(args.samples, &|e| {
                         backward(e).expect("the backward encoded once already")
                     });
+                    let label = if strategy == Strategy::Auto && args.tune {
+                        let plan = ctx.call(a, &shape).row_plan(Direction::Backward, dtype);
+                        format!("{spec} [auto: {:?}]", plan.expect("it ran").strategy)
+                    } else {
+                        label
+                    };
                     report(&format!("{label} backward"), row, tb, Some(t));
                 }
             }
         }
+    }
+    if args.tune {
+        print_tuned(&ctx, args.json);
     }
 }
 
@@ -650,4 +620,40 @@ fn stored(values: &[f32], dtype: Storage) -> Vec<u8> {
     };
     bytes.resize(bytes.len().next_multiple_of(4), 0);
     bytes
+}
+
+/// Tunes the forward (and with `--backward` the backward) of `a` on `shape`, saying what
+/// was chosen on stderr.
+fn tune(ctx: &Context, a: &Activation, shape: &[usize], backward: bool, dtype: Storage) {
+    let directions: &[Direction] = if backward {
+        &[Direction::Forward, Direction::Backward]
+    } else {
+        &[Direction::Forward]
+    };
+    for &direction in directions {
+        match ctx.tune(a, shape, direction, dtype) {
+            Ok(s) => eprintln!("tuned {a} {direction:?} {dtype} {shape:?}: {s:?}"),
+            Err(e) => eprintln!("tuning {a} {direction:?} {dtype} {shape:?} failed: {e}"),
+        }
+    }
+}
+
+/// The context's tuned table: one line per choice on stderr, or with `--json` one
+/// `"tuned"` JSON line per choice.
+fn print_tuned(ctx: &Context, json: bool) {
+    let tuned = ctx.tuned();
+    for w in &tuned.warnings {
+        eprintln!("tuning: {w}");
+    }
+    if !json {
+        eprint!("tuned choices:\n{tuned}");
+        return;
+    }
+    for (key, strategy, seconds) in &tuned.choices {
+        println!(
+            "{{\"tuned\": true, \"direction\": \"{:?}\", \"dtype\": \"{}\", \"axis_bucket\": {}, \
+             \"rows\": \"{:?}\", \"strided\": {}, \"strategy\": \"{strategy:?}\", \"seconds\": {seconds:e}}}",
+            key.direction, key.storage, key.axis_bucket, key.rows, key.strided
+        );
+    }
 }

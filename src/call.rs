@@ -9,7 +9,7 @@ use crate::shape::{check_grad_len, check_len, element_count};
 use crate::{Activation, BufferRegion, Context, Result, Storage, Strategy};
 
 /// Which way a kernel runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Direction {
     /// `y = f(x)`.
     Forward,

@@ -39,6 +39,7 @@ pub mod op;
 pub mod random;
 mod region;
 mod shape;
+mod tuning;
 
 /// The reference, one chapter per subject (the repository's `docs/*.md`; their Rust
 /// examples are compiled as doctests).
@@ -80,3 +81,4 @@ pub use families::softmax_strategy::{RowPlan, Strategy};
 pub use op::{Accuracy, Op, Saved, SoftmaxKind};
 pub use region::{BufferRegion, Element, Storage};
 pub use shape::RowView;
+pub use tuning::{Rows, Stopwatch, TuneKey, Tuned, TuningOptions, TUNING_ENV, TUNING_FILE_ENV};

@@ -13,7 +13,7 @@ use crate::Error;
 /// can flush or round them differently (the f32 arithmetic between them follows the
 /// crate's numerics policy: a flushing adapter may flush an f32 subnormal, which is a
 /// bf16 subnormal too).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Storage {
     /// 32-bit IEEE floats.
     #[default]

@@ -53,6 +53,10 @@ pub struct ContextOptions {
     /// both with and without it holds on GPUs that do these things (an NVIDIA H100 does
     /// all three). Slower to compile and run; for tests, not production.
     pub emulate_relaxed_math: bool,
+    /// Tuning: a file of measured strategy choices for `Strategy::Auto`, and whether to
+    /// tune on first use ([`Context::tune`]). Default: no file, no tuning on first use
+    /// (`Auto` is the static table until [`Context::tune`] is called).
+    pub tuning: crate::TuningOptions,
 }
 
 /// What this context found its adapter to do, and the sizes its kernels are planned
@@ -215,6 +219,8 @@ pub struct Context {
     cpu_cores: Option<usize>,
     /// Whether WGSL's f16 conversions are exact here (probed on the first f16 pipeline).
     hw_f16: std::sync::OnceLock<bool>,
+    /// Measured strategy choices for `Auto`.
+    tuning: crate::tuning::Tuning,
 }
 
 impl std::fmt::Debug for Context {
@@ -236,7 +242,14 @@ impl Context {
     /// A headless context with options.
     pub fn with_options(options: ContextOptions) -> Result<Self> {
         let (device, queue, info) = open_device(&options)?;
-        let mut ctx = Self::build(device, queue, Some(info), options.emulate_relaxed_math);
+        let tuning = crate::tuning::Tuning::new(options.tuning.clone(), Some(&info));
+        let mut ctx = Self::build(
+            device,
+            queue,
+            Some(info),
+            options.emulate_relaxed_math,
+            tuning,
+        );
         if let Some(path) = options.pipeline_cache {
             ctx.open_pipeline_cache(path)?;
         }
@@ -245,9 +258,11 @@ impl Context {
 
     /// A context on the caller's own device and queue (for pipelines that already own
     /// them). The caller's uncaptured-error handler is left alone: this crate validates
-    /// its inputs and runs its own wgpu calls inside error scopes.
+    /// its inputs and runs its own wgpu calls inside error scopes. Without the adapter's
+    /// description such a context has no tuning file: its tuned choices live as long as it.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
-        Self::build(device, queue, None, false)
+        let tuning = crate::tuning::Tuning::new(Default::default(), None);
+        Self::build(device, queue, None, false, tuning)
     }
 
     fn build(
@@ -255,6 +270,7 @@ impl Context {
         queue: wgpu::Queue,
         adapter_info: Option<wgpu::AdapterInfo>,
         relaxed: bool,
+        tuning: crate::tuning::Tuning,
     ) -> Self {
         let limits = device.limits();
         // A power of two: the reduction trees halve it.
@@ -291,6 +307,7 @@ impl Context {
             shared: Mutex::new(None),
             cpu_cores,
             hw_f16: std::sync::OnceLock::new(),
+            tuning,
         };
         (ctx.fused_fma, ctx.flushes_subnormals, ctx.loop_budget) = ctx.probe_adapter();
         ctx
@@ -400,6 +417,10 @@ impl Context {
 
     pub(crate) fn emulates_relaxed_math(&self) -> bool {
         self.relaxed
+    }
+
+    pub(crate) fn tuning(&self) -> &crate::tuning::Tuning {
+        &self.tuning
     }
 
     pub(crate) fn register_vec4s(&self) -> u32 {

@@ -106,7 +106,8 @@ impl Context {
 
     /// Compiles every pipeline the given ops (all ops when `ops` is empty) can need in
     /// each of `directions` on tensors of `storage`, so the first real call pays no
-    /// compile time.
+    /// compile time. The fused bias variants (`Params::Bias`) are not among them: they
+    /// compile on their first call.
     ///
     /// ```no_run
     /// use wgpu_activations::{Direction, Op, Storage};
@@ -118,7 +119,9 @@ impl Context {
         let ops = if ops.is_empty() { Op::ALL } else { ops };
         for &op in ops {
             for &direction in directions {
-                for (layout, entry) in crate::families::pipelines(op, direction, self.subgroups()) {
+                for (layout, entry) in
+                    crate::families::pipelines(op, direction, self.subgroups(), false)
+                {
                     self.pipeline(PipelineKey::new(op, entry, layout, storage))?;
                 }
             }

@@ -143,6 +143,24 @@ impl Context {
         }
         // Copies are whole words: a half tensor may begin or end inside one.
         let (start, size) = word_span(region.offset, region.bytes(len));
+        let words = self.read_back(region.buffer, start, size)?;
+        let skip = (region.offset - start) as usize;
+        let bytes = &words[skip..skip + region.bytes(len) as usize];
+        // an odd skip is not aligned for T: copy element by element
+        Ok(bytes
+            .chunks_exact(std::mem::size_of::<T>())
+            .map(bytemuck::pod_read_unaligned)
+            .collect())
+    }
+
+    /// `size` bytes of `buffer` (which needs `COPY_SRC` usage) from `start` (both
+    /// multiples of 4), after all submitted work.
+    pub(crate) fn read_back(
+        &self,
+        buffer: &wgpu::Buffer,
+        start: u64,
+        size: u64,
+    ) -> Result<Vec<u8>> {
         let staging = self.scoped(|| {
             let staging = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("download staging"),
@@ -151,7 +169,7 @@ impl Context {
                 mapped_at_creation: false,
             });
             let mut encoder = self.device().create_command_encoder(&Default::default());
-            encoder.copy_buffer_to_buffer(region.buffer, start, &staging, 0, size);
+            encoder.copy_buffer_to_buffer(buffer, start, &staging, 0, size);
             self.queue().submit([encoder.finish()]);
             staging
         })?;
@@ -164,21 +182,12 @@ impl Context {
         rx.recv()
             .map_err(|e| Error::Readback(e.to_string()))?
             .map_err(|e| Error::Readback(e.to_string()))?;
-        let data = {
-            let view = staging
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::Readback(e.to_string()))?;
-            let skip = (region.offset - start) as usize;
-            let bytes = &view[skip..skip + region.bytes(len) as usize];
-            // the mapping is aligned, but an odd skip is not for T: copy element by element
-            bytes
-                .chunks_exact(std::mem::size_of::<T>())
-                .map(bytemuck::pod_read_unaligned)
-                .collect()
-            // the view drops here, before unmap
-        };
+        let bytes = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Readback(e.to_string()))?
+            .to_vec(); // the view drops here, before unmap
         staging.unmap();
-        Ok(data)
+        Ok(bytes)
     }
 }

@@ -284,18 +284,25 @@ pub(crate) fn planner(call: &CallArgs<'_>) -> Result<PlanFn> {
 }
 
 /// Every pipeline `op` can need in `direction`, with subgroup reductions or without: each
-/// family's list that serves the op with any parameter tensors.
-pub(crate) fn pipelines(op: Op, direction: Direction, subgroups: bool) -> Vec<(Layout, Entry)> {
+/// family's list that serves the op with the parameter tensors it takes (prelu's, dice's),
+/// and with `fused`, also the fused bias family's (`Params::Bias`, which an op only runs
+/// where a call asks for it).
+pub(crate) fn pipelines(
+    op: Op,
+    direction: Direction,
+    subgroups: bool,
+    fused: bool,
+) -> Vec<(Layout, Entry)> {
     let kinds = [
         None,
         Some(ParamKind::Prelu),
         Some(ParamKind::DiceTrain),
         Some(ParamKind::DiceEval),
-        Some(ParamKind::Bias),
     ];
+    let bias = fused.then_some(Some(ParamKind::Bias));
     FAMILIES
         .iter()
-        .filter(|f| kinds.iter().any(|&k| (f.serves)(op, k)))
+        .filter(|f| kinds.iter().chain(&bias).any(|&k| (f.serves)(op, k)))
         .flat_map(|f| match direction {
             Direction::Forward => f.forward,
             Direction::Backward => f.backward,
@@ -350,7 +357,7 @@ pub(crate) fn every_module(workgroup_size: u32) -> impl Iterator<Item = (ModuleI
         let directions = [Direction::Forward, Direction::Backward];
         [false, true].into_iter().flat_map(move |subgroups| {
             directions.into_iter().flat_map(move |d| {
-                pipelines(op, d, subgroups)
+                pipelines(op, d, subgroups, true)
                     .into_iter()
                     .flat_map(move |(layout, entry)| {
                         Storage::ALL.into_iter().map(move |storage| {

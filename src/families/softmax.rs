@@ -234,14 +234,23 @@ fn block(count: u64, view: RowView, rows: &RowPlan, o: &[u32]) -> Vec<u8> {
     }
 }
 
-/// What `Auto` runs for `view` on this context.
+/// What `Auto` runs for `view` on this context: the tuned choice for its kind of call
+/// where there is one that serves it (tuned now, where the context tunes on first use),
+/// else the static table.
 pub(crate) fn auto_or_tuned(
     ctx: &Context,
     view: RowView,
     storage: Storage,
     direction: Direction,
 ) -> Strategy {
-    strategy::auto(ctx, view, storage, direction)
+    let key = crate::tuning::TuneKey::of(view, storage, direction);
+    if ctx.tuning().claim_first_use(key) {
+        ctx.tune_first_use(view, storage, direction);
+    }
+    match ctx.tuning().lookup(key) {
+        Some(s) if strategy::serves(ctx, s, view, storage) => s,
+        _ => strategy::auto(ctx, view, storage, direction),
+    }
 }
 
 /// The view of a call's tensor along its op's `dim`.
