@@ -363,10 +363,14 @@ fn exp_f32(x: f32) -> f32 {
     return scale2(e.x, i32(e.z));
 }
 
-// exp(h + l) as parts, for a pair (h, l) with |l| << 1.
+// exp(h + l) as parts, for a pair (h, l) with |l| << |h| + 1. Where exp_parts clamps h
+// (h < -200 or h > 89), l is dropped: the clamped parts stand for a value any scaling
+// takes to 0 or infinity, and an l of the size of the clamped-off part (-8 after a
+// difference with -1e30) would turn them negative: a -0 probability in the softmax family.
 fn exp_pair_parts(h: f32, l: f32) -> vec3<f32> {
     let e = exp_parts(h);
-    return vec3<f32>(e.x, fma(e.x, l, e.y), e.z);
+    let lo = select(fma(e.x, l, e.y), e.y, h < -200.0 || h > 89.0);
+    return vec3<f32>(e.x, lo, e.z);
 }
 
 // exp(x) - 1 without cancellation near 0.
@@ -778,7 +782,8 @@ fn act_hardsigmoid(x: f32, p: vec4<f32>) -> f32 {
 
 fn act_hardswish(x: f32, p: vec4<f32>) -> f32 {
     if (x <= -3.0) {
-        return 0.0;
+        // x * 0 with x negative, as PyTorch: -0, made from the bits
+        return copy_sign(0.0, x);
     }
     if (x >= 3.0) {
         return x;
@@ -791,13 +796,20 @@ fn act_hardtanh(x: f32, p: vec4<f32>) -> f32 {
 }
 
 fn act_logsigmoid(x: f32, p: vec4<f32>) -> f32 {
-    return -softplus_pair_div(-x, 0.0, 1.0);
+    // +inf: an exact 0, +0 as PyTorch's min(x, 0) - log1p(exp(-|x|)) gives it (a large
+    // finite x's result is a negative tail, -0 once it underflows)
+    return select(-softplus_pair_div(-x, 0.0, 1.0), 0.0, bitcast<u32>(x) == 0x7f800000u);
 }
 
 const THIRD_HI: f32 = 0.3333333432674408;
 const THIRD_LO: f32 = -9.934107481068821e-09;
 
 fn act_tanhshrink(x: f32, p: vec4<f32>) -> f32 {
+    if ((bitcast<u32>(x) & 0x7fffffffu) == 0u) {
+        // x - tanh(x) of a zero is +0 (-0 - -0 = +0), as PyTorch; a nonzero x keeps its
+        // sign below, also where x^3 / 3 underflows
+        return 0.0;
+    }
     let a = abs(x);
     if (a < 1.0) {
         // x^3 (1/3 + s Q(s)), s = x^2, with x^3 and 1/3 each carried as a pair, so the

@@ -202,7 +202,9 @@ fn grad_celu(x: f32, g: f32, p: vec4<f32>) -> f32 {
     let alpha = p.x;
     let u = keep(x / alpha);
     let ua = two_prod(u, alpha);
-    let ul = select(0.0, (keep(x - ua.x) - ua.y) / alpha, u > -30.0 && abs(u) > 1.0e-30);
+    // (The remainder is kept at every u: below u = -30, where the forward's expm1 is -1
+    // anyway, the derivative is exp(u) itself, whose relative error is |u| times u's.)
+    let ul = select(0.0, (keep(x - ua.x) - ua.y) / alpha, abs(u) > 1.0e-30);
     if (is_inf_f32(u)) {
         // exp(-inf) = 0 (a negative alpha's +inf has no finite derivative: NaN)
         return select(g_times_zero(g, false), g * u, u > 0.0);
@@ -396,13 +398,14 @@ fn grad_hardsigmoid(x: f32, g: f32, p: vec4<f32>) -> f32 {
     return 0.0;
 }
 
-// PyTorch's: 0 for x < -3, g (x / 3 + 1/2) = g (2x + 3) / 6 on [-3, 3] (-g/2 at -3
-// itself), g above (and for NaN).
+// PyTorch 2.15's: 0 for x <= -3, g (x / 3 + 1/2) = g (2x + 3) / 6 on (-3, 3), g from 3
+// up (and for NaN). (Releases before pytorch/pytorch#147801 gave -g/2 at -3 and 3g/2 at
+// 3, the one-sided derivatives from the inside.)
 fn grad_hardswish(x: f32, g: f32, p: vec4<f32>) -> f32 {
-    if (lt(x, -3.0)) {
+    if (le(x, -3.0)) {
         return 0.0;
     }
-    if (le(x, 3.0)) {
+    if (lt(x, 3.0)) {
         // 2x + 3 rounds only where it is near 3 (near its root -1.5 it is exact, by
         // Sterbenz's lemma): half an ULP relative everywhere. Kept opaque: a compiler may
         // distribute the product by 1/6 over it, which cancels near -1.5 (as in the

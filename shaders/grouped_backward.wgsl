@@ -52,7 +52,9 @@ fn mean_share(g: f32) -> f32 {
 fn glu_grad_b(a: f32, b: f32, g: f32) -> f32 {
     if (is_inf_f32(b)) {
         // g a times an exact 0 (g a itself may overflow: its sign from the signs)
-        return select(g_times_zero(g, a < 0.0), g_times_zero(a, g < 0.0), is_inf_f32(a));
+        // (a's sign bit: a = -0 gives -0 for a positive g, as PyTorch's g a s (1 - s))
+        let a_neg = (bitcast<u32>(a) >> 31u) == 1u;
+        return select(g_times_zero(g, a_neg), g_times_zero(a, g < 0.0), is_inf_f32(a));
     }
     let parts = exp_parts(-abs(b));
     let e = scale2(parts.x + parts.y, i32(parts.z));
@@ -62,6 +64,21 @@ fn glu_grad_b(a: f32, b: f32, g: f32) -> f32 {
     let sa = split_exp(a);
     let m = two_prod(sa.x, q);
     return scaled_pair(g, m.x, m.y, i32(sa.y) + i32(parts.z));
+}
+
+// The gate's backward of g b: where g b overflows (both finite), of g b / 2^(k - 100)
+// (k the sum of their exponents; the mantissas' product times 2^100 is below 2^102), the
+// result scaled back by 2^(k - 100) last: finite where the gate's derivative brings the
+// product back into range (swiglu at a = -1, b = 3.4e38, g = 1.5: 3.69e37, not inf).
+fn gate_grad_of_product(a: f32, b: f32, g: f32) -> f32 {
+    let gb = mul_rescued(b, g);
+    if (!is_inf_f32(gb) || is_inf_f32(b) || is_inf_f32(g)) {
+        return gate_grad(a, gb);
+    }
+    let sb = split_exp(b);
+    let sg = split_exp(g);
+    let x = (sb.x * sg.x) * 1.2676506002282294e30;
+    return scale2_wide(gate_grad(a, x), i32(sb.y + sg.y) - 100);
 }
 
 fn glu_backward_at(t: u32) {
@@ -78,7 +95,7 @@ fn glu_backward_at(t: u32) {
         // gate(a) b: a gets the gate's backward of g b, NaN and all as that backward
         // takes it (relu masks a NaN g b where a <= 0, and passes g b for a NaN a, as
         // PyTorch); b gets g gate(a). g b from a subnormal b's bits, where it is normal.
-        dst_store(groups_u.out_offset + ia, gate_grad(a, mul_rescued(b, g)));
+        dst_store(groups_u.out_offset + ia, gate_grad_of_product(a, b, g));
         let gate_a = select(gate(a), a, is_nan_f32(a));
         dst_store(groups_u.out_offset + ib, select(mul_rescued(gate_a, g), nan, is_nan_f32(g)));
         return;

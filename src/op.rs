@@ -401,7 +401,7 @@ op_table! {
     /// x * min(max(0, x + 3), 6) / 6
     Hardswish: "hardswish" () => ew("act_hardswish", cpu::hardswish, "grad_hardswish",
         d::hardswish), ulp(2, 2), no_check, "x * min(max(0, x + 3), 6) / 6",
-        grad(INPUT, ulp(2, 2), "0 if x < -3, x / 3 + 1/2 if x <= 3, else 1");
+        grad(INPUT, ulp(2, 2), "0 if x <= -3, x / 3 + 1/2 if x < 3, else 1");
     /// min(max(min_val, x), max_val)
     Hardtanh: "hardtanh" ("min_val" = -1.0, "max_val" = 1.0) => ew("act_hardtanh", cpu::hardtanh,
         "grad_hardtanh", d::hardtanh), EXACT, check_ordered, "min(max(min_val, x), max_val)",

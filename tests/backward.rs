@@ -177,9 +177,10 @@ fn masked_backwards_follow_pytorch_at_edges_nan_and_infinities() {
         ("hardsigmoid", 3.0, 6.0, 0.0),
         ("hardsigmoid", -3.0, 6.0, 0.0),
         ("hardsigmoid", 0.0, 6.0, 1.0),
-        ("hardswish", -3.0, 3.0, -1.5),
+        // PyTorch 2.15: 0 at -3 and g at 3 (before pytorch/pytorch#147801: -g/2 and 3g/2)
+        ("hardswish", -3.0, 3.0, 0.0),
         ("hardswish", -3.000_000_2, 3.0, 0.0),
-        ("hardswish", 3.0, 3.0, 4.5),
+        ("hardswish", 3.0, 3.0, 3.0),
         ("hardswish", nan, 3.0, 3.0),
         ("binary_step", 0.0, 3.0, 0.0),
         ("sigmoid", nan, 3.0, nan),

@@ -178,10 +178,11 @@ pub(crate) fn hardsigmoid(x: f64, g: f64, _: &[f64]) -> f64 {
 }
 
 /// PyTorch's: 0 below -3, `x / 3 + 1/2` on [-3, 3] (so -1/2 at -3 itself), 1 above.
+/// PyTorch 2.15's: 0 at -3 and g at 3 (older releases: -g/2 and 3g/2).
 pub(crate) fn hardswish(x: f64, g: f64, _: &[f64]) -> f64 {
-    if x < -3.0 {
+    if x <= -3.0 {
         0.0
-    } else if x <= 3.0 {
+    } else if x < 3.0 {
         g * (x / 3.0 + 0.5)
     } else {
         g

@@ -159,7 +159,7 @@ pub(crate) fn hardsigmoid(x: f64, _: &[f64]) -> f64 {
 pub(crate) fn hardswish(x: f64, _: &[f64]) -> f64 {
     nan_or(x, |x| {
         if x <= -3.0 {
-            0.0
+            -0.0 // x * 0 with x negative, as PyTorch
         } else if x >= 3.0 {
             x
         } else {
@@ -173,10 +173,20 @@ pub(crate) fn hardtanh(x: f64, p: &[f64]) -> f64 {
 }
 
 pub(crate) fn logsigmoid(x: f64, _: &[f64]) -> f64 {
-    nan_or(x, |x| -softplus64(-x))
+    // an exact 0 at +inf is PyTorch's +0 (min(x, 0) - log1p(exp(-|x|)))
+    nan_or(x, |x| {
+        if x == f64::INFINITY {
+            0.0
+        } else {
+            -softplus64(-x)
+        }
+    })
 }
 
 pub(crate) fn tanhshrink(x: f64, _: &[f64]) -> f64 {
+    if x == 0.0 {
+        return 0.0; // x - tanh(x) = +0 for both zeros, as PyTorch
+    }
     if x.abs() < 0.1 {
         // x - tanh x cancels in f64 too: use its Taylor series (next term < 1e-12 relative).
         let s = x * x;
