@@ -113,6 +113,28 @@ pub enum Error {
         role: &'static str,
     },
 
+    /// A buffer still mapped for the host (created `mapped_at_creation` and never
+    /// unmapped, or mapped by `map_async` over its first word): no kernel may bind it until
+    /// it is unmapped, and wgpu would report it only at the caller's submit.
+    #[error(
+        "the {role} buffer is still mapped for the host (mapped_at_creation or map_async); \
+         call `buffer.unmap()` before passing it to a kernel or a copy"
+    )]
+    BufferMapped {
+        /// Which buffer of the call.
+        role: &'static str,
+    },
+
+    /// A buffer the caller destroyed (`Buffer::destroy`): nothing may bind or copy it.
+    #[error(
+        "the {role} buffer has been destroyed; pass a live buffer (and call \
+         `Context::release_cached_bindings` after destroying buffers you passed before)"
+    )]
+    BufferDestroyed {
+        /// Which buffer of the call.
+        role: &'static str,
+    },
+
     /// Input and output lengths differ.
     #[error("length mismatch: input has {input} elements, output has room for {output}")]
     LengthMismatch {

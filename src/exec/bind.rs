@@ -102,6 +102,12 @@ impl Context {
         Ok(group)
     }
 
+    /// Whether the context's binding cache holds a bind group for every key.
+    pub(crate) fn all_cached(&self, keys: &[BindingKey]) -> bool {
+        let cache = self.bindings();
+        keys.iter().all(|k| cache.contains_key(k))
+    }
+
     fn create_bind_group(&self, key: &BindingKey) -> wgpu::BindGroup {
         let uniforms = match key.layout {
             GroupLayout::Tensors(_) => Some(self.device().create_buffer_init(

@@ -12,6 +12,37 @@ pub(crate) fn region(role: &'static str, region: BufferRegion<'_>, len: u64) -> 
     extent(role, region, len)
 }
 
+/// An error if wgpu holds `buffer` mapped for the host or destroyed: binding or copying
+/// either is a validation error that wgpu reports only at the caller's submit, to the
+/// device's handler. wgpu 30 has no `Buffer::map_state()`, but `get_mapped_range` of the
+/// first word tells without side effects (it returns its error and reports nothing to the
+/// device's handler): a view, dropped at once, means mapped (at creation, or by a
+/// `map_async` whose range holds the first word); wgpu-core's "out of bounds" (a mapped
+/// range that leaves the first word out) or the wrapper's refusal of an overlapping view
+/// mean mapped too; an error naming destruction means destroyed. Only that evidence
+/// refuses: any other error (wgpu's "not mapped", or a message a later wgpu words
+/// differently) lets the call go on, as before this check.
+///
+/// What this cannot see, documented in docs/calls.md: a `map_async` still pending (wgpu
+/// says "not mapped" until the mapping completes). A buffer of fewer than 4 bytes holds no
+/// mappable word and is not asked.
+pub(crate) fn unmapped_and_alive(role: &'static str, buffer: &wgpu::Buffer) -> Result<()> {
+    if buffer.size() < 4 {
+        return Ok(());
+    }
+    let Err(e) = buffer.slice(0..4).get_mapped_range() else {
+        return Err(Error::BufferMapped { role });
+    };
+    let e = e.to_string();
+    if e.contains("destroyed") {
+        Err(Error::BufferDestroyed { role })
+    } else if e.contains("out of bounds") || e.contains("get_mapped_range") {
+        Err(Error::BufferMapped { role })
+    } else {
+        Ok(())
+    }
+}
+
 /// An error unless the region's offset is a multiple of its element size.
 pub(crate) fn aligned(role: &'static str, region: BufferRegion<'_>) -> Result<()> {
     if !region.offset.is_multiple_of(region.storage.bytes()) {

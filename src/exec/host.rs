@@ -138,6 +138,7 @@ impl Context {
         check::aligned(role, region)?;
         // Overflowing lengths are too long for any buffer, not a wrapped small copy.
         check::extent(role, region, len)?;
+        check::unmapped_and_alive(role, region.buffer)?;
         if len == 0 {
             return Ok(Vec::new());
         }

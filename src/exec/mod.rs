@@ -76,6 +76,47 @@ impl<'a> CallArgs<'a> {
         }
     }
 
+    /// Every caller's buffer the call binds, with its role: the main tensors, the
+    /// parameter tensors and the parameter gradient.
+    fn buffers(&self) -> Vec<(&'static str, &'a wgpu::Buffer)> {
+        let mut all: Vec<_> = self
+            .roles()
+            .iter()
+            .copied()
+            .zip(self.tensors.iter().map(|t| t.buffer))
+            .collect();
+        let (params, grad): (Vec<_>, _) = match self.params {
+            None => (Vec::new(), "parameter gradient"),
+            Some(ParamArgs::Prelu(w)) => (vec![("weights", w)], "grad_weight"),
+            Some(ParamArgs::DiceTrain(a)) => (vec![("alpha", a)], "grad_alpha"),
+            Some(ParamArgs::DiceEval([m, v, a])) => {
+                (vec![("mean", m), ("var", v), ("alpha", a)], "grad_alpha")
+            }
+            Some(ParamArgs::Bias { bias, .. }) => (vec![("bias", bias)], "grad_bias"),
+        };
+        all.extend(params.into_iter().map(|(role, p)| (role, p.region.buffer)));
+        all.extend(self.param_grad.map(|g| (grad, g.buffer)));
+        all
+    }
+
+    /// An error if one of the call's buffers is mapped for the host or destroyed
+    /// ([`check::unmapped_and_alive`]). Run where a bind group is created, not found in
+    /// the context's cache: asking wgpu costs an error string per buffer (about a
+    /// microsecond a call on a 2-core machine, measured with benches/encode), and a
+    /// cached bind group's buffers were asked when it was created. What a cache hit
+    /// cannot see: a buffer destroyed since (docs/calls.md says to call
+    /// `Context::release_cached_bindings` after destroying buffers), or remapped since
+    /// (only a buffer with `MAP_*` usage can be, so those are asked every call).
+    fn check_host_state(&self, cache_hit: bool) -> Result<()> {
+        let mappable = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE;
+        for (role, buffer) in self.buffers() {
+            if !cache_hit || buffer.usage().intersects(mappable) {
+                check::unmapped_and_alive(role, buffer)?;
+            }
+        }
+        Ok(())
+    }
+
     /// How many of the tensors are read.
     pub(crate) fn inputs(&self) -> usize {
         self.tensors.len() - self.outputs
@@ -470,18 +511,24 @@ impl<'c, 'a> Planner<'c, 'a> {
             .collect::<Result<Vec<_>>>()?;
         let group1 = self.group1(&launch)?;
         let cacheable = done.staged.is_empty();
-        let groups0 = done
+        let keys0: Vec<BindingKey> = done
             .pieces
             .iter()
             .zip(&launch.uniforms)
-            .map(|(piece, uniforms)| {
-                let key = BindingKey {
-                    layout: GroupLayout::Tensors(done.layout),
-                    storage: piece.bindings.clone(),
-                    uniforms: uniforms.clone(),
-                };
-                ctx.bind_group(key, cacheable)
+            .map(|(piece, uniforms)| BindingKey {
+                layout: GroupLayout::Tensors(done.layout),
+                storage: piece.bindings.clone(),
+                uniforms: uniforms.clone(),
             })
+            .collect();
+        // group1 asked on its own miss
+        if group1.as_ref().is_none_or(|(_, hit)| *hit) {
+            self.call.check_host_state(ctx.all_cached(&keys0))?;
+        }
+        let group1 = group1.map(|(group, _)| group);
+        let groups0 = keys0
+            .into_iter()
+            .map(|key| ctx.bind_group(key, cacheable))
             .collect::<Result<Vec<_>>>()?;
         for s in &done.staged {
             encoder.copy_buffer_to_buffer(&s.source, s.start, &s.buffer, 0, s.size);
@@ -510,8 +557,9 @@ impl<'c, 'a> Planner<'c, 'a> {
     }
 
     /// Bind group 1 of the launch's entries (which share one layout), from the family's
-    /// list of bindings; `None` where they have none.
-    fn group1(&self, launch: &Launch<'_>) -> Result<Option<Arc<wgpu::BindGroup>>> {
+    /// list of bindings, and whether the context's cache held it; `None` where they have
+    /// none.
+    fn group1(&self, launch: &Launch<'_>) -> Result<Option<(Arc<wgpu::BindGroup>, bool)>> {
         let group = launch.entries[0].group1;
         debug_assert!(launch.entries.iter().all(|e| e.group1 == group));
         debug_assert_eq!(group.slots().1.len(), launch.group1.len(), "{group:?}");
@@ -573,7 +621,12 @@ impl<'c, 'a> Planner<'c, 'a> {
             storage,
             uniforms: Vec::new(),
         };
-        self.ctx.bind_group(key, !fresh).map(Some)
+        let hit = !fresh && self.ctx.all_cached(std::slice::from_ref(&key));
+        if !hit {
+            // before wgpu creates a bind group of a mapped or destroyed buffer
+            self.call.check_host_state(false)?;
+        }
+        self.ctx.bind_group(key, !fresh).map(|g| Some((g, hit)))
     }
 }
 
