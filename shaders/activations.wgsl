@@ -217,14 +217,21 @@ fn add_compensated(sc: vec2<f32>, x: f32) -> vec2<f32> {
 
 // (num + nl) / (dh + dl), with one correction step: the residual of the quotient is
 // computed exactly (two_prod), so the result is within about half an ULP of the true one.
+// A numerator above 2^126 is divided as a quarter and the quotient scaled back (exact:
+// the quotient of so large a numerator by a finite dh is normal), because q dh may round
+// past f32's maximum where num is within an ULP of it (glu at a = -3.4e38, b = 0.16 was
+// -inf; it is -1.84e38).
 fn div_pair(num: f32, nl: f32, dh: f32, dl: f32) -> f32 {
-    let q = keep(num / dh);
+    let big = abs(num) > 8.5070592e37;
+    let s = select(1.0, 0.25, big);
+    let n = num * s;
+    let q = keep(n / dh);
     if (is_inf_f32(q)) {
         return q;
     }
     let p = two_prod(q, dh);
-    let r = ((keep(num - p.x) - p.y) + nl) - q * dl;
-    return q + r / dh;
+    let r = ((keep(n - p.x) - p.y) + nl * s) - q * dl;
+    return (q + r / dh) * select(1.0, 4.0, big);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -451,9 +458,13 @@ fn mul_sigmoid_pair(x: f32, h: f32, l: f32) -> f32 {
             // |x| e^h < 3.4e38 * 1.4e-87: zero, also for x = -inf (the limit is 0).
             return copy_sign(0.0, x);
         }
-        // 1 + e^h rounds to 1: the result is x e^h, scaled last.
+        // 1 + e^h rounds to 1: the result is x e^h, scaled last (an x above 2^126 as a
+        // quarter, so x times the parts, up to 1.5, cannot overflow: glu at a = -2.7e38,
+        // b = -80.8 was -inf; it is -2086.5).
         let e = exp_pair_parts(h, l);
-        return scale2_wide(x * (e.x + e.y), i32(e.z));
+        let big = abs(x) > 8.5070592e37;
+        let m = x * select(1.0, 0.25, big);
+        return scale2_wide(m * (e.x + e.y), i32(e.z) + select(0, 2, big));
     }
     let neg = h < 0.0;
     let parts = exp_pair_parts(-abs(h), select(-l, l, neg));

@@ -223,3 +223,69 @@ fn hardswish_backward_follows_pytorch_2_15_at_plus_minus_3() {
         assert_backward(what, ctx, &hardswish, &x, &g, &[x.len()]);
     }
 }
+
+/// The grouped forward through the encode API, into a poisoned buffer of the output's
+/// length.
+fn grouped_forward(ctx: &Context, a: &Activation, x: &[f32], shape: &[usize]) -> Vec<f32> {
+    let n = x.len() / 2;
+    let xs = storage_buffer(ctx, x);
+    let out = poisoned_buffer(ctx, n);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    ctx.call(a, shape)
+        .encode(
+            &mut encoder,
+            BufferRegion::new(&xs),
+            BufferRegion::new(&out),
+        )
+        .unwrap_or_else(|e| panic!("{a}: {e}"));
+    ctx.queue().submit([encoder.finish()]);
+    ctx.download(BufferRegion::new(&out), n as u64).unwrap()
+}
+
+#[test]
+fn glu_near_f32s_maximum_stays_finite_where_the_result_is() {
+    // what tools/compare_pytorch.py found: glu(a = -3.4e38, b = 0.158) and
+    // glu(a = -2.66e38, b = -80.8) were -inf (PyTorch: -1.84e38 and -2086.5): the
+    // residual of the division, and a times exp's parts, overflowed first
+    let mut rows = vec![
+        (-3.4028235e38f32, 0.15847267f32),
+        (-2.6637124e38, -80.83473),
+    ];
+    for &a in &[
+        3.4028235e38f32,
+        3.0e38,
+        2.6637124e38,
+        1.7e38,
+        8.6e37,
+        8.5e37,
+        1.0e30,
+    ] {
+        for &b in &[
+            -300.0f32, -200.0, -150.0, -80.83473, -30.0, -20.5, -20.0, -5.0, -1e-3, 0.0,
+            0.15847267, 1.0, 5.0, 19.0, 20.5, 89.0, 1e30,
+        ] {
+            rows.push((a, b));
+            rows.push((-a, b));
+        }
+    }
+    let x: Vec<f32> = rows.iter().flat_map(|&(a, b)| [a, b]).collect();
+    let g: Vec<f32> = (0..rows.len())
+        .map(|i| [1.0f32, -0.5, 3.0][i % 3])
+        .collect();
+    let shape = [rows.len(), 2];
+    let glu: Activation = "glu".parse().unwrap();
+    let want = cpu::reference_shaped_f64(&glu, &x, &shape).unwrap();
+    for (what, ctx) in both_contexts() {
+        let got = grouped_forward(ctx, &glu, &x, &shape);
+        for (i, (&y, &w)) in got.iter().zip(&want).enumerate() {
+            let e = accuracy::error_against(w as f32, y);
+            assert!(
+                y.to_bits() != POISON_BITS && e <= bound(&glu),
+                "{what}glu(a = {:e}, b = {:e}) is {y:e}, expected {w:e} ({e} ULP)",
+                rows[i].0,
+                rows[i].1
+            );
+        }
+        assert_backward(what, ctx, &glu, &x, &g, &shape);
+    }
+}
