@@ -8,6 +8,7 @@
 //! cargo run --release --example roofline -- [--ops SPEC,SPEC,...] [--elements N[,N...]]
 //!     [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--pipeline-cache FILE]
 //!     [--backward] [--dtype T[,T...]] [--torch FILE] [--bias N] [--tune] [--tuning-file FILE]
+//!     [--runtime-checks] [--zero-init] [--register-vec4s 4|8] [--serial-compile]
 //! ```
 //!
 //! - `--ops`: the specs to measure (default: every op). Commas inside a spec's parentheses
@@ -56,12 +57,19 @@
 //!   `[auto: S]` with the strategy it ran, sits beside every strategy `--strategy` names
 //!   (`--strategy auto,lane,subgroup,...`); the tuned table is printed last (stderr, or
 //!   `"tuned"` JSON lines). `--tuning-file FILE` reads and writes the choices there.
+//! - The kernel options ([`KernelOptions`]), so that one build measures each variant:
+//!   `--runtime-checks` compiles with wgpu's shader runtime checks (index clamps, loop
+//!   counters), `--zero-init` zero-initialises workgroup memory, `--register-vec4s 4|8`
+//!   sets the register strategies' vec4s per invocation. The cold-start line names them
+//!   (`adapter_facts`, and `kernels` in JSON). `--serial-compile` compiles every pipeline
+//!   on one thread for the cold start (`Context::warm_up_on(1, ..)`), to compare with
+//!   `warm_up`'s parallel compile.
 
 use std::time::{Duration, Instant};
 
 use wgpu_activations::{
-    Activation, BufferRegion, Context, ContextOptions, Direction, Op, ParamTensor, Params,
-    Stopwatch, Storage, Strategy, TuningOptions,
+    Activation, BufferRegion, Context, ContextOptions, Direction, KernelOptions, Op, ParamTensor,
+    Params, Stopwatch, Storage, Strategy, TuningOptions,
 };
 
 struct Args {
@@ -85,6 +93,10 @@ struct Args {
     tune: bool,
     /// The tuning file (read at start, written after each tuning).
     tuning_file: Option<std::path::PathBuf>,
+    /// How the context compiles its kernels.
+    kernels: KernelOptions,
+    /// Compile every pipeline on one thread (one op at a time) for the cold start.
+    serial_compile: bool,
 }
 
 /// One line of torch_bench.py's output.
@@ -138,7 +150,8 @@ fn usage(msg: &str) -> ! {
         "roofline: {msg}\nusage: roofline [--ops SPEC,SPEC,...] [--elements N[,N...]] \
          [--rows L[,L...]] [--strategy S[,S...]] [--samples S] [--json] [--backward] \
          [--pipeline-cache FILE] [--dtype f32,f16,bf16] [--torch FILE] [--bias N] [--tune] \
-         [--tuning-file FILE]"
+         [--tuning-file FILE] [--runtime-checks] [--zero-init] [--register-vec4s 4|8] \
+         [--serial-compile]"
     );
     std::process::exit(2)
 }
@@ -171,6 +184,8 @@ fn parse_args() -> Args {
         bias: None,
         tune: false,
         tuning_file: None,
+        kernels: KernelOptions::default(),
+        serial_compile: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -199,6 +214,12 @@ fn parse_args() -> Args {
             "--bias" => args.bias = Some(numbers("--bias", &value())[0]),
             "--tune" => args.tune = true,
             "--tuning-file" => args.tuning_file = Some(value().into()),
+            "--runtime-checks" => args.kernels.runtime_checks = true,
+            "--zero-init" => args.kernels.zero_initialize_workgroup_memory = true,
+            "--register-vec4s" => {
+                args.kernels.register_vec4s = numbers("--register-vec4s", &value())[0] as u32
+            }
+            "--serial-compile" => args.serial_compile = true,
             "--strategy" => {
                 args.strategies = value()
                     .split(',')
@@ -263,6 +284,7 @@ fn main() {
             file: args.tuning_file.clone(),
             on_first_use: false,
         },
+        kernels: args.kernels,
         ..Default::default()
     })
     .unwrap_or_else(|e| {
@@ -276,7 +298,8 @@ fn main() {
         .expect("a first result");
     let first = cold.elapsed();
     let warm = Instant::now();
-    ctx.warm_up(&[], &[Direction::Forward], Storage::F32)
+    let threads = if args.serial_compile { 1 } else { 0 };
+    ctx.warm_up_on(threads, &[], &[Direction::Forward], Storage::F32)
         .expect("every pipeline compiles");
     for &dtype in args.dtypes.iter().filter(|&&t| t != Storage::F32) {
         ctx.warm_up(&[], &[Direction::Forward, Direction::Backward], dtype)
@@ -293,7 +316,7 @@ fn main() {
             "{{\"cold_start\": true, \"context_seconds\": {:e}, \"first_result_seconds\": {:e}, \
              \"all_pipelines_seconds\": {:e}, \"pipeline_cache\": {}, \"adapter\": \"{}\", \
              \"fused_fma\": {}, \"flushes_subnormals\": {}, \"subgroups\": {}, \
-             \"adapter_facts\": \"{}\"}}",
+             \"adapter_facts\": \"{}\", \"kernels\": \"{}\", \"serial_compile\": {}}}",
             created.as_secs_f64(),
             first.as_secs_f64(),
             compiled.as_secs_f64(),
@@ -302,7 +325,9 @@ fn main() {
             ctx.facts().fused_fma,
             ctx.facts().flushes_subnormals,
             ctx.facts().subgroups,
-            ctx.facts()
+            ctx.facts(),
+            ctx.facts().kernels,
+            args.serial_compile
         );
     } else {
         eprintln!(

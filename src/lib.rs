@@ -75,7 +75,7 @@ pub mod shader {
 pub use activation::Activation;
 pub use call::{Call, Direction, ParamTensor, Params};
 pub use device::pipelines::CacheStats;
-pub use device::{AdapterFacts, Context, ContextOptions};
+pub use device::{AdapterFacts, Context, ContextOptions, KernelOptions};
 pub use error::{Error, Result};
 pub use families::softmax_strategy::{RowPlan, Strategy};
 pub use op::{Accuracy, Op, Saved, SoftmaxKind};

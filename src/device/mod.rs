@@ -1,6 +1,7 @@
 //! [`Context`]: a device and its queue, what its probes found, the bind-group layouts and
 //! the pipeline cache.
 
+mod kernels;
 pub(crate) mod layout;
 pub(crate) mod pipelines;
 mod probe;
@@ -14,6 +15,8 @@ use crate::exec::bind::BindingKey;
 use crate::{Error, Result};
 use layout::Layouts;
 use pipelines::PipelineCache;
+
+pub use kernels::KernelOptions;
 
 /// The most vec4s an invocation of the register softmax kernels holds by default (32
 /// f32: more spilled to memory on an H100 in the evidence's plain-WGSL probe, which held
@@ -57,6 +60,10 @@ pub struct ContextOptions {
     /// tune on first use ([`Context::tune`]). Default: no file, no tuning on first use
     /// (`Auto` is the static table until [`Context::tune`] is called).
     pub tuning: crate::TuningOptions,
+    /// How the kernels are compiled: wgpu's runtime checks, zero-initialised workgroup
+    /// memory, the register strategies' vec4s per invocation ([`KernelOptions`]; the
+    /// defaults are the fast ones).
+    pub kernels: KernelOptions,
 }
 
 /// What this context found its adapter to do, and the sizes its kernels are planned
@@ -94,6 +101,8 @@ pub struct AdapterFacts {
     /// The longest row [`crate::Strategy::Registers`] holds: a workgroup's invocations
     /// with their vec4s each.
     pub registers_capacity: usize,
+    /// How this context compiles its kernels ([`ContextOptions::kernels`]).
+    pub kernels: KernelOptions,
 }
 
 impl AdapterFacts {
@@ -129,10 +138,11 @@ impl std::fmt::Display for AdapterFacts {
                 .map_or_else(|| "none".to_string(), |b| b.to_string())
         )?;
         match self.f16_builtin_conversions {
-            Some(true) => f.write_str(", f16 conversions: builtin"),
-            Some(false) => f.write_str(", f16 conversions: integer"),
-            None => Ok(()),
+            Some(true) => f.write_str(", f16 conversions: builtin")?,
+            Some(false) => f.write_str(", f16 conversions: integer")?,
+            None => {}
         }
+        write!(f, ", {}", self.kernels)
     }
 }
 
@@ -207,8 +217,8 @@ pub struct Context {
     relaxed: bool,
     /// Loop iterations one invocation may run, where the adapter stops them early.
     loop_budget: Option<u64>,
-    /// The most vec4s an invocation of the register softmax kernels holds.
-    register_vec4s: u32,
+    /// How the kernels are compiled (the register strategies' vec4s among them).
+    kernels: KernelOptions,
     /// wgpu's pipeline cache and the file it is saved to.
     pipeline_cache: Option<(wgpu::PipelineCache, std::path::PathBuf)>,
     /// Bind groups of recent calls, for repeated encodes.
@@ -241,6 +251,7 @@ impl Context {
 
     /// A headless context with options.
     pub fn with_options(options: ContextOptions) -> Result<Self> {
+        options.kernels.validate()?;
         let (device, queue, info) = open_device(&options)?;
         let tuning = crate::tuning::Tuning::new(options.tuning.clone(), Some(&info));
         let mut ctx = Self::build(
@@ -249,6 +260,7 @@ impl Context {
             Some(info),
             options.emulate_relaxed_math,
             tuning,
+            options.kernels,
         );
         if let Some(path) = options.pipeline_cache {
             ctx.open_pipeline_cache(path)?;
@@ -262,7 +274,27 @@ impl Context {
     /// description such a context has no tuning file: its tuned choices live as long as it.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         let tuning = crate::tuning::Tuning::new(Default::default(), None);
-        Self::build(device, queue, None, false, tuning)
+        Self::build(device, queue, None, false, tuning, KernelOptions::default())
+    }
+
+    /// [`Context::from_device`] with the kernels compiled as `kernels` says (an error
+    /// for a value it does not support).
+    ///
+    /// ```no_run
+    /// # fn demo(device: wgpu::Device, queue: wgpu::Queue) -> wgpu_activations::Result<()> {
+    /// use wgpu_activations::{Context, KernelOptions};
+    /// let kernels = KernelOptions { register_vec4s: 4, ..Default::default() };
+    /// let ctx = Context::from_device_with(device, queue, kernels)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_device_with(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        kernels: KernelOptions,
+    ) -> Result<Self> {
+        kernels.validate()?;
+        let tuning = crate::tuning::Tuning::new(Default::default(), None);
+        Ok(Self::build(device, queue, None, false, tuning, kernels))
     }
 
     fn build(
@@ -271,6 +303,7 @@ impl Context {
         adapter_info: Option<wgpu::AdapterInfo>,
         relaxed: bool,
         tuning: crate::tuning::Tuning,
+        kernels: KernelOptions,
     ) -> Self {
         let limits = device.limits();
         // A power of two: the reduction trees halve it.
@@ -301,7 +334,7 @@ impl Context {
             flushes_subnormals: false,
             relaxed,
             loop_budget: None,
-            register_vec4s: REGISTER_VEC4S,
+            kernels,
             pipeline_cache: None,
             bindings: Mutex::new(HashMap::new()),
             shared: Mutex::new(None),
@@ -366,6 +399,7 @@ impl Context {
             resident_capacity: crate::families::softmax_strategy::resident_capacity(self) as usize,
             registers_capacity: crate::families::softmax_strategy::registers_capacity(self)
                 as usize,
+            kernels: self.kernels,
         }
     }
 
@@ -424,7 +458,11 @@ impl Context {
     }
 
     pub(crate) fn register_vec4s(&self) -> u32 {
-        self.register_vec4s
+        self.kernels.register_vec4s
+    }
+
+    pub(crate) fn kernel_options(&self) -> KernelOptions {
+        self.kernels
     }
 
     /// The number of threads of a CPU adapter; `None` for a GPU.

@@ -1,13 +1,15 @@
 //! The pipeline cache: each (op, entry point, layout, storage type) compiled once per
 //! context, shared across threads, and wgpu's own pipeline cache persisted to a file.
 //!
-//! Lookups take a read lock; a miss takes the compile lock, checks again (another thread
-//! may have compiled the same key meanwhile), compiles, and publishes. Compilation runs in
-//! a wgpu error scope, so a shader or pipeline error comes back as [`Error::Wgpu`] instead
-//! of reaching the device's uncaptured-error handler.
+//! Lookups take a read lock; a miss takes that key's compile lock (other keys compile in
+//! parallel on other threads), checks again (another thread may have compiled the same
+//! key meanwhile), compiles, and publishes; a shader module shared by several keys is
+//! created once, under its own lock. Compilation runs in a wgpu error scope (wgpu's are
+//! per thread), so a shader or pipeline error comes back as [`Error::Wgpu`] instead of
+//! reaching the device's uncaptured-error handler.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::layout::Layout;
@@ -38,6 +40,9 @@ impl PipelineKey {
     }
 }
 
+/// The most threads [`Context::warm_up`] compiles on by default.
+const COMPILE_THREADS: usize = 8;
+
 /// One shader module per (op, module, layout, storage): the entry points of a module
 /// share it.
 type ModuleKey = (Op, &'static str, Layout, Storage);
@@ -51,13 +56,27 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
+/// A lock per entry, created on first use: one thread builds what it guards, others
+/// asking for the same entry wait for it.
+type Slots<K, V> = Mutex<HashMap<K, Arc<Mutex<V>>>>;
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     pipelines: RwLock<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-    /// Held while compiling; guards the shader modules, which only compiles touch.
-    compile: Mutex<HashMap<ModuleKey, wgpu::ShaderModule>>,
+    /// Held, per key, while that key compiles.
+    compiling: Slots<PipelineKey, ()>,
+    /// The shader modules, each created once under its own lock.
+    modules: Slots<ModuleKey, Option<wgpu::ShaderModule>>,
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+/// The slot of `key` in `slots`, created empty on first use.
+fn slot<K: std::hash::Hash + Eq, V: Default>(slots: &Slots<K, V>, key: K) -> Result<Arc<Mutex<V>>> {
+    let mut map = slots
+        .lock()
+        .map_err(|_| Error::Poisoned("compiling a pipeline"))?;
+    Ok(map.entry(key).or_default().clone())
 }
 
 impl PipelineCache {
@@ -72,25 +91,46 @@ impl PipelineCache {
     fn get_or_compile(
         &self,
         key: PipelineKey,
-        build: impl FnOnce(&mut HashMap<ModuleKey, wgpu::ShaderModule>) -> Result<wgpu::ComputePipeline>,
+        build: impl FnOnce() -> Result<wgpu::ComputePipeline>,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
         if let Some(p) = self.read(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(p);
         }
         let poisoned = || Error::Poisoned("compiling a pipeline");
-        let mut modules = self.compile.lock().map_err(|_| poisoned())?;
+        let slot = slot(&self.compiling, key)?;
+        let _compiling = slot.lock().map_err(|_| poisoned())?;
         if let Some(p) = self.read(key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(p);
         }
-        let pipeline = Arc::new(build(&mut modules)?);
+        let pipeline = Arc::new(build()?);
         self.pipelines
             .write()
             .map_err(|_| poisoned())?
             .insert(key, pipeline.clone());
         self.misses.fetch_add(1, Ordering::Relaxed);
+        // later requests find the pipeline; the slot is no longer needed
+        self.compiling.lock().map_err(|_| poisoned())?.remove(&key);
         Ok(pipeline)
+    }
+
+    /// The shader module of `key`, created with `create` by the first request.
+    fn module(
+        &self,
+        key: ModuleKey,
+        create: impl FnOnce() -> Result<wgpu::ShaderModule>,
+    ) -> Result<wgpu::ShaderModule> {
+        let slot = slot(&self.modules, key)?;
+        let mut module = slot
+            .lock()
+            .map_err(|_| Error::Poisoned("compiling a pipeline"))?;
+        if let Some(m) = module.as_ref() {
+            return Ok(m.clone());
+        }
+        let created = create()?;
+        *module = Some(created.clone());
+        Ok(created)
     }
 
     fn read(&self, key: PipelineKey) -> Option<Arc<wgpu::ComputePipeline>> {
@@ -116,17 +156,79 @@ impl Context {
     /// # Ok::<(), wgpu_activations::Error>(())
     /// ```
     pub fn warm_up(&self, ops: &[Op], directions: &[Direction], storage: Storage) -> Result<()> {
+        self.warm_up_on(0, ops, directions, storage)
+    }
+
+    /// [`Context::warm_up`] on at most `threads` threads (0: one per available core, at
+    /// most 8, as `warm_up` does; 1: one pipeline at a time on the calling thread, to
+    /// leave the other cores to the application). Pipelines compile in parallel
+    /// where wgpu and the driver allow; each is compiled once whatever the threads.
+    ///
+    /// ```no_run
+    /// use wgpu_activations::{Direction, Storage};
+    /// let ctx = wgpu_activations::Context::new()?;
+    /// ctx.warm_up_on(2, &[], &[Direction::Forward], Storage::F32)?;
+    /// # Ok::<(), wgpu_activations::Error>(())
+    /// ```
+    pub fn warm_up_on(
+        &self,
+        threads: usize,
+        ops: &[Op],
+        directions: &[Direction],
+        storage: Storage,
+    ) -> Result<()> {
+        let threads = match threads {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(COMPILE_THREADS),
+            n => n,
+        };
         let ops = if ops.is_empty() { Op::ALL } else { ops };
-        for &op in ops {
-            for &direction in directions {
-                for (layout, entry) in
+        let keys: Vec<PipelineKey> = ops
+            .iter()
+            .flat_map(|&op| {
+                directions.iter().flat_map(move |&direction| {
                     crate::families::pipelines(op, direction, self.subgroups(), false)
-                {
-                    self.pipeline(PipelineKey::new(op, entry, layout, storage))?;
-                }
-            }
+                        .into_iter()
+                        .map(move |(layout, entry)| PipelineKey::new(op, entry, layout, storage))
+                })
+            })
+            .collect();
+        self.compile_all(&keys, threads)
+    }
+
+    /// Compiles `keys` on `threads` threads, each taking the next key; the first failing
+    /// key's error (in `keys`' order) is returned.
+    fn compile_all(&self, keys: &[PipelineKey], threads: usize) -> Result<()> {
+        if threads <= 1 {
+            return keys
+                .iter()
+                .try_for_each(|&key| self.pipeline(key).map(drop));
         }
-        Ok(())
+        let threads = threads.min(keys.len());
+        let next = AtomicUsize::new(0);
+        let failures = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    while let Some(&key) = keys.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if let Err(e) = self.pipeline(key) {
+                            let at = keys.iter().position(|k| *k == key).unwrap_or(usize::MAX);
+                            if let Ok(mut f) = failures.lock() {
+                                f.push((at, e));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let failures = failures
+            .into_inner()
+            .map_err(|_| Error::Poisoned("compiling a pipeline"))?;
+        match failures.into_iter().min_by_key(|(at, _)| *at) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// What a module of `key`'s is assembled for on this context.
@@ -151,21 +253,18 @@ impl Context {
         }
         let label = key.op.name();
         let hw_f16 = key.storage == Storage::F16 && self.hardware_f16_conversions();
-        self.cache.get_or_compile(key, |modules| {
+        self.cache.get_or_compile(key, || {
             self.scoped(|| {
                 let module_key = (key.op, key.entry.module.name, key.layout, key.storage);
-                let module = match modules.entry(module_key) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        let source = (key.entry.module.source)(&self.module_spec(&key));
-                        let source = if hw_f16 {
-                            with_builtin_f16(source)
-                        } else {
-                            source
-                        };
-                        e.insert(self.shader_module(label, &source)?)
-                    }
-                };
+                let module = &self.cache.module(module_key, || {
+                    let source = (key.entry.module.source)(&self.module_spec(&key));
+                    let source = if hw_f16 {
+                        with_builtin_f16(source)
+                    } else {
+                        source
+                    };
+                    self.kernel_module(label, &source)
+                })?;
                 let layout = self.layouts().pipeline(key.layout, key.entry.group1);
                 let layout = layout.as_ref().map_err(|why| {
                     Error::Unsupported(format!("{} on this device: {why}", key.op.name()))
@@ -179,7 +278,9 @@ impl Context {
                         entry_point: Some(key.entry.name),
                         compilation_options: wgpu::PipelineCompilationOptions {
                             constants: &[("FUSED_FMA", if self.fused_fma { 1.0 } else { 0.0 })],
-                            ..Default::default()
+                            zero_initialize_workgroup_memory: self
+                                .kernel_options()
+                                .zero_initialize_workgroup_memory,
                         },
                         cache: self.pipeline_cache.as_ref().map(|(c, _)| c),
                     }))
@@ -187,9 +288,40 @@ impl Context {
         })
     }
 
-    /// A shader module from WGSL, compiled under emulated relaxed semantics in that test
-    /// mode (where a source the pass cannot take is an error, never silently unrelaxed).
+    /// One of this crate's kernels as a shader module: [`Context::shader_module`] with the
+    /// runtime checks [`crate::KernelOptions::runtime_checks`] asks for.
+    fn kernel_module(&self, label: &str, source: &str) -> Result<wgpu::ShaderModule> {
+        let checks = self.kernel_options().shader_checks();
+        // SAFETY: the checks switched off (unless KernelOptions::runtime_checks) are the
+        // bounds checks and the loop counters. Every kernel indexes its private and
+        // workgroup arrays with indices bounded by construction (loops to the arrays'
+        // constant lengths, invocation indices below WORKGROUP_SIZE, per_lane at most
+        // REGISTER_VEC4S by registers_shape, unit-tested at every row length), the
+        // executor binds windows holding every element a planned dispatch touches
+        // (tests/executor.rs at the binding and dispatch limits), and every loop is
+        // bounded by its uniforms, which the planner fills within the loop budget.
+        unsafe { self.shader_module_with(label, source, checks) }
+    }
+
+    /// A shader module from WGSL with every runtime check (the probes, and the caller's
+    /// own WGSL through [`Context::compile_wgsl`]), compiled under emulated relaxed
+    /// semantics in that test mode (where a source the pass cannot take is an error,
+    /// never silently unrelaxed).
     pub(crate) fn shader_module(&self, label: &str, source: &str) -> Result<wgpu::ShaderModule> {
+        // SAFETY: every check on.
+        unsafe { self.shader_module_with(label, source, wgpu::ShaderRuntimeChecks::checked()) }
+    }
+
+    /// # Safety
+    ///
+    /// `source` must not do what the checks switched off in `checks` would catch (see
+    /// `Device::create_shader_module_trusted`).
+    unsafe fn shader_module_with(
+        &self,
+        label: &str,
+        source: &str,
+        checks: wgpu::ShaderRuntimeChecks,
+    ) -> Result<wgpu::ShaderModule> {
         let source = if self.relaxed {
             let mut module = super::wgsl::parse(source)?;
             super::relaxed::relax(&mut module).map_err(|message| Error::Wgpu {
@@ -200,12 +332,15 @@ impl Context {
         } else {
             wgpu::ShaderSource::Wgsl(source.into())
         };
-        Ok(self
-            .device()
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source,
-            }))
+        let descriptor = wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source,
+        };
+        // SAFETY: the caller's contract.
+        Ok(unsafe {
+            self.device()
+                .create_shader_module_trusted(descriptor, checks)
+        })
     }
 
     /// Loads (or starts) the pipeline cache at `path`, before any pipeline is compiled.
