@@ -44,8 +44,10 @@
 //!   grad_output: two reads and one write), beside a copy of the same bytes and the op's
 //!   forward at the same size: `bwd/fwd` is the backward's time per element over the
 //!   forward's.
-//! - Cold start first (stderr, or a `"cold_start"` JSON line): creating the context, the
-//!   first result, and compiling every pipeline, with `--pipeline-cache FILE` loading and
+//! - Cold start first (stderr, or a `"cold_start"` JSON line): a bare wgpu device on the
+//!   same kind of adapter, timed before anything else (`driver_device_seconds`: the
+//!   driver's and wgpu's share), creating the context, the first result, and compiling
+//!   every pipeline, with `--pipeline-cache FILE` loading and
 //!   saving wgpu's pipeline cache there.
 //! - `--bias N`: times each elementwise op fused after a bias (`Params::Bias`, along the
 //!   last axis of an (elements / N, N) tensor) beside the two-kernel path on the same
@@ -240,6 +242,23 @@ fn parse_args() -> Args {
     args
 }
 
+/// Seconds to create a bare wgpu device on the adapter a context would take (a
+/// discrete GPU first): the driver's and wgpu's share of the context's creation, timed
+/// first, before anything has warmed the driver. 0 where no adapter answers.
+fn driver_device_seconds() -> f64 {
+    let start = Instant::now();
+    let instance = wgpu::Instance::default();
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }));
+    let Ok(adapter) = adapter else { return 0.0 };
+    let device = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()));
+    let seconds = start.elapsed().as_secs_f64();
+    drop(device);
+    seconds
+}
+
 /// Times `record` (which records one repetition of the work) on the GPU, with the
 /// crate's stopwatch.
 struct Timer<'a>(Stopwatch<'a>);
@@ -277,6 +296,7 @@ impl<'a> Timer<'a> {
 
 fn main() {
     let args = parse_args();
+    let driver = driver_device_seconds();
     let cold = Instant::now();
     let ctx = Context::with_options(ContextOptions {
         pipeline_cache: args.pipeline_cache.clone(),
@@ -314,12 +334,14 @@ fn main() {
     if args.json {
         println!(
             "{{\"cold_start\": true, \"context_seconds\": {:e}, \"first_result_seconds\": {:e}, \
-             \"all_pipelines_seconds\": {:e}, \"pipeline_cache\": {}, \"adapter\": \"{}\", \
+             \"all_pipelines_seconds\": {:e}, \"driver_device_seconds\": {:e}, \
+             \"pipeline_cache\": {}, \"adapter\": \"{}\", \
              \"fused_fma\": {}, \"flushes_subnormals\": {}, \"subgroups\": {}, \
              \"adapter_facts\": \"{}\", \"kernels\": \"{}\", \"serial_compile\": {}}}",
             created.as_secs_f64(),
             first.as_secs_f64(),
             compiled.as_secs_f64(),
+            driver,
             ctx.has_pipeline_cache(),
             adapter.replace('"', "'"),
             ctx.facts().fused_fma,
@@ -331,9 +353,11 @@ fn main() {
         );
     } else {
         eprintln!(
-            "adapter: {adapter}\nadapter facts: {}\ncold start: context {:.1} ms, first result {:.1} ms, every \
+            "adapter: {adapter}\nadapter facts: {}\ncold start: a bare wgpu device {:.1} ms (the \
+             driver's share), then the context {:.1} ms, first result {:.1} ms, every \
              pipeline compiled {:.1} ms more (pipeline cache: {})",
             ctx.facts(),
+            driver * 1e3,
             ms(created),
             ms(first),
             ms(compiled),

@@ -196,3 +196,38 @@ fn four_register_vec4s_give_results_within_the_bounds() {
         }
     }
 }
+
+#[test]
+fn a_parallel_warm_up_compiles_each_pipeline_once_whoever_asks() {
+    use wgpu_activations::{Direction, Op};
+    let ops = [Op::Gelu, Op::Softmax, Op::Maxout, Op::Dice];
+    let directions = [Direction::Forward, Direction::Backward];
+    // one thread, one pipeline at a time: the count of distinct pipelines
+    let serial = context(KernelOptions::default());
+    serial
+        .warm_up_on(1, &ops, &directions, Storage::F32)
+        .unwrap();
+    let distinct = serial.cache_stats().misses;
+    assert!(distinct > 20, "{distinct} pipelines");
+    // three threads warming up at once, each on every core: each pipeline compiled once
+    let ctx = context(KernelOptions::default());
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| ctx.warm_up(&ops, &directions, Storage::F32).unwrap());
+        }
+    });
+    let stats = ctx.cache_stats();
+    assert_eq!(stats.misses, distinct, "{stats:?}");
+    assert_eq!(stats.hits, 2 * distinct, "{stats:?}");
+    // and the pipelines work
+    let y = ctx
+        .call(&"softmax".parse().unwrap(), &[4])
+        .run(&[1.0f32; 4])
+        .unwrap();
+    assert_eq!(y, vec![0.25; 4]);
+    assert_eq!(
+        ctx.cache_stats().misses,
+        distinct,
+        "a warmed-up call compiles nothing"
+    );
+}
