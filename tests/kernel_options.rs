@@ -69,6 +69,40 @@ fn register_plans_stay_inside_their_arrays_at_every_row_length() {
 }
 
 #[test]
+fn split_register_plans_stay_inside_their_arrays() {
+    // split_registers: a workgroup per chunk, each lane at most REGISTER_VEC4S vec4s
+    let a: Activation = "softmax".parse().unwrap();
+    for vec4s in [4u32, 8] {
+        let ctx = context(KernelOptions {
+            register_vec4s: vec4s,
+            ..Default::default()
+        });
+        let wg = u64::from(ctx.facts().workgroup_size);
+        let capacity = ctx.facts().registers_capacity;
+        let mut axis = 1usize;
+        while axis < 64 * capacity {
+            for len in [axis, axis + 1, axis * 3 / 2] {
+                let Ok(p) = ctx
+                    .call(&a, &[1, len])
+                    .strategy(Strategy::SplitRegisters)
+                    .row_plan(Direction::Forward, Storage::F32)
+                else {
+                    continue;
+                };
+                assert!(
+                    p.lanes == wg
+                        && (1..=u64::from(vec4s)).contains(&p.vec4s_per_lane)
+                        && 4 * wg * p.vec4s_per_lane >= p.chunk_len
+                        && p.chunk_len * p.chunks >= len as u64,
+                    "vec4s {vec4s}, row {len}: {p:?}"
+                );
+            }
+            axis *= 2;
+        }
+    }
+}
+
+#[test]
 fn register_vec4s_other_than_4_or_8_are_refused() {
     for vec4s in [0u32, 1, 2, 3, 5, 16, u32::MAX] {
         let r = Context::with_options(ContextOptions {

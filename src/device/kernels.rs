@@ -6,8 +6,10 @@ use crate::{Error, Result};
 /// How a context compiles its kernels ([`crate::ContextOptions::kernels`]): wgpu's
 /// safety nets that the kernels do not need, each a run-time choice so that one build
 /// measures every variant (`roofline --runtime-checks --zero-init --register-vec4s N`).
-/// The defaults are the ones the kernels are written for; results are bit-identical
-/// under every combination (`tests/kernel_options.rs`).
+/// The defaults are the ones the kernels are written for. Results are bit-identical with
+/// the runtime checks and zero-initialisation on or off; 4 register vec4s hold rows in
+/// other shapes (or in other strategies), within the same bounds
+/// (`tests/kernel_options.rs`).
 ///
 /// ```no_run
 /// use wgpu_activations::{Context, ContextOptions, KernelOptions};

@@ -147,7 +147,9 @@ impl Context {
     /// Compiles every pipeline the given ops (all ops when `ops` is empty) can need in
     /// each of `directions` on tensors of `storage`, so the first real call pays no
     /// compile time. The fused bias variants (`Params::Bias`) are not among them: they
-    /// compile on their first call.
+    /// compile on their first call. Compiles on one thread per core (at most 8; one on
+    /// OpenGL), each pipeline once, whoever else asks for it meanwhile
+    /// ([`Context::warm_up_on`] chooses the threads).
     ///
     /// ```no_run
     /// use wgpu_activations::{Direction, Op, Storage};
@@ -160,8 +162,11 @@ impl Context {
     }
 
     /// [`Context::warm_up`] on at most `threads` threads (0: one per available core, at
-    /// most 8, as `warm_up` does; 1: one pipeline at a time on the calling thread, to
-    /// leave the other cores to the application). Pipelines compile in parallel
+    /// most 8, as `warm_up` does, except on OpenGL and on a context from
+    /// [`Context::from_device`], where it is 1; 1: one pipeline at a time on the calling
+    /// thread, to leave the other cores to the application). Naming more than 1 on
+    /// OpenGL is at the caller's risk: wgpu's GL backend panics when a thread waits too
+    /// long for its context lock. Pipelines compile in parallel
     /// where wgpu and the driver allow; each is compiled once whatever the threads.
     ///
     /// ```no_run
@@ -178,6 +183,7 @@ impl Context {
         storage: Storage,
     ) -> Result<()> {
         let threads = match threads {
+            0 if !self.compiles_in_parallel() => 1,
             0 => std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(COMPILE_THREADS),
@@ -195,6 +201,15 @@ impl Context {
             })
             .collect();
         self.compile_all(&keys, threads)
+    }
+
+    /// Whether `warm_up` compiles on several threads by default: not on OpenGL, whose
+    /// wgpu backend serialises every call through one context lock that panics when a
+    /// thread waits for it too long, nor on a device of unknown backend
+    /// ([`Context::from_device`]).
+    fn compiles_in_parallel(&self) -> bool {
+        self.adapter_info()
+            .is_some_and(|i| i.backend != wgpu::Backend::Gl)
     }
 
     /// Compiles `keys` on `threads` threads, each taking the next key; the first failing
@@ -294,12 +309,15 @@ impl Context {
         let checks = self.kernel_options().shader_checks();
         // SAFETY: the checks switched off (unless KernelOptions::runtime_checks) are the
         // bounds checks and the loop counters. Every kernel indexes its private and
-        // workgroup arrays with indices bounded by construction (loops to the arrays'
-        // constant lengths, invocation indices below WORKGROUP_SIZE, per_lane at most
-        // REGISTER_VEC4S by registers_shape, unit-tested at every row length), the
-        // executor binds windows holding every element a planned dispatch touches
-        // (tests/executor.rs at the binding and dispatch limits), and every loop is
-        // bounded by its uniforms, which the planner fills within the loop budget.
+        // workgroup arrays with indices bounded by construction: loops to the arrays'
+        // constant lengths (RESIDENT_K, REGISTER_VEC4S, vector components), invocation
+        // indices below WORKGROUP_SIZE, subgroup_id below num_subgroups, and the
+        // segmented trees' lid + off, in range because the planner's `lanes` is a power of
+        // two no larger than the workgroup (tests/kernel_options.rs checks the register
+        // plans at every row length). The executor binds windows holding every element a
+        // planned dispatch touches (tests/executor.rs at the binding and dispatch
+        // limits), and every loop is bounded by its uniforms, which the planner fills
+        // within the loop budget.
         unsafe { self.shader_module_with(label, source, checks) }
     }
 

@@ -25,7 +25,9 @@ pub(crate) fn region(role: &'static str, region: BufferRegion<'_>, len: u64) -> 
 ///
 /// What this cannot see, documented in docs/calls.md: a `map_async` still pending (wgpu
 /// says "not mapped" until the mapping completes). A buffer of fewer than 4 bytes holds no
-/// mappable word and is not asked.
+/// mappable word and is not asked. The view lives for the duration of the check: a
+/// program that unmaps the buffer on another thread at that moment (already a race with
+/// the call) meets wgpu's panic for unmapping a buffer with a live view.
 pub(crate) fn unmapped_and_alive(role: &'static str, buffer: &wgpu::Buffer) -> Result<()> {
     if buffer.size() < 4 {
         return Ok(());
@@ -33,7 +35,10 @@ pub(crate) fn unmapped_and_alive(role: &'static str, buffer: &wgpu::Buffer) -> R
     let Err(e) = buffer.slice(0..4).get_mapped_range() else {
         return Err(Error::BufferMapped { role });
     };
-    let e = e.to_string();
+    // wgpu-core names a resource as "Buffer with 'LABEL' label ...": read what follows
+    // the last "label", so that a caller's label cannot pass for the error's words
+    let text = e.to_string();
+    let e = text.rsplit("label").next().unwrap_or_default();
     if e.contains("destroyed") {
         Err(Error::BufferDestroyed { role })
     } else if e.contains("out of bounds") || e.contains("get_mapped_range") {
