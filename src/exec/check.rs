@@ -1,7 +1,10 @@
 //! The checks of a call's regions, written once: usage, alignment and extent of each,
 //! one storage type for the main tensors, the overlaps wgpu would not catch (or would
 //! report past this crate's error scopes), and where parameter tensors may lie.
+//! Whether the caller's buffers are still mapped or destroyed is asked here too
+//! ([`unmapped_and_alive`]), on a bind-group cache miss.
 
+use super::{CallArgs, ParamArgs};
 use crate::{BufferRegion, Error, Result};
 
 /// A region of `len` elements that a kernel binds: `STORAGE` usage, an offset that is a
@@ -203,4 +206,47 @@ pub(crate) fn written_apart(
         grad_input,
         "both are written: give them disjoint ranges",
     )
+}
+
+impl<'a> CallArgs<'a> {
+    /// Every caller's buffer the call binds, with its role: the main tensors, the
+    /// parameter tensors and the parameter gradient.
+    fn buffers(&self) -> Vec<(&'static str, &'a wgpu::Buffer)> {
+        let mut all: Vec<_> = self
+            .roles()
+            .iter()
+            .copied()
+            .zip(self.tensors.iter().map(|t| t.buffer))
+            .collect();
+        let (params, grad): (Vec<_>, _) = match self.params {
+            None => (Vec::new(), "parameter gradient"),
+            Some(ParamArgs::Prelu(w)) => (vec![("weights", w)], "grad_weight"),
+            Some(ParamArgs::DiceTrain(a)) => (vec![("alpha", a)], "grad_alpha"),
+            Some(ParamArgs::DiceEval([m, v, a])) => {
+                (vec![("mean", m), ("var", v), ("alpha", a)], "grad_alpha")
+            }
+            Some(ParamArgs::Bias { bias, .. }) => (vec![("bias", bias)], "grad_bias"),
+        };
+        all.extend(params.into_iter().map(|(role, p)| (role, p.region.buffer)));
+        all.extend(self.param_grad.map(|g| (grad, g.buffer)));
+        all
+    }
+
+    /// An error if one of the call's buffers is mapped for the host or destroyed
+    /// ([`unmapped_and_alive`]). Run where a bind group is created, not found in
+    /// the context's cache: asking wgpu costs an error string per buffer (about a
+    /// microsecond a call on a 2-core machine, measured with benches/encode), and a
+    /// cached bind group's buffers were asked when it was created. What a cache hit
+    /// cannot see: a buffer destroyed since (docs/calls.md says to call
+    /// `Context::release_cached_bindings` after destroying buffers), or remapped since
+    /// (only a buffer with `MAP_*` usage can be, so those are asked every call).
+    pub(crate) fn check_host_state(&self, cache_hit: bool) -> Result<()> {
+        let mappable = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE;
+        for (role, buffer) in self.buffers() {
+            if !cache_hit || buffer.usage().intersects(mappable) {
+                unmapped_and_alive(role, buffer)?;
+            }
+        }
+        Ok(())
+    }
 }
