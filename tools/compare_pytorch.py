@@ -178,13 +178,13 @@ MP = {
     "multiquadric(c=0.5,a=2)": lambda x: mp.sqrt((x - mp.mpf(0.5)) ** 2 + 4),
     "inverse_multiquadric": lambda x: 1 / mp.sqrt(x * x + 1),
 }
-MP_GATES = {"glu": mp_sigmoid, "swiglu": lambda a: a * mp_sigmoid(a), "geglu": mp_gelu,
+# the gated units' gates (glu, a * sigmoid(b), gates the other way and is handled apart)
+MP_GATES = {"swiglu": lambda a: a * mp_sigmoid(a), "geglu": mp_gelu,
             "geglu(approximate=tanh)": mp_gelu_tanh}
 
 
 def mp_value(spec, x, i, g, shape):
     """Element i of the op (or its backward with grad_output g) at 50 digits, or None."""
-    row = x.reshape(shape)
     if spec in MP:
         f, t = MP[spec], mp.mpf(float(x[i]))
         if not mp.isfinite(t):
@@ -193,28 +193,27 @@ def mp_value(spec, x, i, g, shape):
             return f(t)
         with mp.workdps(250):  # a derivative far below the function's value (1e-67
             return mp.diff(f, t) * float(g[i])  # beside 1) needs the digits between
-    if spec in MP_GATES:
-        f, h = MP_GATES[spec], shape[-1] // 2
-        if spec == "glu":
-            f = None
-        r, j = divmod(i, h if g is None else shape[-1])
-        a, b = (mp.mpf(float(v)) for v in (row[r, j % h], row[r, j % h + h]))
-        if not (mp.isfinite(a) and mp.isfinite(b)):
-            return None
-        if f is None:  # glu: a * sigmoid(b)
-            if g is None:
-                return a * mp_sigmoid(b)
-            gg = float(g.reshape(shape[0], h)[r, j % h])
-            return gg * (mp_sigmoid(b) if j < h else a * mp_sigmoid(b) * mp_sigmoid(-b))
-        # the gate rounded to f32 before the product, as PyTorch's gelu(a) * b and the
-        # crate's reference do (docs/ops.md)
-        gate = mp.mpf(float(np.float32(float(f(a)))))
+    if spec != "glu" and spec not in MP_GATES:
+        return None
+    h = shape[-1] // 2
+    r, j = divmod(i, h if g is None else shape[-1])
+    row = x.reshape(shape)
+    a, b = (mp.mpf(float(v)) for v in (row[r, j % h], row[r, j % h + h]))
+    if not (mp.isfinite(a) and mp.isfinite(b)):
+        return None
+    gg = None if g is None else float(g.reshape(shape[0], h)[r, j % h])
+    if spec == "glu":  # a * sigmoid(b)
         if g is None:
-            return gate * b
-        gg = float(g.reshape(shape[0], h)[r, j % h])
-        with mp.workdps(250):
-            return gg * (b * mp.diff(f, a) if j < h else gate)
-    return None
+            return a * mp_sigmoid(b)
+        return gg * (mp_sigmoid(b) if j < h else a * mp_sigmoid(b) * mp_sigmoid(-b))
+    # the gate rounded to f32 before the product, as PyTorch's gelu(a) * b and the
+    # crate's reference do (docs/ops.md)
+    f = MP_GATES[spec]
+    gate = mp.mpf(float(np.float32(float(f(a)))))
+    if g is None:
+        return gate * b
+    with mp.workdps(250):
+        return gg * (b * mp.diff(f, a) if j < h else gate)
 
 
 def arbitrate(spec, x, g, shape, got, err, ref64, bound, absg=0.0, ge=None, limit=200_000):
@@ -417,7 +416,7 @@ def case(binary, spec, direction, n, bounds, seed):
     finite = np.isfinite(ref64)
     if kind == "elementwise":
         finite &= np.isfinite(x)
-    if spec in MP_GATES and spec != "glu" and g is None:
+    if spec in MP_GATES and g is None:
         # a gate value below f32's normal range has only a subnormal's precision (and is
         # 0 on a flushing adapter) before the product: docs/ops.md leaves it out of the bound
         a = torch.tensor(x.reshape(shape)[:, : shape[1] // 2], dtype=torch.float64)
